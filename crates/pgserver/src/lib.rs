@@ -1,0 +1,369 @@
+//! A throwaway PostgreSQL server for tests and the local backend.
+//!
+//! [`PgServer::start`] runs `initdb` into a fresh directory, starts `postgres` on a free loopback
+//! port with password authentication, and returns once the server accepts connections. Dropping
+//! the value stops the server and removes its directory. PostgreSQL refuses to run as root, so a
+//! launcher that finds itself root runs the server as an unprivileged user (`postgres` by default,
+//! the account Debian's package creates).
+//!
+//! ```no_run
+//! let pg = pgserver::PgServer::start()?;
+//! pg.create_database("app")?;
+//! println!("{}", pg.url("app"));
+//! # Ok::<(), pgserver::Error>(())
+//! ```
+
+mod binaries;
+mod process;
+
+pub use binaries::{BINDIR_ENV, Binaries};
+pub use process::{pid_alive, stop_pid};
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+/// Environment variable naming the unprivileged user the server runs as when the launcher is root.
+pub const RUN_AS_ENV: &str = "PG_RUN_AS";
+
+/// The superuser role created by `initdb`.
+pub const SUPERUSER: &str = "postgres";
+
+/// How long a fresh server may take to accept connections before the launcher gives up.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What can go wrong while starting, using or stopping a server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `initdb`/`postgres` pair was found.
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) not found; searched {searched}: install Debian's `postgresql` package (apt-get install postgresql) or set {BINDIR_ENV}"
+    )]
+    BinariesNotFound {
+        /// Where the launcher looked.
+        searched: String,
+    },
+    /// The unprivileged user to run as does not exist.
+    #[error(
+        "running as root, PostgreSQL must run as an unprivileged user, but user `{user}` does not exist: install Debian's `postgresql` package (it creates `postgres`) or set {RUN_AS_ENV}"
+    )]
+    UserNotFound {
+        /// The missing account.
+        user: String,
+    },
+    /// A file-system or process operation failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being attempted.
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `initdb` exited non-zero.
+    #[error("initdb failed ({status}):\n{output}")]
+    Initdb {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its combined output.
+        output: String,
+    },
+    /// The server process exited while starting or running.
+    #[error("postgres exited ({status}); last log lines:\n{log_tail}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// The server did not accept connections in time.
+    #[error("postgres did not become ready within {waited:?}; last log lines:\n{log_tail}")]
+    NotReady {
+        /// How long the launcher waited.
+        waited: Duration,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// A `psql` command failed.
+    #[error("psql failed running `{sql}`: {output}")]
+    Psql {
+        /// The SQL that was sent.
+        sql: String,
+        /// What psql printed.
+        output: String,
+    },
+}
+
+fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Io { action, source }
+}
+
+/// How to start a server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Port to listen on; `None` picks a free loopback port.
+    pub port: Option<u16>,
+    /// Keep fsync and full-page writes on (off by default: a throwaway server trades durability for speed).
+    pub durable: bool,
+    /// Start the server in its own session so it survives this process (for `infra up --keep`).
+    pub detach: bool,
+}
+
+/// A running PostgreSQL server owned by this process; dropping it stops the server and, for a
+/// temporary directory, removes it.
+#[derive(Debug)]
+pub struct PgServer {
+    root: Root,
+    bin: Binaries,
+    options: Options,
+    port: u16,
+    password: String,
+    child: Option<Child>,
+}
+
+#[derive(Debug)]
+enum Root {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        match self {
+            Root::Temp(t) => t.path(),
+            Root::Kept(p) => p,
+        }
+    }
+}
+
+impl PgServer {
+    /// Starts a server in a new temporary directory that is removed when the value is dropped.
+    pub fn start() -> Result<Self, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("pgserver-")
+            .tempdir()
+            .map_err(io("creating a temporary directory"))?;
+        Self::launch(Root::Temp(dir), Binaries::locate()?, Options::default())
+    }
+
+    /// Starts a server whose data and log live in `dir` (created if missing), which is kept.
+    pub fn start_in(dir: &Path, options: Options) -> Result<Self, Error> {
+        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        Self::launch(Root::Kept(dir.to_path_buf()), Binaries::locate()?, options)
+    }
+
+    fn launch(root: Root, bin: Binaries, options: Options) -> Result<Self, Error> {
+        let owner = process::RunAs::for_current_user()?;
+        owner.hand_over(root.path())?;
+        let password = random_password();
+        let mut server = Self { root, bin, options, port: 0, password, child: None };
+        server.initdb(&owner)?;
+        // A free port can be taken by another process between our probe and the server's bind;
+        // a few retries with fresh ports make parallel test runs reliable.
+        let mut last = None;
+        for _ in 0..5 {
+            server.port = server.options.port.map_or_else(free_port, Ok)?;
+            match server.spawn(&owner) {
+                Ok(()) => return Ok(server),
+                Err(e @ Error::Exited { .. })
+                    if server.options.port.is_none() && e.to_string().contains("could not bind") =>
+                {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("the loop ran at least once"))
+    }
+
+    fn initdb(&self, owner: &process::RunAs) -> Result<(), Error> {
+        let pwfile = self.root.path().join("pwfile");
+        fs::write(&pwfile, &self.password).map_err(io("writing the initdb password file"))?;
+        owner.hand_over(&pwfile)?;
+        let mut cmd = process::command(self.bin.tool("initdb"));
+        cmd.arg("--pgdata")
+            .arg(self.data_dir())
+            .args(["--username", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["--encoding=UTF8", "--locale=C", "--no-sync"]);
+        owner.apply(&mut cmd);
+        let out = cmd.output().map_err(io(format!("running {}", self.bin.tool("initdb").display())));
+        let _ = fs::remove_file(&pwfile);
+        let out = out?;
+        if !out.status.success() {
+            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            return Err(Error::Initdb { status: out.status, output });
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, owner: &process::RunAs) -> Result<(), Error> {
+        let log = File::create(self.log_path()).map_err(io("creating the server log"))?;
+        let log_err = log.try_clone().map_err(io("duplicating the server log handle"))?;
+        let mut cmd = process::command(self.bin.tool("postgres"));
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .args(["-p", &self.port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+            .args(["-c", "logging_collector=off", "-c", "max_connections=200"]);
+        if !self.options.durable {
+            cmd.args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]);
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err);
+        owner.apply(&mut cmd);
+        if self.options.detach {
+            process::detach(&mut cmd);
+        }
+        let child = cmd.spawn().map_err(io(format!("starting {}", self.bin.tool("postgres").display())))?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    /// Polls `postmaster.pid`, whose status line says `ready` once connections are accepted
+    /// (the same signal `pg_ctl -w` uses), and fails at once if the process exits.
+    fn wait_ready(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        let pidfile = self.data_dir().join("postmaster.pid");
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let child = self.child.as_mut().expect("spawned");
+            if let Some(status) = child.try_wait().map_err(io("checking the postgres process"))? {
+                self.child = None;
+                return Err(Error::Exited { status, log_tail: self.log_tail(20) });
+            }
+            if let Ok(text) = fs::read_to_string(&pidfile)
+                && text.lines().nth(7).map(str::trim) == Some("ready")
+            {
+                return Ok(());
+            }
+            if started.elapsed() > START_DEADLINE {
+                return Err(Error::NotReady { waited: started.elapsed(), log_tail: self.log_tail(20) });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (fast shutdown) and waits for it to exit; the directory stays until drop.
+    pub fn stop(&mut self) -> Result<(), Error> {
+        match self.child.take() {
+            Some(mut child) => process::stop_child(&mut child),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the server and starts it again on the same port and data directory.
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop()?;
+        let owner = process::RunAs::for_current_user()?;
+        self.spawn(&owner)
+    }
+
+    /// Hands the running server over to the caller: it keeps running after this value is gone.
+    /// Returns its pid, to be stopped later with [`stop_pid`].
+    pub fn keep_running(mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The superuser's generated password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// A `postgres://` URL for database `db` as the superuser.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://{SUPERUSER}:{}@127.0.0.1:{}/{db}", self.password, self.port)
+    }
+
+    /// The directory holding the cluster's data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The file the server writes its log to.
+    pub fn log_path(&self) -> PathBuf {
+        self.root.path().join("postgres.log")
+    }
+
+    /// The last `n` lines of the server log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Runs SQL as the superuser through `psql` (stopping at the first error) and returns its output.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, Error> {
+        let out = process::command(self.bin.tool("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", db, "-c", sql])
+            .env("PGPASSWORD", &self.password)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io("running psql"))?;
+        if !out.status.success() {
+            return Err(Error::Psql {
+                sql: sql.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Creates database `name` owned by the superuser.
+    pub fn create_database(&self, name: &str) -> Result<(), Error> {
+        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(name))).map(drop)
+    }
+
+    /// Creates a login role with a password and a database it owns.
+    pub fn create_user_and_database(&self, user: &str, password: &str, db: &str) -> Result<(), Error> {
+        let sql = format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(user), quote_literal(password));
+        self.psql("postgres", &sql)?;
+        self.psql("postgres", &format!("CREATE DATABASE {} OWNER {}", quote_ident(db), quote_ident(user)))
+            .map(drop)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A random alphanumeric secret, for per-run passwords.
+pub fn random_password() -> String {
+    rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect()
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> Result<u16, Error> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
+    Ok(listener.local_addr().map_err(io("reading the probe socket address"))?.port())
+}

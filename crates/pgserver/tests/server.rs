@@ -1,0 +1,56 @@
+//! The launcher against the machine's real PostgreSQL binaries.
+#![allow(clippy::disallowed_methods)]
+
+use pgserver::{PgServer, pid_alive};
+
+#[test]
+fn starts_answers_restarts_and_cleans_up() {
+    let mut pg = PgServer::start().expect("start");
+    assert_eq!(pg.psql("postgres", "SELECT 40 + 2").unwrap().trim(), "42");
+    pg.create_user_and_database("svc", "s3cret'quote", "appdb").unwrap();
+    let who = pg.psql("appdb", "SELECT current_database()").unwrap();
+    assert_eq!(who.trim(), "appdb");
+
+    let port = pg.port();
+    let first_pid = pg.pid().unwrap();
+    pg.restart().unwrap();
+    assert_eq!(pg.port(), port, "a restart keeps the port clients were given");
+    assert!(!pid_alive(first_pid), "the old server process is gone");
+    assert_eq!(pg.psql("appdb", "SELECT 1").unwrap().trim(), "1", "data survives a restart");
+
+    let dir = pg.data_dir();
+    let pid = pg.pid().unwrap();
+    drop(pg);
+    assert!(!pid_alive(pid), "dropping the server stops it");
+    assert!(!dir.exists(), "dropping the server removes its directory");
+}
+
+#[test]
+fn password_authentication_is_enforced_over_tcp() {
+    let pg = PgServer::start().unwrap();
+    let err = std::process::Command::new(pgserver::Binaries::locate().unwrap().tool("psql"))
+        .args(["-X", "-h", "127.0.0.1", "-p", &pg.port().to_string(), "-U", "postgres", "-c", "SELECT 1"])
+        .env("PGPASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("password authentication failed"));
+}
+
+#[test]
+fn a_taken_port_is_reported_with_the_server_log() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let err = PgServer::start_in(
+        &dir.path().join("pg"),
+        pgserver::Options { port: Some(port), ..Default::default() },
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("postgres exited"), "{text}");
+    assert!(
+        text.contains("could not bind") || text.contains("could not create any TCP/IP sockets"),
+        "{text}"
+    );
+}

@@ -1,0 +1,3 @@
+//! `cargo xtask`: the workspace's command line (migrations, environments, end-to-end suites).
+
+fn main() {}
