@@ -1,0 +1,355 @@
+//! Running a plan against a server: under the lock, each migration in its own transaction (or
+//! statement by statement for `NO TRANSACTION`), recorded only once every statement succeeded.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_postgres::error::ErrorPosition;
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::{StatementFailure, redact_url};
+use crate::parse::Statement;
+use crate::plan::{Direction, Plan, Selection, Step};
+use crate::source::{Migration, MigrationSet};
+use crate::{Error, envsubst, store};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait for another run's lock before giving up.
+    pub lock_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { lock_timeout: Duration::from_secs(300) }
+    }
+}
+
+/// Progress of a run, for a caller that shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Another session holds the lock.
+    WaitingForLock {
+        /// How long this run has waited so far.
+        waited_ms: u128,
+        /// Who holds the lock.
+        holder: String,
+    },
+    /// A migration starts.
+    Started {
+        /// Its version.
+        version: i64,
+        /// Its file name.
+        name: String,
+        /// Up or down.
+        direction: Direction,
+    },
+    /// A migration finished and was recorded.
+    Finished {
+        /// Its version.
+        version: i64,
+        /// Its file name.
+        name: String,
+        /// How long it took.
+        duration_ms: u128,
+    },
+    /// A version applied without a recorded checksum (e.g. by goose) now has one.
+    ChecksumAdopted {
+        /// The version.
+        version: i64,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The plan that was carried out.
+    pub plan: Plan,
+    /// The migrations carried out, with durations.
+    pub done: Vec<Done>,
+}
+
+/// One migration carried out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    /// Its version.
+    pub version: i64,
+    /// Its file name.
+    pub name: String,
+    /// How long it took.
+    pub duration_ms: u128,
+}
+
+/// Connects to `url` (a `postgres://` URL or key=value string) without TLS.
+pub async fn connect(url: &str) -> Result<Client, Error> {
+    let err = |source| Error::Connect { url: redact_url(url), source };
+    let mut config: tokio_postgres::Config = url.parse().map_err(err)?;
+    if config.get_application_name().is_none() {
+        config.application_name("cargo-xtask-migrate");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let (client, connection) = config.connect(NoTls).await.map_err(err)?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Applies the selected, not yet applied migrations in version order.
+pub async fn up(
+    client: &Client,
+    set: &MigrationSet,
+    selection: &Selection,
+    options: &Options,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Report, Error> {
+    let wanted = selection.resolve(set)?;
+    take_lock(client, options, on_event).await?;
+    let result = async {
+        let applied = prepare(client, set, on_event).await?;
+        let plan = Plan::up(set, &applied, &wanted);
+        let done = run(client, set, &plan, on_event).await?;
+        Ok(Report { plan, done })
+    }
+    .await;
+    release_lock(client, result).await
+}
+
+/// Rolls back the newest applied migration, or with `to`, every applied migration above `to`.
+pub async fn down(
+    client: &Client,
+    set: &MigrationSet,
+    to: Option<i64>,
+    options: &Options,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Report, Error> {
+    if let Some(v) = to.filter(|v| *v != 0)
+        && set.get(v).is_none()
+    {
+        return Err(Error::UnknownVersion { version: v });
+    }
+    take_lock(client, options, on_event).await?;
+    let result = async {
+        let applied = prepare(client, set, on_event).await?;
+        let plan = Plan::down(set, &applied, to)?;
+        let done = run(client, set, &plan, on_event).await?;
+        Ok(Report { plan, done })
+    }
+    .await;
+    release_lock(client, result).await
+}
+
+async fn take_lock(
+    client: &Client,
+    options: &Options,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), Error> {
+    store::lock(client, options.lock_timeout, |waited, holder| {
+        on_event(Event::WaitingForLock { waited_ms: waited.as_millis(), holder: holder.to_string() })
+    })
+    .await
+}
+
+/// Releases the lock whatever happened; the run's own error wins over an unlock error.
+async fn release_lock<T>(client: &Client, result: Result<T, Error>) -> Result<T, Error> {
+    let unlocked = store::unlock(client).await;
+    let value = result?;
+    unlocked?;
+    Ok(value)
+}
+
+/// Under the lock: creates the bookkeeping tables, reads what is applied and checks checksums.
+async fn prepare(
+    client: &Client,
+    set: &MigrationSet,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<std::collections::BTreeMap<i64, store::AppliedVersion>, Error> {
+    store::ensure_tables(client).await?;
+    let applied = store::applied(client).await?;
+    verify_checksums(client, set, &applied, on_event).await?;
+    Ok(applied)
+}
+
+/// Fails if an applied migration's file changed; records checksums of versions applied without one.
+async fn verify_checksums(
+    client: &Client,
+    set: &MigrationSet,
+    applied: &std::collections::BTreeMap<i64, store::AppliedVersion>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), Error> {
+    for (version, row) in applied {
+        let Some(m) = set.get(*version) else { continue };
+        match &row.checksum {
+            Some(recorded) if *recorded != m.checksum => {
+                return Err(Error::ChecksumMismatch {
+                    file: m.path.clone(),
+                    version: *version,
+                    recorded: recorded.clone(),
+                    actual: m.checksum.clone(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                store::record_checksum(client, *version, &m.name, &m.checksum).await?;
+                on_event(Event::ChecksumAdopted { version: *version });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run(
+    client: &Client,
+    set: &MigrationSet,
+    plan: &Plan,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Vec<Done>, Error> {
+    let mut done = Vec::new();
+    for step in &plan.steps {
+        let m = set.get(step.version).expect("plans only name migrations of the set");
+        on_event(Event::Started { version: m.version, name: m.name.clone(), direction: plan.direction });
+        let started = Instant::now();
+        run_one(client, m, plan.direction, step).await?;
+        let duration_ms = started.elapsed().as_millis();
+        on_event(Event::Finished { version: m.version, name: m.name.clone(), duration_ms });
+        done.push(Done { version: m.version, name: m.name.clone(), duration_ms });
+    }
+    Ok(done)
+}
+
+async fn run_one(client: &Client, m: &Migration, direction: Direction, step: &Step) -> Result<(), Error> {
+    let statements = match direction {
+        Direction::Up => &m.parsed.up.statements,
+        Direction::Down => &m.parsed.down.as_ref().expect("down plans only name files with Down").statements,
+    };
+    let record = match direction {
+        Direction::Up => format!(
+            "INSERT INTO {} (version_id, is_applied) VALUES ({v}, true); \
+             INSERT INTO {} (version_id, file_name, checksum) VALUES ({v}, {}, {}) \
+             ON CONFLICT (version_id) DO UPDATE SET file_name = excluded.file_name, checksum = excluded.checksum, recorded_at = now()",
+            store::VERSION_TABLE,
+            store::CHECKSUM_TABLE,
+            quote_literal(&m.name),
+            quote_literal(&m.checksum),
+            v = m.version
+        ),
+        Direction::Down => format!(
+            "DELETE FROM {} WHERE version_id = {v}; DELETE FROM {} WHERE version_id = {v}",
+            store::VERSION_TABLE,
+            store::CHECKSUM_TABLE,
+            v = m.version
+        ),
+    };
+    let record_err =
+        |source| Error::Db { action: format!("recording version {} ({})", m.version, m.name), source };
+    if step.no_transaction {
+        for (i, stmt) in statements.iter().enumerate() {
+            execute(client, m, direction, stmt).await.map_err(|mut f| {
+                f.applied_before_failure = Some(i);
+                Error::Statement(f)
+            })?;
+        }
+        client.batch_execute(&format!("BEGIN; {record}; COMMIT")).await.map_err(record_err)?;
+        return Ok(());
+    }
+    client.batch_execute("BEGIN").await.map_err(record_err)?;
+    for stmt in statements {
+        if let Err(failure) = execute(client, m, direction, stmt).await {
+            // The failed statement aborted the transaction; roll it back so nothing of it remains.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(Error::Statement(failure));
+        }
+    }
+    if let Err(e) = client.batch_execute(&format!("{record}; COMMIT")).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(record_err(e));
+    }
+    Ok(())
+}
+
+async fn execute(
+    client: &Client,
+    m: &Migration,
+    direction: Direction,
+    stmt: &Statement,
+) -> Result<(), Box<StatementFailure>> {
+    let sql = if stmt.envsubst {
+        envsubst::substitute(&stmt.sql, |k| std::env::var(k).ok()).map_err(|var| {
+            failure(
+                m,
+                direction,
+                stmt,
+                "XTASK".into(),
+                format!("environment variable {var} is not set (ENVSUBST ON)"),
+            )
+        })?
+    } else {
+        stmt.sql.clone()
+    };
+    let Err(e) = client.batch_execute(&sql).await else { return Ok(()) };
+    let Some(db) = e.as_db_error() else {
+        return Err(failure(m, direction, stmt, "connection".into(), e.to_string()));
+    };
+    let mut f = failure(m, direction, stmt, db.code().code().to_string(), db.message().to_string());
+    f.detail = db.detail().map(str::to_string);
+    f.hint = db.hint().map(str::to_string);
+    if let Some(ErrorPosition::Original(pos)) = db.position() {
+        let before: String = sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+        f.error_line = Some(stmt.line + before.matches('\n').count());
+    }
+    Err(f)
+}
+
+fn failure(
+    m: &Migration,
+    direction: Direction,
+    stmt: &Statement,
+    code: String,
+    message: String,
+) -> Box<StatementFailure> {
+    Box::new(StatementFailure {
+        file: m.path.clone(),
+        version: m.version,
+        direction: direction.as_str(),
+        line: stmt.line,
+        error_line: None,
+        statement: excerpt(&stmt.sql, 30),
+        code,
+        message,
+        detail: None,
+        hint: None,
+        applied_before_failure: None,
+    })
+}
+
+/// The first `max` lines of a statement, saying how many were left out.
+fn excerpt(sql: &str, max: usize) -> String {
+    let lines: Vec<&str> = sql.lines().collect();
+    if lines.len() <= max {
+        return sql.to_string();
+    }
+    format!("{}\n... ({} more lines)", lines[..max].join("\n"), lines.len() - max)
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Renders a driver error with PostgreSQL's code, message, detail and hint when there are any.
+pub(crate) fn describe_db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("error {}: {}", db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" (detail: {d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" (hint: {h})"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}

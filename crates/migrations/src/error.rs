@@ -1,0 +1,214 @@
+//! Everything that can stop a migration run, each naming the file, line or object concerned.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::parse::ParseError;
+
+/// Why a migration command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The migrations folder does not exist.
+    #[error("migrations folder {} not found", .dir.display())]
+    DirNotFound {
+        /// The folder that was given.
+        dir: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file name looks like a migration but its version is unusable.
+    #[error("{}: {reason}", .file.display())]
+    BadVersion {
+        /// The file.
+        file: PathBuf,
+        /// Why the version cannot be used.
+        reason: String,
+    },
+    /// Two files carry the same version.
+    #[error("version {version} is used by two files: {} and {}", .first.display(), .second.display())]
+    DuplicateVersion {
+        /// The version.
+        version: i64,
+        /// One file.
+        first: PathBuf,
+        /// The other file.
+        second: PathBuf,
+    },
+    /// A file is not valid goose SQL.
+    #[error("{}: {source}", .file.display())]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, with its line.
+        #[source]
+        source: ParseError,
+    },
+    /// An `ENVSUBST ON` statement uses a variable that is not set.
+    #[error(
+        "{}:{line}: environment variable {var} is not set (the file has '-- +goose ENVSUBST ON'; goose would substitute an empty string, this tool refuses: set it or write ${{{var}:-default}})",
+        .file.display()
+    )]
+    UnsetVariable {
+        /// The file.
+        file: PathBuf,
+        /// The statement's line.
+        line: usize,
+        /// The variable.
+        var: String,
+    },
+    /// An already-applied migration file was edited.
+    #[error(
+        "{}: version {version} was applied with checksum {recorded} but the file now has {actual}: an applied migration must not be edited; add a new migration instead (or restore the file)",
+        .file.display()
+    )]
+    ChecksumMismatch {
+        /// The file.
+        file: PathBuf,
+        /// Its version.
+        version: i64,
+        /// The checksum recorded when it was applied.
+        recorded: String,
+        /// The file's checksum now.
+        actual: String,
+    },
+    /// A `--tables` name that no migration touches.
+    #[error("no migration touches table {table}; tables the migrations know: {known}")]
+    UnknownTable {
+        /// The requested table.
+        table: String,
+        /// The tables the migration set creates or alters.
+        known: String,
+    },
+    /// `down --to` names a version that has no file.
+    #[error("no migration has version {version}")]
+    UnknownVersion {
+        /// The requested version.
+        version: i64,
+    },
+    /// A migration to roll back has no Down section.
+    #[error("{}: no '-- +goose Down' section, so version {version} cannot be rolled back", .file.display())]
+    NoDown {
+        /// The file.
+        file: PathBuf,
+        /// Its version.
+        version: i64,
+    },
+    /// The server could not be reached.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL with its password hidden.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Another run held the migration lock for longer than the deadline.
+    #[error(
+        "timed out after {waited:?} waiting for the migration lock (advisory lock {key}); held by {holder}"
+    )]
+    LockTimeout {
+        /// How long this run waited.
+        waited: Duration,
+        /// The advisory lock key (goose's own).
+        key: i64,
+        /// Who holds it, as far as pg_stat_activity says.
+        holder: String,
+    },
+    /// A bookkeeping query failed.
+    #[error("{action}: {}", crate::apply::describe_db_error(.source))]
+    Db {
+        /// What was being done.
+        action: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A migration statement failed; nothing of its migration remains unless it is `NO TRANSACTION`.
+    #[error("{0}")]
+    Statement(Box<StatementFailure>),
+}
+
+/// A failed migration statement, with everything needed to fix it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementFailure {
+    /// The migration file.
+    pub file: PathBuf,
+    /// Its version.
+    pub version: i64,
+    /// Up or down.
+    pub direction: &'static str,
+    /// Line where the failing statement starts.
+    pub line: usize,
+    /// Line of the error inside the statement, when PostgreSQL reported a position.
+    pub error_line: Option<usize>,
+    /// The statement, trimmed.
+    pub statement: String,
+    /// SQLSTATE code.
+    pub code: String,
+    /// PostgreSQL's message.
+    pub message: String,
+    /// PostgreSQL's detail.
+    pub detail: Option<String>,
+    /// PostgreSQL's hint.
+    pub hint: Option<String>,
+    /// For `NO TRANSACTION` migrations: how many earlier statements of the file were applied and stay.
+    pub applied_before_failure: Option<usize>,
+}
+
+impl std::fmt::Display for StatementFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self.error_line.unwrap_or(self.line);
+        writeln!(f, "{}:{at}: migration {} ({}) failed", self.file.display(), self.version, self.direction)?;
+        writeln!(f, "  error {}: {}", self.code, self.message)?;
+        if let Some(d) = &self.detail {
+            writeln!(f, "  detail: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            writeln!(f, "  hint: {h}")?;
+        }
+        writeln!(f, "  statement (line {}):", self.line)?;
+        for l in self.statement.lines() {
+            writeln!(f, "    {l}")?;
+        }
+        match self.applied_before_failure {
+            Some(0) | None => {
+                write!(f, "  nothing of this migration was applied; later migrations were not attempted")
+            }
+            Some(n) => write!(
+                f,
+                "  this file is NO TRANSACTION: its first {n} statement(s) were applied and remain; the version was not recorded; later migrations were not attempted"
+            ),
+        }
+    }
+}
+
+/// Hides the password of a `postgres://user:password@host/db` URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact_url("postgres://u:p%40ss@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("host=h user=u"), "host=h user=u");
+    }
+}

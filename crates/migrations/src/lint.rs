@@ -1,0 +1,180 @@
+//! Static checks of a migrations folder, without a database: everything that would fail (or
+//! surprise) at apply time, reported all at once with file and line.
+
+use std::path::PathBuf;
+
+use pg_query::NodeEnum;
+use serde::Serialize;
+
+use crate::source::{self, Migration, SourceFile};
+use crate::{Error, envsubst};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look; the migration still runs.
+    Warning,
+    /// The migration would fail or misbehave.
+    Error,
+}
+
+/// One problem found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The file.
+    pub file: PathBuf,
+    /// The line, when one applies.
+    pub line: Option<usize>,
+    /// How bad it is.
+    pub severity: Severity,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {sev}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {sev}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Checks every migration in `dir`; only a missing folder or unreadable file is an `Err`.
+pub fn lint(dir: &std::path::Path) -> Result<Vec<Finding>, Error> {
+    let files = source::scan(dir)?;
+    let mut findings = Vec::new();
+    for pair in files.windows(2) {
+        if pair[0].version == pair[1].version {
+            findings.push(Finding {
+                file: pair[1].path.clone(),
+                line: None,
+                severity: Severity::Error,
+                message: format!("version {} is also used by {}", pair[0].version, pair[0].path.display()),
+            });
+        }
+    }
+    for file in files {
+        lint_file(file, &mut findings);
+    }
+    Ok(findings)
+}
+
+fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
+    let path = file.path.clone();
+    let mut push = |line: Option<usize>, severity, message: String| {
+        out.push(Finding { file: path.clone(), line, severity, message })
+    };
+    let m: Migration = match file.parse() {
+        Ok(m) => m,
+        Err(Error::Parse { source, .. }) => {
+            let text = source.to_string();
+            let (line, message) = split_line_prefix(&text);
+            push(line, Severity::Error, message);
+            return;
+        }
+        Err(e) => {
+            push(None, Severity::Error, e.to_string());
+            return;
+        }
+    };
+    for (line, text) in &m.parsed.unknown_annotations {
+        push(
+            Some(*line),
+            Severity::Warning,
+            format!(
+                "'{text}' is not a goose annotation and is ignored as a comment (annotations are case-sensitive; did you mean ENVSUBST, StatementBegin, NO TRANSACTION?)"
+            ),
+        );
+    }
+    if m.parsed.up.statements.is_empty() {
+        push(Some(m.parsed.up.line), Severity::Warning, "the Up section has no statements".into());
+    }
+    if m.parsed.down.is_none() {
+        push(
+            None,
+            Severity::Warning,
+            "no '-- +goose Down' section: this migration cannot be rolled back".into(),
+        );
+    }
+    let sections = std::iter::once(("Up", &m.parsed.up)).chain(m.parsed.down.as_ref().map(|d| ("Down", d)));
+    for (dir, section) in sections {
+        for stmt in &section.statements {
+            let sql = if stmt.envsubst {
+                match envsubst::substitute(&stmt.sql, |k| std::env::var(k).ok()) {
+                    Ok(s) => s,
+                    Err(var) => {
+                        push(
+                            Some(stmt.line),
+                            Severity::Warning,
+                            format!("{dir}: ${{{var}}} is not set here, statement not checked"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                stmt.sql.clone()
+            };
+            let parsed = match pg_query::parse(&sql, 0) {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = e.to_string();
+                    let msg = msg
+                        .trim_start_matches("Error parsing query: ")
+                        .trim_start_matches("Invalid statement: ");
+                    push(Some(stmt.line), Severity::Error, format!("{dir}: SQL does not parse: {msg}"));
+                    continue;
+                }
+            };
+            if m.parsed.no_transaction {
+                continue;
+            }
+            for raw in &parsed.protobuf.stmts {
+                if let Some(what) =
+                    raw.stmt.as_ref().and_then(|s| s.node.as_ref()).and_then(needs_no_transaction)
+                {
+                    push(
+                        Some(stmt.line),
+                        Severity::Error,
+                        format!(
+                            "{dir}: {what} cannot run inside a transaction: add '-- +goose NO TRANSACTION' (and keep such statements in their own file)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Statements PostgreSQL refuses inside a transaction block.
+fn needs_no_transaction(node: &NodeEnum) -> Option<&'static str> {
+    let concurrently = |params: &[pg_query::protobuf::Node]| {
+        params.iter().any(|p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"))
+    };
+    match node {
+        NodeEnum::IndexStmt(s) if s.concurrent => Some("CREATE INDEX CONCURRENTLY"),
+        NodeEnum::DropStmt(s) if s.concurrent => Some("DROP INDEX CONCURRENTLY"),
+        NodeEnum::ReindexStmt(s) if concurrently(&s.params) => Some("REINDEX CONCURRENTLY"),
+        NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => Some("VACUUM"),
+        NodeEnum::CreatedbStmt(_) => Some("CREATE DATABASE"),
+        NodeEnum::DropdbStmt(_) => Some("DROP DATABASE"),
+        NodeEnum::AlterSystemStmt(_) => Some("ALTER SYSTEM"),
+        _ => None,
+    }
+}
+
+/// Splits `line N: message` into its parts.
+fn split_line_prefix(text: &str) -> (Option<usize>, String) {
+    if let Some(rest) = text.strip_prefix("line ")
+        && let Some((n, msg)) = rest.split_once(": ")
+        && let Ok(n) = n.parse()
+    {
+        return (Some(n), msg.to_string());
+    }
+    (None, text.to_string())
+}

@@ -1,0 +1,309 @@
+//! The goose SQL migration format: `-- +goose Up|Down`, `StatementBegin|End`, `NO TRANSACTION`,
+//! `ENVSUBST ON|OFF`, split into statements with the line each one starts on.
+//!
+//! Annotations follow goose exactly (case-sensitive, a line starting with `--`), so a file goose
+//! accepts is accepted here. One deliberate difference: goose ends a statement at any line whose
+//! last word ends in `;`, which cuts `$$` function bodies apart unless they are wrapped in
+//! `StatementBegin`/`StatementEnd`; this parser knows quotes, dollar quotes and comments, so such
+//! bodies also work unwrapped.
+
+use serde::Serialize;
+
+use crate::lex::{self, Open};
+
+/// One SQL statement of a migration, as it will be sent to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    /// The statement text, trimmed, without its terminating `;`.
+    pub sql: String,
+    /// 1-based line of the file where the statement starts.
+    pub line: usize,
+    /// Whether `${VAR}` references are substituted from the environment (`-- +goose ENVSUBST ON`).
+    pub envsubst: bool,
+}
+
+/// The statements of one direction of a migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Section {
+    /// 1-based line of the `-- +goose Up|Down` annotation.
+    pub line: usize,
+    /// The statements in file order.
+    pub statements: Vec<Statement>,
+}
+
+/// A parsed migration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Parsed {
+    /// The `Up` section.
+    pub up: Section,
+    /// The `Down` section, if the file has one.
+    pub down: Option<Section>,
+    /// Whether `-- +goose NO TRANSACTION` was given: statements run one by one, outside a transaction.
+    pub no_transaction: bool,
+    /// Lines that look like goose annotations but are not (goose treats them as comments).
+    pub unknown_annotations: Vec<(usize, String)>,
+}
+
+/// Why a migration file could not be parsed; every variant names the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The file has no `-- +goose Up`.
+    #[error("no '-- +goose Up' annotation: goose requires one before any SQL{}", describe_near_miss(.near_miss))]
+    MissingUp {
+        /// An annotation-like line that may have been meant, as (line, text).
+        near_miss: Option<(usize, String)>,
+    },
+    /// SQL appears before `-- +goose Up`.
+    #[error("line {line}: SQL before '-- +goose Up' (goose rejects this too){}", describe_near_miss(.near_miss))]
+    CodeBeforeUp {
+        /// The offending line.
+        line: usize,
+        /// An annotation-like line that may have been meant.
+        near_miss: Option<(usize, String)>,
+    },
+    /// An annotation in a place goose does not allow it.
+    #[error("line {line}: {message}")]
+    Misplaced {
+        /// The annotation's line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A statement is not terminated by `;` before the next section or the end of the file.
+    #[error(
+        "line {line}: statement is not terminated by ';' before {before} (missing semicolon? goose rejects this too)"
+    )]
+    Unfinished {
+        /// Where the unfinished statement starts.
+        line: usize,
+        /// What came next: `'-- +goose Down'` or `the end of the file`.
+        before: &'static str,
+    },
+    /// A quoted string, identifier, dollar-quoted body or comment is never closed.
+    #[error("line {line}: {what} is never closed")]
+    Unterminated {
+        /// Where it starts.
+        line: usize,
+        /// What it is.
+        what: &'static str,
+    },
+    /// `StatementBegin` without `StatementEnd`.
+    #[error("line {line}: '-- +goose StatementBegin' has no matching '-- +goose StatementEnd'")]
+    MissingStatementEnd {
+        /// The `StatementBegin` line.
+        line: usize,
+    },
+}
+
+fn describe_near_miss(n: &Option<(usize, String)>) -> String {
+    match n {
+        Some((line, text)) => format!(
+            "; line {line} reads '{text}', which goose ignores as a comment (annotations are case-sensitive: '-- +goose Up', '-- +goose Down', '-- +goose StatementBegin', '-- +goose StatementEnd', '-- +goose NO TRANSACTION', '-- +goose ENVSUBST ON')"
+        ),
+        None => String::new(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Start,
+    Up,
+    Down,
+}
+
+/// Accumulates the lines of the statement being read and remembers where each line starts.
+#[derive(Default)]
+struct Buffer {
+    text: String,
+    line_starts: Vec<(usize, usize)>,
+}
+
+impl Buffer {
+    fn push(&mut self, line_no: usize, line: &str) {
+        self.line_starts.push((self.text.len(), line_no));
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+
+    fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    fn first_line(&self) -> usize {
+        self.line_starts.first().map_or(0, |l| l.1)
+    }
+
+    /// The file line holding byte `offset` of the buffer.
+    fn line_at(&self, offset: usize) -> usize {
+        let idx = self.line_starts.partition_point(|(start, _)| *start <= offset);
+        self.line_starts[idx.saturating_sub(1)].1
+    }
+
+    fn statement(&self, range: std::ops::Range<usize>, envsubst: bool) -> Statement {
+        let piece = &self.text[range.clone()];
+        let lead = piece.len() - piece.trim_start().len();
+        Statement { sql: piece.trim().to_string(), line: self.line_at(range.start + lead), envsubst }
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.line_starts.clear();
+    }
+}
+
+/// Parses one goose SQL migration.
+pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    let mut dir = Dir::Start;
+    let mut up = Section::default();
+    let mut down: Option<Section> = None;
+    let mut no_transaction = false;
+    let mut envsubst = false;
+    let mut block: Option<usize> = None;
+    let mut buf = Buffer::default();
+    let mut unknown = Vec::new();
+
+    for (idx, line) in text.lines().enumerate() {
+        let n = idx + 1;
+        if let Some(cmd) = line.strip_prefix("--").map(str::trim) {
+            let handled = match cmd {
+                "+goose Up" => {
+                    if dir != Dir::Start {
+                        return Err(misplaced(n, "duplicate '-- +goose Up' annotation"));
+                    }
+                    dir = Dir::Up;
+                    up.line = n;
+                    true
+                }
+                "+goose Down" => {
+                    match dir {
+                        Dir::Start => {
+                            return Err(misplaced(n, "'-- +goose Down' before '-- +goose Up'"));
+                        }
+                        Dir::Down => return Err(misplaced(n, "duplicate '-- +goose Down' annotation")),
+                        Dir::Up => {}
+                    }
+                    if let Some(b) = block {
+                        return Err(ParseError::MissingStatementEnd { line: b });
+                    }
+                    finish(&buf, "'-- +goose Down'")?;
+                    buf.clear();
+                    dir = Dir::Down;
+                    down = Some(Section { line: n, statements: Vec::new() });
+                    true
+                }
+                "+goose StatementBegin" => {
+                    if dir == Dir::Start {
+                        return Err(misplaced(
+                            n,
+                            "'-- +goose StatementBegin' must come after '-- +goose Up' or '-- +goose Down'",
+                        ));
+                    }
+                    if let Some(b) = block {
+                        return Err(misplaced(
+                            n,
+                            &format!("'-- +goose StatementBegin' inside the block opened at line {b}"),
+                        ));
+                    }
+                    finish(&buf, "'-- +goose StatementBegin'")?;
+                    buf.clear();
+                    block = Some(n);
+                    true
+                }
+                "+goose StatementEnd" => {
+                    if block.take().is_none() {
+                        return Err(misplaced(
+                            n,
+                            "'-- +goose StatementEnd' without '-- +goose StatementBegin'",
+                        ));
+                    }
+                    let body = buf.text.trim_end();
+                    // goose sends the block as one string; a trailing `;` is harmless to the server
+                    // but stripped so every statement looks alike in messages.
+                    let body = body.strip_suffix(';').unwrap_or(body);
+                    if lex::has_code(body) {
+                        let stmt = buf.statement(0..body.len(), envsubst);
+                        section(&mut up, &mut down, dir).statements.push(stmt);
+                    }
+                    buf.clear();
+                    true
+                }
+                "+goose NO TRANSACTION" => {
+                    no_transaction = true;
+                    true
+                }
+                "+goose ENVSUBST ON" => {
+                    envsubst = true;
+                    true
+                }
+                "+goose ENVSUBST OFF" => {
+                    envsubst = false;
+                    true
+                }
+                other => {
+                    if other.to_ascii_lowercase().replace(' ', "").starts_with("+goose") {
+                        unknown.push((n, line.trim().to_string()));
+                    }
+                    false
+                }
+            };
+            if handled {
+                continue;
+            }
+        }
+        if buf.is_empty() && (line.trim().is_empty() || line.trim_start().starts_with("--")) {
+            continue;
+        }
+        if dir == Dir::Start {
+            return Err(ParseError::CodeBeforeUp { line: n, near_miss: unknown.first().cloned() });
+        }
+        buf.push(n, line);
+        if block.is_some() {
+            continue;
+        }
+        let split = lex::split(&buf.text);
+        if split.rest.is_none() {
+            let stmts: Vec<_> = split.statements.into_iter().map(|r| buf.statement(r, envsubst)).collect();
+            section(&mut up, &mut down, dir).statements.extend(stmts);
+            buf.clear();
+        }
+    }
+
+    if let Some(line) = block {
+        return Err(ParseError::MissingStatementEnd { line });
+    }
+    if dir == Dir::Start {
+        return Err(ParseError::MissingUp { near_miss: unknown.first().cloned() });
+    }
+    finish(&buf, "the end of the file")?;
+    Ok(Parsed { up, down, no_transaction, unknown_annotations: unknown })
+}
+
+fn section<'a>(up: &'a mut Section, down: &'a mut Option<Section>, dir: Dir) -> &'a mut Section {
+    match dir {
+        Dir::Down => down.as_mut().expect("down section exists in Down state"),
+        _ => up,
+    }
+}
+
+fn misplaced(line: usize, message: &str) -> ParseError {
+    ParseError::Misplaced { line, message: message.to_string() }
+}
+
+/// Fails if the buffer holds a statement that was never terminated.
+fn finish(buf: &Buffer, before: &'static str) -> Result<(), ParseError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let split = lex::split(&buf.text);
+    let what = match split.open {
+        Open::Nothing => return Err(ParseError::Unfinished { line: buf.first_line(), before }),
+        Open::String(at) => (at, "quoted string"),
+        Open::Identifier(at) => (at, "quoted identifier"),
+        Open::DollarQuote(at) => (at, "dollar-quoted body"),
+        Open::Comment(at) => (at, "block comment"),
+    };
+    Err(ParseError::Unterminated { line: buf.line_at(what.0), what: what.1 })
+}
+
+#[cfg(test)]
+mod tests;

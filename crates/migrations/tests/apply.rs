@@ -1,0 +1,207 @@
+//! The engine against a real PostgreSQL: exactly once, tracked like goose, loud on failure.
+
+mod common;
+
+use common::{Db, Project, down, up, versions};
+use migrations::{Error, Selection};
+
+const CREATE_A: &str = "-- +goose Up\nCREATE TABLE a (id int PRIMARY KEY);\n-- +goose Down\nDROP TABLE a;\n";
+const CREATE_B: &str = "-- +goose Up\nCREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id));\n-- +goose Down\nDROP TABLE b;\n";
+
+#[tokio::test]
+async fn fresh_apply_then_noop_rerun() {
+    let db = Db::start();
+    let p = Project::new(&[("001_a.sql", CREATE_A), ("002_b.sql", CREATE_B)]);
+    let first = up(&db, &p, Selection::All).await.unwrap();
+    assert_eq!(versions(&first), vec![1, 2]);
+    assert_eq!(db.query("SELECT count(*) FROM b"), "0");
+
+    let second = up(&db, &p, Selection::All).await.unwrap();
+    assert!(second.done.is_empty(), "nothing is applied twice");
+    assert_eq!(second.plan.already_applied, 2);
+    assert_eq!(
+        db.query("SELECT string_agg(version_id::text, ',' ORDER BY id) FROM goose_db_version"),
+        "0,1,2"
+    );
+}
+
+#[tokio::test]
+async fn version_table_is_exactly_gooses() {
+    let db = Db::start();
+    let p = Project::new(&[("001_a.sql", CREATE_A)]);
+    up(&db, &p, Selection::All).await.unwrap();
+    let columns = db.query(
+        "SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') || ' ' || is_identity, '; ' ORDER BY ordinal_position) \
+         FROM information_schema.columns WHERE table_name = 'goose_db_version'",
+    );
+    assert_eq!(
+        columns,
+        "id integer NO  YES; version_id bigint NO  NO; is_applied boolean NO  NO; tstamp timestamp without time zone NO now() NO"
+    );
+    assert_eq!(
+        db.query("SELECT version_id || ':' || is_applied FROM goose_db_version ORDER BY id LIMIT 1"),
+        "0:true"
+    );
+}
+
+#[tokio::test]
+async fn failing_statement_rolls_back_its_file_and_stops() {
+    let db = Db::start();
+    let bad = "-- +goose Up\n\
+               CREATE TABLE c (id int PRIMARY KEY);\n\
+               INSERT INTO c VALUES (1);\n\
+               \n\
+               INSERT INTO c\n  VALUES (1);\n\
+               CREATE TABLE never (id int);\n\
+               -- +goose Down\nDROP TABLE c;\n";
+    let p = Project::new(&[("001_a.sql", CREATE_A), ("002_c.sql", bad), ("003_b.sql", CREATE_B)]);
+    let err = up(&db, &p, Selection::All).await.unwrap_err();
+    let Error::Statement(f) = &err else { panic!("{err}") };
+    assert_eq!(f.file, p.file("002_c.sql"));
+    assert_eq!(f.version, 2);
+    assert_eq!(f.line, 5, "the failing statement starts on line 5");
+    assert_eq!(f.statement, "INSERT INTO c\n  VALUES (1)");
+    assert_eq!(f.code, "23505");
+    assert!(f.message.contains("duplicate key value violates unique constraint"), "{}", f.message);
+    assert_eq!(f.detail.as_deref(), Some("Key (id)=(1) already exists."));
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:5: migration 2 (up) failed", p.file("002_c.sql").display())),
+        "{text}"
+    );
+    assert!(text.contains("nothing of this migration was applied"), "{text}");
+
+    assert_eq!(db.query("SELECT to_regclass('c') IS NULL AND to_regclass('never') IS NULL"), "t");
+    assert_eq!(db.query("SELECT to_regclass('b') IS NULL"), "t", "nothing after the failure is attempted");
+    assert_eq!(db.query("SELECT string_agg(version_id::text, ',' ORDER BY id) FROM goose_db_version"), "0,1");
+}
+
+#[tokio::test]
+async fn error_position_and_hint_are_reported() {
+    let db = Db::start();
+    let bad = "-- +goose Up\nCREATE TABLE d (\n  id int,\n  n nosuchtype\n);\n";
+    let p = Project::new(&[("001_d.sql", bad)]);
+    let Error::Statement(f) = up(&db, &p, Selection::All).await.unwrap_err() else { panic!() };
+    assert_eq!((f.line, f.error_line), (2, Some(4)), "statement starts at 2, the bad type is on 4");
+    assert_eq!(f.code, "42704");
+
+    let hinted = "-- +goose Up\nSELECT lenght('x');\n";
+    let p = Project::new(&[("001_h.sql", hinted)]);
+    let Error::Statement(f) = up(&db, &p, Selection::All).await.unwrap_err() else { panic!() };
+    assert!(f.hint.as_deref().unwrap_or("").contains("No function matches"), "{f:?}");
+}
+
+#[tokio::test]
+async fn edited_applied_file_is_an_error_naming_it() {
+    let db = Db::start();
+    let p = Project::new(&[("001_a.sql", CREATE_A)]);
+    up(&db, &p, Selection::All).await.unwrap();
+    p.write("001_a.sql", &CREATE_A.replace("id int", "id bigint"));
+    p.write("002_b.sql", CREATE_B);
+    let err = up(&db, &p, Selection::All).await.unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { version: 1, .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("001_a.sql") && text.contains("must not be edited"), "{text}");
+    assert_eq!(db.query("SELECT to_regclass('b') IS NULL"), "t", "nothing is applied after a checksum error");
+}
+
+#[tokio::test]
+async fn dollar_body_without_statement_begin() {
+    let db = Db::start();
+    let f = "-- +goose Up\n\
+             CREATE FUNCTION add_one(i int) RETURNS int AS $$\n\
+             DECLARE r int;\nBEGIN\n  r := i + 1;\n  RETURN r;\nEND;\n$$ LANGUAGE plpgsql;\n\
+             SELECT add_one(41);\n\
+             -- +goose Down\nDROP FUNCTION add_one(int);\n";
+    let p = Project::new(&[("001_f.sql", f)]);
+    up(&db, &p, Selection::All).await.unwrap();
+    assert_eq!(db.query("SELECT add_one(1)"), "2");
+}
+
+#[tokio::test]
+async fn down_and_reup() {
+    let db = Db::start();
+    let p = Project::new(&[("001_a.sql", CREATE_A), ("002_b.sql", CREATE_B)]);
+    up(&db, &p, Selection::All).await.unwrap();
+
+    let one = down(&db, &p, None).await.unwrap();
+    assert_eq!(versions(&one), vec![2], "a plain down rolls back the newest version");
+    assert_eq!(db.query("SELECT to_regclass('b') IS NULL AND to_regclass('a') IS NOT NULL"), "t");
+
+    up(&db, &p, Selection::All).await.unwrap();
+    let all = down(&db, &p, Some(0)).await.unwrap();
+    assert_eq!(versions(&all), vec![2, 1]);
+    assert_eq!(db.query("SELECT string_agg(version_id::text, ',') FROM goose_db_version"), "0");
+
+    let again = up(&db, &p, Selection::All).await.unwrap();
+    assert_eq!(versions(&again), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn down_without_down_section_is_refused_before_anything_runs() {
+    let db = Db::start();
+    let p =
+        Project::new(&[("001_a.sql", CREATE_A), ("002_x.sql", "-- +goose Up\nCREATE TABLE x (i int);\n")]);
+    up(&db, &p, Selection::All).await.unwrap();
+    let err = down(&db, &p, Some(0)).await.unwrap_err();
+    assert!(matches!(err, Error::NoDown { version: 2, .. }), "{err}");
+    assert_eq!(db.query("SELECT to_regclass('a') IS NOT NULL"), "t");
+}
+
+#[tokio::test]
+async fn no_transaction_runs_statement_by_statement_and_records_only_on_success() {
+    let db = Db::start();
+    let table = "-- +goose Up\nCREATE TABLE t (a int, b int);\n-- +goose Down\nDROP TABLE t;\n";
+    let idx = "-- +goose NO TRANSACTION\n-- +goose Up\n\
+               CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
+               CREATE INDEX CONCURRENTLY t_b ON t (nosuchcolumn);\n\
+               -- +goose Down\nDROP INDEX CONCURRENTLY IF EXISTS t_b;\nDROP INDEX CONCURRENTLY IF EXISTS t_a;\n";
+    let p = Project::new(&[("001_t.sql", table), ("002_idx.sql", idx)]);
+    let err = up(&db, &p, Selection::All).await.unwrap_err();
+    let Error::Statement(f) = &err else { panic!("{err}") };
+    assert_eq!((f.line, f.applied_before_failure), (4, Some(1)));
+    assert!(err.to_string().contains("its first 1 statement(s) were applied and remain"), "{err}");
+    assert_eq!(db.query("SELECT to_regclass('t_a') IS NOT NULL"), "t");
+    assert_eq!(db.query("SELECT count(*) FROM goose_db_version WHERE version_id = 2"), "0");
+
+    p.write(
+        "002_idx.sql",
+        &idx.replace("CONCURRENTLY t_a", "CONCURRENTLY IF NOT EXISTS t_a").replace("nosuchcolumn", "b"),
+    );
+    let report = up(&db, &p, Selection::All).await.unwrap();
+    assert_eq!(versions(&report), vec![2]);
+    assert_eq!(db.query("SELECT count(*) FROM pg_indexes WHERE tablename = 't'"), "2");
+}
+
+#[tokio::test]
+async fn unset_envsubst_variable_names_file_and_line() {
+    let db = Db::start();
+    let f = "-- +goose Up\n-- +goose ENVSUBST ON\nCREATE TABLE ${XTASK_TEST_SURELY_UNSET_TABLE} (i int);\n";
+    let p = Project::new(&[("001_e.sql", f)]);
+    let Error::Statement(s) = up(&db, &p, Selection::All).await.unwrap_err() else { panic!() };
+    assert_eq!(s.line, 3);
+    assert!(s.message.contains("XTASK_TEST_SURELY_UNSET_TABLE is not set"), "{}", s.message);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_reported_without_the_password() {
+    let port = pgserver::free_port().unwrap();
+    let url = format!("postgres://app:topsecret@127.0.0.1:{port}/app");
+    let err = migrations::connect(&url).await.unwrap_err().to_string();
+    assert!(err.contains("cannot connect to postgres://app:***@127.0.0.1"), "{err}");
+    assert!(!err.contains("topsecret"), "{err}");
+}
+
+#[tokio::test]
+async fn status_lists_every_version() {
+    let db = Db::start();
+    let p = Project::new(&[("001_a.sql", CREATE_A)]);
+    up(&db, &p, Selection::All).await.unwrap();
+    p.write("002_b.sql", CREATE_B);
+    let client = db.client().await;
+    let status = migrations::status::status(&client, &p.set()).await.unwrap();
+    let states: Vec<(i64, &str, bool)> =
+        status.rows.iter().map(|r| (r.version, r.state, r.applied_at.is_some())).collect();
+    assert_eq!(states, vec![(1, "applied", true), (2, "pending", false)]);
+    assert_eq!(status.pending(), 1);
+}

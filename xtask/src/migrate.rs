@@ -1,0 +1,333 @@
+//! `cargo xtask migrate`: apply, inspect, roll back and lint goose-format migrations.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{ArgGroup, Args, Subcommand};
+use migrations::lint::Severity;
+use migrations::{Error, Event, MigrationSet, Options, Plan, Selection};
+use serde_json::json;
+
+use crate::BadInput;
+
+/// Apply goose-format migrations exactly once, tracked in goose_db_version, under a lock.
+///
+/// Without a subcommand, applies migrations: `--all`, or `--tables a,b` for every migration
+/// touching those tables plus every earlier one defining what they need (derived from the SQL).
+/// A failing statement stops the run; its migration is rolled back and reported with file,
+/// line, statement and PostgreSQL's code, message, detail and hint.
+#[derive(Args)]
+#[command(group(ArgGroup::new("selection").args(["all", "tables"])))]
+#[command(after_help = "Examples:\n  \
+  cargo xtask migrate --all\n  \
+  cargo xtask migrate --tables remediation_workflow_catalog --dry-run\n  \
+  cargo xtask migrate status --json\n  \
+  cargo xtask migrate down --to 3\n  \
+  cargo xtask migrate lint")]
+pub struct Migrate {
+    #[command(subcommand)]
+    command: Option<MigrateCommand>,
+    /// Apply every pending migration.
+    #[arg(long)]
+    all: bool,
+    /// Apply only what these tables need (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TABLE,...")]
+    tables: Vec<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Subcommand)]
+enum MigrateCommand {
+    /// List every version with its state and applied time.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Roll back the newest applied migration, or with --to, every one above a version.
+    Down {
+        /// Roll back every applied migration above this version (0 = all).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check the migration files without a database.
+    Lint {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Migrations folder [default: migrations/ at the workspace root].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:password@host:port/db); the password is never printed.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Print what would run, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for another run's lock.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    lock_timeout: u64,
+}
+
+impl Common {
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| crate::workspace_root().join("migrations"))
+    }
+
+    fn url(&self) -> anyhow::Result<&str> {
+        self.database_url.as_deref().ok_or_else(|| {
+            BadInput(
+                "no database: pass --database-url postgres://user:password@host:port/db or set DATABASE_URL"
+                    .into(),
+            )
+            .into()
+        })
+    }
+
+    fn options(&self) -> Options {
+        Options { lock_timeout: Duration::from_secs(self.lock_timeout) }
+    }
+}
+
+impl Migrate {
+    /// Runs the command on a single-threaded runtime.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+        let json = match &self.command {
+            Some(
+                MigrateCommand::Status { common }
+                | MigrateCommand::Down { common, .. }
+                | MigrateCommand::Lint { common },
+            ) => common.json || self.common.json,
+            None => self.common.json,
+        };
+        match rt.block_on(self.dispatch()) {
+            Ok(code) => Ok(code),
+            Err(e) if json => {
+                let failure = e.downcast_ref::<Error>().and_then(|e| match e {
+                    Error::Statement(f) => Some(f.as_ref()),
+                    _ => None,
+                });
+                println!("{}", json!({ "ok": false, "error": format!("{e:#}"), "failure": failure }));
+                Ok(if e.downcast_ref::<BadInput>().is_some() || is_bad_input(&e) {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn dispatch(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Some(MigrateCommand::Status { common }) => status(self.common.merge(common)).await,
+            Some(MigrateCommand::Down { to, common }) => down(self.common.merge(common), to).await,
+            Some(MigrateCommand::Lint { common }) => lint(self.common.merge(common)),
+            None => {
+                let selection = if self.all {
+                    Selection::All
+                } else if !self.tables.is_empty() {
+                    Selection::Tables(self.tables)
+                } else {
+                    return Err(BadInput(
+                        "say what to apply: --all, or --tables a,b (or a subcommand: status, down, lint; see --help)".into(),
+                    )
+                    .into());
+                };
+                up(self.common, selection).await
+            }
+        }
+    }
+}
+
+impl Common {
+    /// Flags given before the subcommand apply unless the subcommand repeats them.
+    fn merge(self, sub: Common) -> Common {
+        Common {
+            dir: sub.dir.or(self.dir),
+            database_url: sub.database_url.or(self.database_url),
+            dry_run: sub.dry_run || self.dry_run,
+            json: sub.json || self.json,
+            lock_timeout: if sub.lock_timeout != 300 { sub.lock_timeout } else { self.lock_timeout },
+        }
+    }
+}
+
+/// Errors about the files or the request rather than the database.
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<Error>(),
+        Some(
+            Error::DirNotFound { .. }
+                | Error::BadVersion { .. }
+                | Error::DuplicateVersion { .. }
+                | Error::Parse { .. }
+                | Error::UnknownTable { .. }
+                | Error::UnknownVersion { .. }
+                | Error::NoDown { .. }
+        )
+    )
+}
+
+fn load(common: &Common) -> anyhow::Result<MigrationSet> {
+    MigrationSet::load(&common.dir()).map_err(classify)
+}
+
+/// Wraps input errors so `main` exits 2 for them.
+fn classify(e: Error) -> anyhow::Error {
+    let e = anyhow::Error::from(e);
+    if is_bad_input(&e) { BadInput(e.to_string()).into() } else { e }
+}
+
+async fn connect(common: &Common) -> anyhow::Result<migrations::Client> {
+    let url = common.url()?;
+    Ok(migrations::connect(url).await?)
+}
+
+fn progress(json: bool) -> impl FnMut(Event) + Send {
+    move |e| {
+        if json {
+            eprintln!("{}", serde_json::to_string(&e).unwrap_or_default());
+            return;
+        }
+        match e {
+            Event::WaitingForLock { waited_ms, holder } => {
+                eprintln!(
+                    "waiting for the migration lock ({:.0}s so far), held by {holder}",
+                    waited_ms as f64 / 1000.0
+                )
+            }
+            Event::Started { name, direction, .. } => eprintln!("{} {name} ...", direction.as_str()),
+            Event::Finished { duration_ms, .. } => eprintln!("  done in {duration_ms} ms"),
+            Event::ChecksumAdopted { version } => {
+                eprintln!(
+                    "version {version} was applied without a checksum (by goose?): recorded the file's checksum now"
+                )
+            }
+        }
+    }
+}
+
+fn print_plan(plan: &Plan, note: &str) {
+    let verb = if plan.direction == migrations::Direction::Up { "apply" } else { "roll back" };
+    if plan.steps.is_empty() {
+        println!("nothing to {verb}{note}");
+        return;
+    }
+    println!("would {verb} {} migration(s){note}:", plan.steps.len());
+    for s in &plan.steps {
+        let mode = if s.no_transaction { ", no transaction" } else { "" };
+        let why = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        println!("  {:>6}  {}  [{} statement(s){mode}]{why}", s.version, s.name, s.statements);
+    }
+}
+
+async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
+    let set = load(&common)?;
+    let wanted = selection.resolve(&set).map_err(classify)?;
+    if common.dry_run {
+        let (applied, note) = match &common.database_url {
+            Some(_) => (migrations::store::applied(&connect(&common).await?).await?, String::new()),
+            None => {
+                (Default::default(), " (no database given: planned as for an empty database)".to_string())
+            }
+        };
+        let plan = Plan::up(&set, &applied, &wanted);
+        if common.json {
+            println!("{}", json!({ "ok": true, "dry_run": true, "plan": plan }));
+        } else {
+            print_plan(&plan, &note);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = connect(&common).await?;
+    if !common.json {
+        eprintln!("migrating {} ({})", migrations::redact_url(common.url()?), common.dir().display());
+    }
+    let report = migrations::up(&client, &set, &selection, &common.options(), &mut progress(common.json))
+        .await
+        .map_err(classify)?;
+    if common.json {
+        println!("{}", json!({ "ok": true, "report": report }));
+    } else if report.done.is_empty() {
+        println!(
+            "nothing to apply: all {} selected migration(s) already applied",
+            report.plan.already_applied
+        );
+    } else {
+        let total: u128 = report.done.iter().map(|d| d.duration_ms).sum();
+        println!(
+            "applied {} migration(s) in {total} ms ({} already applied)",
+            report.done.len(),
+            report.plan.already_applied
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
+    let set = load(&common)?;
+    let client = connect(&common).await?;
+    if common.dry_run {
+        let applied = migrations::store::applied(&client).await?;
+        let plan = Plan::down(&set, &applied, to).map_err(classify)?;
+        if common.json {
+            println!("{}", json!({ "ok": true, "dry_run": true, "plan": plan }));
+        } else {
+            print_plan(&plan, "");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = migrations::down(&client, &set, to, &common.options(), &mut progress(common.json))
+        .await
+        .map_err(classify)?;
+    if common.json {
+        println!("{}", json!({ "ok": true, "report": report }));
+    } else if report.done.is_empty() {
+        println!("nothing to roll back");
+    } else {
+        let names: Vec<&str> = report.done.iter().map(|d| d.name.as_str()).collect();
+        println!("rolled back {} migration(s): {}", names.len(), names.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(common: Common) -> anyhow::Result<ExitCode> {
+    let set = load(&common)?;
+    let client = connect(&common).await?;
+    let status = migrations::status::status(&client, &set).await?;
+    if common.json {
+        println!("{}", json!({ "ok": true, "pending": status.pending(), "versions": status.rows }));
+    } else {
+        print!("{status}");
+        println!("{} pending", status.pending());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lint(common: Common) -> anyhow::Result<ExitCode> {
+    let findings = migrations::lint::lint(&common.dir()).map_err(classify)?;
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    if common.json {
+        println!("{}", json!({ "ok": errors == 0, "findings": findings }));
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        println!("{errors} error(s), {} warning(s)", findings.len() - errors);
+    }
+    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

@@ -1,0 +1,183 @@
+//! `cargo xtask migrate` as a user runs it: real binary, real PostgreSQL, exit codes and output.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use pgserver::PgServer;
+
+fn xtask(args: &[&str], url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args).env_remove("DATABASE_URL");
+    if let Some(url) = url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.output().expect("run xtask")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, t) in files {
+        std::fs::write(dir.path().join(n), t).unwrap();
+    }
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn all_twice_then_status() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let count = std::fs::read_dir(&repo)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sql"))
+        .count();
+
+    let first = xtask(&["migrate", "--all"], Some(&url));
+    let (out, err) = text(&first);
+    assert!(first.status.success(), "{out}{err}");
+    assert!(out.contains(&format!("applied {count} migration(s)")), "{out}");
+    assert!(!err.contains(pg.password()), "the password is never echoed: {err}");
+    assert!(err.contains("postgres://postgres:***@127.0.0.1"), "{err}");
+
+    let second = xtask(&["migrate", "--all"], Some(&url));
+    let (out, _) = text(&second);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(out.trim(), format!("nothing to apply: all {count} selected migration(s) already applied"));
+
+    let status = xtask(&["migrate", "status", "--json"], Some(&url));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let rows = v["versions"].as_array().unwrap();
+    assert_eq!(rows.len(), count);
+    assert!(rows.iter().all(|r| r["state"] == "applied" && r["applied_at"].is_string()), "{v}");
+    assert_eq!(v["pending"], 0);
+}
+
+#[test]
+fn failure_exits_1_with_file_line_and_json_details() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let dir = folder(&[
+        ("001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n"),
+        ("002_bad.sql", "-- +goose Up\nCREATE TABLE b (id int);\nALTER TABLE a ADD COLUMN id int;\n"),
+    ]);
+    let o = xtask(&["migrate", "--all", "--dir", s(dir.path())], Some(&url));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("002_bad.sql:3: migration 2 (up) failed"), "{err}");
+    assert!(err.contains("error 42701: column \"id\" of relation \"a\" already exists"), "{err}");
+
+    let o = xtask(&["migrate", "--all", "--json", "--dir", s(dir.path())], Some(&url));
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["failure"]["code"], "42701");
+    assert_eq!(v["failure"]["line"], 3);
+    assert_eq!(pg.psql("app", "SELECT to_regclass('b') IS NULL").unwrap().trim(), "t");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_files() {
+    let dir =
+        folder(&[("001_a.sql", "-- +goose Up\nSELECT 1;\n"), ("1_again.sql", "-- +goose Up\nSELECT 2;\n")]);
+    let o = xtask(&["migrate", "--all", "--dir", s(dir.path()), "--dry-run"], None);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("version 1 is used by two files")
+            && err.contains("001_a.sql")
+            && err.contains("1_again.sql"),
+        "{err}"
+    );
+
+    let o = xtask(&["migrate", "--all"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no database: pass --database-url"));
+
+    let o = xtask(&["migrate"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("say what to apply"));
+
+    let o = xtask(&["migrate", "--tables", "nosuchtable", "--dry-run"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no migration touches table nosuchtable"));
+}
+
+#[test]
+fn lint_reports_every_problem_with_file_and_line() {
+    let dir = folder(&[
+        ("001_ok.sql", "-- +goose Up\nCREATE TABLE t (a int);\n-- +goose Down\nDROP TABLE t;\n"),
+        (
+            "002_concurrently.sql",
+            "-- +goose Up\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n-- +goose Down\nDROP INDEX t_a;\n",
+        ),
+        ("003_down_typo.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nDROPP TABLE t;\n"),
+        ("004_block.sql", "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n"),
+        ("005_noup.sql", "CREATE TABLE x (i int);\n"),
+        ("006_annot.sql", "-- +goose Up\n-- +goose ENVSUB ON\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"),
+        ("6_dup.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"),
+    ]);
+    let o = xtask(&["migrate", "lint", "--dir", s(dir.path())], None);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let d = dir.path().display();
+    for expected in [
+        format!(
+            "{d}/002_concurrently.sql:2: error: Up: CREATE INDEX CONCURRENTLY cannot run inside a transaction"
+        ),
+        format!(
+            "{d}/003_down_typo.sql:4: error: Down: SQL does not parse: syntax error at or near \"DROPP\""
+        ),
+        format!("{d}/004_block.sql:2: error: '-- +goose StatementBegin' has no matching"),
+        format!("{d}/005_noup.sql:1: error: SQL before '-- +goose Up'"),
+        format!("{d}/006_annot.sql:2: warning: '-- +goose ENVSUB ON' is not a goose annotation"),
+        "error: version 6 is also used by".to_string(),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+    let clean =
+        folder(&[("001_ok.sql", "-- +goose Up\nCREATE TABLE t (a int);\n-- +goose Down\nDROP TABLE t;\n")]);
+    let o = xtask(&["migrate", "lint", "--dir", s(clean.path()), "--json"], None);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn repository_migrations_lint_clean() {
+    let o = xtask(&["migrate", "lint"], None);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.ends_with("0 error(s), 0 warning(s)\n"), "{out}");
+}
+
+#[test]
+fn down_dry_run_then_down() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let dir = folder(&[
+        ("001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"),
+        ("002_b.sql", "-- +goose Up\nCREATE TABLE b (id int);\n-- +goose Down\nDROP TABLE b;\n"),
+    ]);
+    assert!(xtask(&["migrate", "--all", "--dir", s(dir.path())], Some(&url)).status.success());
+    let o = xtask(&["migrate", "down", "--to", "0", "--dry-run", "--dir", s(dir.path())], Some(&url));
+    let (out, _) = text(&o);
+    assert!(out.contains("would roll back 2 migration(s)"), "{out}");
+    assert_eq!(
+        pg.psql("app", "SELECT count(*) FROM goose_db_version WHERE version_id > 0").unwrap().trim(),
+        "2"
+    );
+    let o = xtask(&["migrate", "down", "--dir", s(dir.path())], Some(&url));
+    assert_eq!(text(&o).0.trim(), "rolled back 1 migration(s): 002_b.sql");
+}
