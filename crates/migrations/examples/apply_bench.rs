@@ -76,7 +76,8 @@ fn main() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
 
-    let (mut ours, mut noop, mut per_file, mut single, mut psql_floor) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ours, mut noop, mut per_file, mut single, mut psql_floor) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let select1 = work.path().join("select1.sql");
     std::fs::write(&select1, "SELECT 1;\n").unwrap();
     for _ in 0..rounds {
@@ -91,12 +92,28 @@ fn main() {
     }
     let (ours, noop, per_file, single, floor) =
         (median(ours), median(noop), median(per_file), median(single), median(psql_floor));
-    println!("migrations: {} files, {} Up statements; {rounds} rounds; medians", set.migrations.len(), set.migrations.iter().map(|m| m.parsed.up.statements.len()).sum::<usize>());
+    println!(
+        "migrations: {} files, {} Up statements; {rounds} rounds; medians",
+        set.migrations.len(),
+        set.migrations.iter().map(|m| m.parsed.up.statements.len()).sum::<usize>()
+    );
     println!("fresh apply, xtask migrate --all        {:>8.1} ms", ms(ours));
-    println!("fresh apply, psql once per file         {:>8.1} ms   xtask/this = {:.2}", ms(per_file), ms(ours) / ms(per_file));
-    println!("fresh apply, psql -1 single session     {:>8.1} ms   xtask/this = {:.2}", ms(single), ms(ours) / ms(single));
+    println!(
+        "fresh apply, psql once per file         {:>8.1} ms   xtask/this = {:.2}",
+        ms(per_file),
+        ms(ours) / ms(per_file)
+    );
+    println!(
+        "fresh apply, psql -1 single session     {:>8.1} ms   xtask/this = {:.2}",
+        ms(single),
+        ms(ours) / ms(single)
+    );
     println!("no-op re-run, xtask migrate --all       {:>8.1} ms", ms(noop));
-    println!("psql connect + SELECT 1 (floor)         {:>8.1} ms   no-op/this = {:.2}", ms(floor), ms(noop) / ms(floor));
+    println!(
+        "psql connect + SELECT 1 (floor)         {:>8.1} ms   no-op/this = {:.2}",
+        ms(floor),
+        ms(noop) / ms(floor)
+    );
 }
 
 fn time(f: impl FnOnce()) -> Duration {
