@@ -1,0 +1,56 @@
+//! `datastorage-reference-server`: reads DataStorage's config (`--config` or `CONFIG_PATH`),
+//! logs to stderr at the configured level, serves until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use datastorage::{LogFormat, LogLevel};
+
+/// A reference DataStorage service for test environments.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// DataStorage's config.yaml.
+    #[arg(long, env = "CONFIG_PATH")]
+    config: PathBuf,
+}
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    let builder =
+        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let loaded = datastorage::load(&args.config).context("reading the configuration")?;
+    init_logging(loaded.config.logging.level, loaded.config.logging.format);
+    let mut running = datastorage_reference_server::start(&loaded).await.context("starting the server")?;
+    tokio::select! {
+        r = running.wait() => return r.context("serving"),
+        r = shutdown_signal() => r?,
+    }
+    tracing::info!("shutting down");
+    running.shutdown(loaded.config.shutdown_timeout.get()).await.context("shutting down")
+}

@@ -1,0 +1,92 @@
+//! The binary as a test environment starts it: config from `CONFIG_PATH`, logs on stderr at the
+//! configured level without a secret in them, a clean exit on SIGTERM.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Env, blocking, event, eventually};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
+    let env = blocking(|| Env::new(|_| {}));
+    env.migrate().await;
+    let config_path = env.dir.path().join("config.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_datastorage-reference-server"))
+        .env("CONFIG_PATH", &config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the server");
+
+    let base = format!("http://127.0.0.1:{}", env.loaded.config.server.port);
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), "GET /health answers 200", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited early: {status}");
+        }
+        let (http, base) = (&http, &base);
+        async move {
+            match http.get(format!("{base}/health")).send().await {
+                Ok(r) if r.status().as_u16() == 200 => Ok(()),
+                Ok(r) => Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    let r = http
+        .post(format!("{base}/api/v1/audit/events/batch"))
+        .json(&json!([event("bin", "workflow.started", "success")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = eventually(Duration::from_secs(30), "the server exits after SIGTERM", || {
+        let exited = child.try_wait().unwrap().ok_or_else(|| "still running".to_string());
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "{status}");
+
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(stdout.is_empty(), "logs go to stderr: {stdout}");
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "datastorage reference server listening"),
+        "{stderr}"
+    );
+    assert!(lines.iter().any(|l| l["level"] == "DEBUG"), "debug level from the config: {stderr}");
+    assert!(!stderr.contains(&env.db_password), "the database password is never logged");
+    assert!(!stderr.contains(env.redis.password().unwrap()), "the Redis password is never logged");
+}
+
+#[test]
+fn a_bad_config_file_is_reported_with_its_path_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "shutdownTimeout: 30s\nserver:\n  host: 127.0.0.1\n  prot: 8080\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_datastorage-reference-server"))
+        .arg("--config")
+        .arg(&path)
+        .env_remove("CONFIG_PATH")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}: ", path.display())), "{stderr}");
+    assert!(stderr.contains("unknown field `prot`"), "{stderr}");
+}

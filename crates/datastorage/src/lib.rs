@@ -1,0 +1,119 @@
+//! DataStorage's configuration as one typed model, rendered for a process, a container or a pod.
+//!
+//! [`Config`] is the contents of `config.yaml` (server, database, redis, logging, shaped like the
+//! file the Go service reads); credentials live apart in secrets files named by the config.
+//! [`DataStorage::render`] turns model + [`Credentials`] into a [`Bundle`] of files and
+//! environment (data first); [`Bundle::write`] puts them on disk for a local process, secrets
+//! 0600. [`load`] reads them back, as the service does at start-up.
+//!
+//! ```no_run
+//! use datastorage::{Config, Credentials, DataStorage};
+//! let ds = DataStorage {
+//!     config: Config::local(18100, 5432, 6379),
+//!     credentials: Credentials {
+//!         db_username: "slm_user".into(),
+//!         db_password: "per-run-secret".into(),
+//!         redis_password: String::new(),
+//!     },
+//! };
+//! let env = ds.write_for_process(std::path::Path::new("/tmp/run/datastorage"))?;
+//! assert_eq!(env[0].0, "CONFIG_PATH");
+//! # Ok::<(), datastorage::Error>(())
+//! ```
+
+mod duration;
+mod load;
+mod model;
+mod render;
+mod secrets;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use duration::GoDuration;
+pub use load::{Loaded, load, load_from_env};
+pub use model::{
+    CONTAINER_CONFIG_DIR, Config, DatabaseConfig, LogFormat, LogLevel, LoggingConfig, Problem, RedisConfig,
+    SSL_MODES, ServerConfig,
+};
+pub use render::{
+    Bundle, CONFIG_FILE, CONFIG_PATH_ENV, DB_SECRETS_FILE, DataStorage, FileKind, Layout, REDIS_SECRETS_FILE,
+    RenderedFile,
+};
+pub use secrets::Credentials;
+
+/// What can go wrong reading, validating, rendering or writing a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not the YAML expected.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    /// The configuration parsed but has invalid fields.
+    #[error("{}: {}", path.display(), Problems(problems))]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// Every invalid field.
+        problems: Vec<Problem>,
+    },
+    /// A secrets file lacks a key the config names.
+    #[error("{}: key `{key}` (named by {field}) missing", path.display())]
+    MissingSecret {
+        /// The secrets file.
+        path: PathBuf,
+        /// The missing key.
+        key: String,
+        /// The config field naming it.
+        field: String,
+    },
+    /// A value could not be written as YAML.
+    #[error("rendering {}: {source}", path.display())]
+    Serialize {
+        /// The file being rendered.
+        path: PathBuf,
+        /// The serializer's error.
+        #[source]
+        source: Box<serde_saphyr::SerializeError>,
+    },
+    /// A file could not be written.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `CONFIG_PATH` is not set.
+    #[error("{CONFIG_PATH_ENV} is not set: it must name DataStorage's config.yaml")]
+    NoConfigPath,
+}
+
+struct Problems<'a>(&'a [Problem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", p.field, p.reason)?;
+        }
+        Ok(())
+    }
+}

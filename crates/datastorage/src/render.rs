@@ -1,0 +1,195 @@
+//! Rendering the model as data: which files, with what contents and modes, at which paths, plus
+//! the environment the service needs. Writing them for a local process is a thin layer on top;
+//! container mounts and Kubernetes ConfigMap + Secret come from the same [`Bundle`].
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::model::CONTAINER_CONFIG_DIR;
+use crate::secrets::SecretsFile;
+use crate::{Config, Credentials, Error};
+
+/// Environment variable through which DataStorage finds its config file.
+pub const CONFIG_PATH_ENV: &str = "CONFIG_PATH";
+/// File name of the main config file.
+pub const CONFIG_FILE: &str = "config.yaml";
+/// File name of the PostgreSQL secrets file.
+pub const DB_SECRETS_FILE: &str = "db-secrets.yaml";
+/// File name of the Redis secrets file.
+pub const REDIS_SECRETS_FILE: &str = "redis-secrets.yaml";
+
+/// Where the service will see its files: the config file's directory and the secrets directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Directory holding `config.yaml`.
+    pub config_dir: PathBuf,
+    /// Directory holding the secrets files.
+    pub secrets_dir: PathBuf,
+}
+
+impl Layout {
+    /// A local process: every file in one directory.
+    pub fn process(dir: &Path) -> Self {
+        Self { config_dir: dir.to_path_buf(), secrets_dir: dir.to_path_buf() }
+    }
+
+    /// A container or pod: `/etc/datastorage/config.yaml` and `/etc/datastorage/secrets/*`.
+    pub fn container() -> Self {
+        let dir = PathBuf::from(CONTAINER_CONFIG_DIR);
+        Self { secrets_dir: dir.join("secrets"), config_dir: dir }
+    }
+}
+
+/// Whether a rendered file is plain configuration or holds a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Plain configuration (a ConfigMap's data on Kubernetes).
+    Config,
+    /// Credentials (a Secret's data on Kubernetes), written 0600.
+    Secret,
+}
+
+/// One file to hand to the service. `Debug` hides a secret file's contents.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Where the service will read it.
+    pub path: PathBuf,
+    /// Its contents.
+    pub contents: String,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// Configuration or secret.
+    pub kind: FileKind,
+}
+
+impl RenderedFile {
+    /// The file name alone (the key in a ConfigMap or Secret).
+    pub fn name(&self) -> &str {
+        self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let contents: &dyn fmt::Debug = match self.kind {
+            FileKind::Config => &self.contents,
+            FileKind::Secret => &"<redacted>",
+        };
+        f.debug_struct("RenderedFile")
+            .field("path", &self.path)
+            .field("contents", contents)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// Everything the service needs to start: its files and its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// Files: `config.yaml`, `db-secrets.yaml`, `redis-secrets.yaml`.
+    pub files: Vec<RenderedFile>,
+    /// Environment variables, e.g. `CONFIG_PATH`.
+    pub env: Vec<(String, String)>,
+}
+
+impl Bundle {
+    /// The file with this name, if rendered.
+    pub fn file(&self, name: &str) -> Option<&RenderedFile> {
+        self.files.iter().find(|f| f.name() == name)
+    }
+
+    /// Writes every file at its path (creating directories), secrets with mode 0600, and
+    /// returns the environment to start the process with.
+    pub fn write(&self) -> Result<Vec<(String, String)>, Error> {
+        for file in &self.files {
+            write_file(file)?;
+        }
+        Ok(self.env.clone())
+    }
+}
+
+fn write_file(file: &RenderedFile) -> Result<(), Error> {
+    let err = |source| Error::Write { path: file.path.clone(), source };
+    if let Some(dir) = file.path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    // Created with its final mode so a secret is never readable by others, not even briefly;
+    // set again because `mode` only applies to a file that did not exist yet.
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(file.mode)
+        .open(&file.path)
+        .map_err(err)?;
+    fs::set_permissions(&file.path, fs::Permissions::from_mode(file.mode)).map_err(err)?;
+    out.write_all(file.contents.as_bytes()).map_err(err)?;
+    out.sync_all().map_err(err)
+}
+
+/// DataStorage as deployed: its configuration plus the credentials its secrets files carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataStorage {
+    /// The configuration; its `secretsFile` paths are replaced by the layout's when rendered.
+    pub config: Config,
+    /// The credentials.
+    pub credentials: Credentials,
+}
+
+impl DataStorage {
+    /// Validates the model and renders it for `layout`.
+    pub fn render(&self, layout: &Layout) -> Result<Bundle, Error> {
+        let config_path = layout.config_dir.join(CONFIG_FILE);
+        let db_path = layout.secrets_dir.join(DB_SECRETS_FILE);
+        let redis_path = layout.secrets_dir.join(REDIS_SECRETS_FILE);
+
+        let mut config = self.config.clone();
+        config.database.secrets_file = db_path.clone();
+        config.redis.secrets_file = redis_path.clone();
+        let mut problems = config.problems();
+        let c = &self.credentials;
+        if c.db_username != config.database.user {
+            problems.push(crate::Problem {
+                field: "database.user".into(),
+                reason: format!("`{}` differs from the credentials' username", config.database.user),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid { path: config_path, problems });
+        }
+
+        let config_yaml = serde_saphyr::to_string(&config)
+            .map_err(|source| Error::Serialize { path: config_path.clone(), source: Box::new(source) })?;
+        let db_yaml = SecretsFile(vec![
+            (config.database.username_key.as_str(), c.db_username.as_str()),
+            (config.database.password_key.as_str(), c.db_password.as_str()),
+        ])
+        .to_yaml(&db_path)?;
+        let redis_yaml = SecretsFile(vec![(config.redis.password_key.as_str(), c.redis_password.as_str())])
+            .to_yaml(&redis_path)?;
+
+        Ok(Bundle {
+            files: vec![
+                RenderedFile {
+                    path: config_path.clone(),
+                    contents: config_yaml,
+                    mode: 0o644,
+                    kind: FileKind::Config,
+                },
+                RenderedFile { path: db_path, contents: db_yaml, mode: 0o600, kind: FileKind::Secret },
+                RenderedFile { path: redis_path, contents: redis_yaml, mode: 0o600, kind: FileKind::Secret },
+            ],
+            env: vec![(CONFIG_PATH_ENV.to_string(), config_path.display().to_string())],
+        })
+    }
+
+    /// Renders for a local process whose files live in `dir`, writes them, and returns the
+    /// environment to start it with (`CONFIG_PATH=<dir>/config.yaml`).
+    pub fn write_for_process(&self, dir: &Path) -> Result<Vec<(String, String)>, Error> {
+        self.render(&Layout::process(dir))?.write()
+    }
+}
