@@ -30,6 +30,10 @@ pub fn substitute(sql: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
             };
             out.push_str(&value);
             rest = &body[end + 1..];
+        } else if let Some(rest_after) = after.strip_prefix('$') {
+            // `$$` opens or closes a dollar-quoted body: kept as written.
+            out.push_str("$$");
+            rest = rest_after;
         } else {
             let len = after.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
             let starts_ok = after.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
