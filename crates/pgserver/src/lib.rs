@@ -113,6 +113,8 @@ pub struct Options {
     pub durable: bool,
     /// Start the server in its own session so it survives this process (for `infra up --keep`).
     pub detach: bool,
+    /// The superuser password of an existing cluster in the directory (see [`PgServer::start_in`]).
+    pub password: Option<String>,
 }
 
 /// A running PostgreSQL server owned by this process; dropping it stops the server and, for a
@@ -153,6 +155,9 @@ impl PgServer {
     }
 
     /// Starts a server whose data and log live in `dir` (created if missing), which is kept.
+    ///
+    /// A cluster already in `dir` is started as it is (no initdb), with `options.password` as its
+    /// superuser password: that is how a stopped environment's database is started again.
     pub fn start_in(dir: &Path, options: Options) -> Result<Self, Error> {
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         Self::launch(Root::Kept(dir.to_path_buf()), Binaries::locate()?, options)
@@ -161,9 +166,11 @@ impl PgServer {
     fn launch(root: Root, bin: Binaries, options: Options) -> Result<Self, Error> {
         let owner = process::RunAs::for_current_user()?;
         owner.hand_over(root.path())?;
-        let password = random_password();
+        let password = options.password.clone().unwrap_or_else(random_password);
         let mut server = Self { root, bin, options, port: 0, password, child: None };
-        server.initdb(&owner)?;
+        if !server.data_dir().join("PG_VERSION").exists() {
+            server.initdb(&owner)?;
+        }
         // A free port can be taken by another process between our probe and the server's bind;
         // a few retries with fresh ports make parallel test runs reliable.
         let mut last = None;

@@ -83,9 +83,18 @@ pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
     }
 }
 
-/// Whether a process with this pid exists.
+/// Whether a process with this pid exists and has not exited: a zombie (exited, not yet reaped
+/// by its parent) counts as gone, or stopping a server handed over by `keep_running` from the
+/// same parent would wait for a process that is already dead.
 pub fn pid_alive(pid: u32) -> bool {
-    kill(Pid::from_raw(pid as i32), None).is_ok()
+    if kill(Pid::from_raw(pid as i32), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain spaces.
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => true,
+    }
 }
 
 /// Stops a server started by another process (fast shutdown, then SIGKILL after a deadline).

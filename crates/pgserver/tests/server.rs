@@ -54,3 +54,29 @@ fn a_taken_port_is_reported_with_the_server_log() {
         "{text}"
     );
 }
+
+#[test]
+fn an_existing_cluster_is_started_again_without_initdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pg");
+    let mut first = PgServer::start_in(&root, pgserver::Options::default()).unwrap();
+    first.create_database("kept").unwrap();
+    let (port, password) = (first.port(), first.password().to_string());
+    first.stop().unwrap();
+    drop(first);
+    let options = pgserver::Options { port: Some(port), password: Some(password), ..Default::default() };
+    let again = PgServer::start_in(&root, options).unwrap();
+    assert_eq!(again.psql("kept", "SELECT current_database()").unwrap().trim(), "kept");
+}
+
+#[test]
+fn a_handed_over_server_that_exits_is_not_alive_even_before_it_is_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg =
+        PgServer::start_in(&dir.path().join("pg"), pgserver::Options { detach: true, ..Default::default() })
+            .unwrap();
+    // This process stays the parent and never reaps it, as `infra e2e` does while tests run.
+    let pid = pg.keep_running().unwrap();
+    pgserver::stop_pid(pid).unwrap();
+    assert!(!pid_alive(pid), "an exited (zombie) server counts as stopped");
+}

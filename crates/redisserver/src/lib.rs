@@ -74,34 +74,77 @@ fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { action, source }
 }
 
-/// A running Redis server owned by this process; dropping it stops the server and removes its directory.
+/// How to start a server in a directory of the caller's (see [`RedisServer::start_in`]).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Port to listen on; `None` picks a free loopback port.
+    pub port: Option<u16>,
+    /// Password clients must send with `AUTH`.
+    pub password: Option<String>,
+    /// Start the server in its own process group so it survives this process (for `infra up --keep`).
+    pub detach: bool,
+}
+
+/// A running Redis server owned by this process; dropping it stops the server and, for a
+/// temporary directory, removes it.
 #[derive(Debug)]
 pub struct RedisServer {
-    dir: tempfile::TempDir,
+    dir: Root,
     binary: PathBuf,
     port: u16,
-    password: Option<String>,
+    options: Options,
     child: Option<Child>,
+}
+
+#[derive(Debug)]
+enum Root {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        match self {
+            Root::Temp(t) => t.path(),
+            Root::Kept(p) => p,
+        }
+    }
 }
 
 impl RedisServer {
     /// Starts a server without a password.
     pub fn start() -> Result<Self, Error> {
-        Self::launch(None)
+        Self::launch(None, Options::default())
     }
 
     /// Starts a server that requires `password` (`requirepass`).
     pub fn start_with_password(password: &str) -> Result<Self, Error> {
-        Self::launch(Some(password.to_string()))
+        Self::launch(None, Options { password: Some(password.to_string()), ..Options::default() })
     }
 
-    fn launch(password: Option<String>) -> Result<Self, Error> {
+    /// Starts a server whose config, pid file (`redis.pid`) and log live in `dir`, which is kept.
+    pub fn start_in(dir: &Path, options: Options) -> Result<Self, Error> {
+        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        Self::launch(Some(dir.to_path_buf()), options)
+    }
+
+    fn launch(dir: Option<PathBuf>, options: Options) -> Result<Self, Error> {
         let binary = locate()?;
-        let dir = tempfile::Builder::new()
-            .prefix("redisserver-")
-            .tempdir()
-            .map_err(io("creating a temporary directory"))?;
-        let mut server = Self { dir, binary, port: 0, password, child: None };
+        let dir = match dir {
+            Some(d) => Root::Kept(d),
+            None => Root::Temp(
+                tempfile::Builder::new()
+                    .prefix("redisserver-")
+                    .tempdir()
+                    .map_err(io("creating a temporary directory"))?,
+            ),
+        };
+        let mut server = Self { dir, binary, port: 0, options, child: None };
+        if let Some(port) = server.options.port {
+            server.port = port;
+            server.spawn()?;
+            return Ok(server);
+        }
         // A free port can be taken by another process between our probe and the server's bind;
         // a few retries with fresh ports make parallel test runs reliable.
         let mut last = None;
@@ -121,13 +164,15 @@ impl RedisServer {
     /// Writes the config (0600: it may hold the password) and starts the server from it.
     fn spawn(&mut self) -> Result<(), Error> {
         let conf = self.dir.path().join("redis.conf");
+        // `set-proc-title no` keeps the config path in the command line, where teardown looks for it.
         let mut text = format!(
-            "port {}\nbind 127.0.0.1\ndir {}\nlogfile {}\nsave \"\"\nappendonly no\ndaemonize no\n",
+            "port {}\nbind 127.0.0.1\ndir {}\nlogfile {}\npidfile {}\nsave \"\"\nappendonly no\ndaemonize no\nset-proc-title no\n",
             self.port,
             self.dir.path().display(),
             self.log_path().display(),
+            self.pid_path().display(),
         );
-        if let Some(pw) = &self.password {
+        if let Some(pw) = &self.options.password {
             text.push_str(&format!("requirepass \"{}\"\n", pw.replace('\\', "\\\\").replace('"', "\\\"")));
         }
         fs::write(&conf, text).map_err(io("writing redis.conf"))?;
@@ -139,6 +184,9 @@ impl RedisServer {
         let early_err = early.try_clone().map_err(io("duplicating the output log handle"))?;
         let mut cmd = process::command(&self.binary);
         cmd.arg(&conf).stdin(Stdio::null()).stdout(early).stderr(early_err);
+        if self.options.detach {
+            process::detach(&mut cmd);
+        }
         let child = cmd.spawn().map_err(io(format!("starting {}", self.binary.display())))?;
         self.child = Some(child);
         self.wait_ready()
@@ -154,7 +202,7 @@ impl RedisServer {
                 self.child = None;
                 return Err(Error::Exited { status, log_tail: self.log_tail(20) });
             }
-            let last = match resp::ping(self.port, self.password.as_deref()) {
+            let last = match resp::ping(self.port, self.options.password.as_deref()) {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -180,6 +228,17 @@ impl RedisServer {
         self.spawn()
     }
 
+    /// Hands the running server over to the caller: it keeps running after this value is gone.
+    /// Returns its pid (also in [`RedisServer::pid_path`]).
+    pub fn keep_running(mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
+    }
+
+    /// The file holding the server's pid while it runs.
+    pub fn pid_path(&self) -> PathBuf {
+        self.dir.path().join("redis.pid")
+    }
+
     /// The loopback port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -192,12 +251,12 @@ impl RedisServer {
 
     /// The password clients must send with `AUTH`, if any.
     pub fn password(&self) -> Option<&str> {
-        self.password.as_deref()
+        self.options.password.as_deref()
     }
 
     /// A `redis://` URL for the server, e.g. `redis://:pw@127.0.0.1:6390`.
     pub fn url(&self) -> String {
-        match &self.password {
+        match &self.options.password {
             Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),
         }

@@ -17,6 +17,12 @@ pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     Command::new(program)
 }
 
+/// Puts the child in its own process group, so a Ctrl-C meant for us does not reach it.
+pub(crate) fn detach(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+}
+
 /// Asks the server to shut down (SIGTERM), waits for it, and kills it if it lingers.
 pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
     let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
