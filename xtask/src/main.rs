@@ -1,5 +1,6 @@
 //! `cargo xtask`: the workspace's command line (migrations, environments, end-to-end suites).
 
+mod infra;
 mod migrate;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Migrate(migrate::Migrate),
+    Infra(infra::Infra),
+    E2e(infra::E2e),
 }
 
 /// Failures that are the caller's input rather than the operation: exit status 2.
@@ -48,12 +51,76 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Migrate(m) => m.run(),
+        Command::Infra(i) => i.run(),
+        Command::E2e(e) => e.run(),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+/// Checks of the repository itself: the commands README shows are ones the CLI accepts, and
+/// every suite file is valid.
+#[cfg(test)]
+mod tidy {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Every `cargo xtask ...` in README's code blocks, optional `[...]` parts dropped, trailing comments cut.
+    fn readme_commands() -> Vec<String> {
+        let readme = std::fs::read_to_string(super::workspace_root().join("README.md")).unwrap();
+        let mut out = Vec::new();
+        let mut in_code = false;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            }
+            let Some(at) = line.find("cargo xtask ").filter(|_| in_code) else { continue };
+            let mut cmd = &line[at..];
+            for end in ["  #", ")\"", "`"] {
+                if let Some(i) = cmd.find(end) {
+                    cmd = &cmd[..i];
+                }
+            }
+            let mut plain = String::new();
+            let mut depth = 0;
+            for c in cmd.chars() {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ if depth == 0 => plain.push(c),
+                    _ => {}
+                }
+            }
+            out.push(plain.trim().to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn readme_commands_are_accepted_by_the_cli() {
+        let commands = readme_commands();
+        assert!(commands.len() >= 10, "README shows the commands: {commands:?}");
+        for cmd in commands {
+            let argv: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("README command `{cmd}` is rejected:\n{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_suite_file_is_valid() {
+        let root = super::workspace_root();
+        let names = infra::suite::names(&root);
+        assert!(names.contains(&"workflowexecution".to_string()), "{names:?}");
+        for name in names {
+            infra::suite::load(&infra::suite::path(&root, &name)).unwrap();
         }
     }
 }

@@ -1,0 +1,58 @@
+//! Building a workspace binary with cargo, and the one place this crate creates processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::runner::StepFailure;
+
+/// A command for `program`: the one place this crate creates blocking processes.
+#[allow(clippy::disallowed_methods)]
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    std::process::Command::new(program)
+}
+
+/// Builds binary `package` of the workspace at `root` and returns the executable's path.
+///
+/// Runs as an async child (killed if the step is aborted), so an interrupted run does not wait
+/// for a build; compiler output goes to `log`, and a failure carries its last lines.
+pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<PathBuf, StepFailure> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let log_file = std::fs::File::create(log)
+        .map_err(|e| StepFailure::new(format!("creating {}: {e}", log.display())))?;
+    let mut child = tokio::process::Command::from(command(&cargo))
+        .args(["build", "--package", package, "--bin", package, "--message-format=json-render-diagnostics"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| StepFailure::new(format!("running cargo build: {e}")))?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut executable = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == package
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            executable = Some(PathBuf::from(exe));
+        }
+    }
+    let status = child.wait().await.map_err(|e| StepFailure::new(format!("waiting for cargo build: {e}")))?;
+    let tail = || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    match executable {
+        Some(exe) if status.success() => Ok(exe),
+        _ => Err(StepFailure {
+            message: format!("cargo build --package {package} failed ({status}); see {}", log.display()),
+            diagnosis: Some(tail()),
+            diagnosis_json: None,
+        }),
+    }
+}

@@ -1,0 +1,264 @@
+//! Running a Plan: every step whose needs are ready starts at once; the first failure (or an
+//! interrupt) stops the rest; start, end and duration of every step are recorded.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::plan::Plan;
+
+/// A boxed future, as step runners return them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Carries out steps by id; a backend implements it.
+pub trait StepRunner: Send + Sync + 'static {
+    /// Runs step `id` until it is ready (or failed), reporting progress on `progress`.
+    fn run_step(self: Arc<Self>, id: String, progress: Progress) -> BoxFuture<Result<String, StepFailure>>;
+}
+
+/// Why a step failed, with the evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFailure {
+    /// One line saying what went wrong.
+    pub message: String,
+    /// A diagnosis for people (log tails, probe states), if one was gathered.
+    pub diagnosis: Option<String>,
+    /// The same diagnosis for tools.
+    pub diagnosis_json: Option<serde_json::Value>,
+}
+
+impl StepFailure {
+    /// A failure with only a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), diagnosis: None, diagnosis_json: None }
+    }
+}
+
+/// Where a step reports what it is waiting for.
+#[derive(Clone)]
+pub struct Progress {
+    id: String,
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Progress {
+    /// Reports the step's current state, e.g. "waiting for /health: 503 table audit_events missing".
+    pub fn say(&self, message: impl Into<String>) {
+        let _ = self.tx.send(Event::Progress { step: self.id.clone(), message: message.into() });
+    }
+}
+
+/// What happens during a run, for the terminal or `--json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A step started.
+    Started {
+        /// The step.
+        step: String,
+        /// Milliseconds since the run started.
+        at_ms: u128,
+    },
+    /// A step reported progress.
+    Progress {
+        /// The step.
+        step: String,
+        /// What it said.
+        message: String,
+    },
+    /// A step is ready.
+    Ready {
+        /// The step.
+        step: String,
+        /// How long it took.
+        duration_ms: u128,
+        /// What it produced, for people.
+        summary: String,
+    },
+    /// A step failed.
+    Failed {
+        /// The step.
+        step: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It became ready.
+    Ready,
+    /// It failed.
+    Failed,
+    /// It was stopped because another step failed or the run was interrupted.
+    Stopped,
+    /// It never started.
+    NotStarted,
+}
+
+/// One step's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// The step.
+    pub step: String,
+    /// Milliseconds after the run started that it started.
+    pub start_ms: Option<u128>,
+    /// Milliseconds after the run started that it ended.
+    pub end_ms: Option<u128>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// What a run of a plan did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Every step, in plan order.
+    pub steps: Vec<StepRecord>,
+    /// Wall time of the whole run.
+    pub wall_ms: u128,
+    /// The critical path (longest chain of recorded durations) and its length.
+    pub critical_path: Vec<String>,
+    /// The sum of the critical path's durations.
+    pub critical_ms: u128,
+    /// The sum of all steps' durations: the time the same steps take one after another.
+    pub sequential_ms: u128,
+    /// The step that failed and why.
+    pub failure: Option<(String, StepFailure)>,
+    /// Whether the run was interrupted.
+    pub interrupted: bool,
+}
+
+impl RunReport {
+    /// Whether every step became ready.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none() && !self.interrupted && self.steps.iter().all(|s| s.outcome == Outcome::Ready)
+    }
+}
+
+/// Runs `plan` with `runner` until every step is ready, one fails, or `interrupt` completes.
+pub async fn run<R: StepRunner>(
+    plan: &Plan,
+    runner: Arc<R>,
+    interrupt: impl Future<Output = ()>,
+    on_event: impl FnMut(&Event),
+) -> RunReport {
+    run_limited(plan, runner, usize::MAX, interrupt, on_event).await
+}
+
+/// Like [`run`], with at most `limit` steps running at once (1: one after another, for comparison).
+pub async fn run_limited<R: StepRunner>(
+    plan: &Plan,
+    runner: Arc<R>,
+    limit: usize,
+    interrupt: impl Future<Output = ()>,
+    mut on_event: impl FnMut(&Event),
+) -> RunReport {
+    let started = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut records: BTreeMap<String, StepRecord> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.id.clone(),
+                StepRecord { step: s.id.clone(), start_ms: None, end_ms: None, outcome: Outcome::NotStarted },
+            )
+        })
+        .collect();
+    let mut tasks: JoinSet<(String, Result<String, StepFailure>)> = JoinSet::new();
+    let mut failure = None;
+    let mut interrupted = false;
+    tokio::pin!(interrupt);
+
+    loop {
+        for s in &plan.steps {
+            let ready_to_start = records[&s.id].outcome == Outcome::NotStarted
+                && records[&s.id].start_ms.is_none()
+                && s.needs.iter().all(|n| records.get(n).is_some_and(|r| r.outcome == Outcome::Ready));
+            if ready_to_start && failure.is_none() && !interrupted && tasks.len() < limit {
+                let at_ms = started.elapsed().as_millis();
+                records.get_mut(&s.id).expect("known step").start_ms = Some(at_ms);
+                on_event(&Event::Started { step: s.id.clone(), at_ms });
+                let progress = Progress { id: s.id.clone(), tx: tx.clone() };
+                let fut = runner.clone().run_step(s.id.clone(), progress);
+                let id = s.id.clone();
+                tasks.spawn(async move { (id, fut.await) });
+            }
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(joined) = tasks.join_next() => {
+                let (id, result) = match joined {
+                    Ok(r) => r,
+                    Err(e) => ("unknown".to_string(), Err(StepFailure::new(format!("step task ended abnormally: {e}")))),
+                };
+                let now = started.elapsed().as_millis();
+                while let Ok(ev) = rx.try_recv() {
+                    on_event(&ev);
+                }
+                if let Some(rec) = records.get_mut(&id) {
+                    rec.end_ms = Some(now);
+                    let duration_ms = now - rec.start_ms.unwrap_or(now);
+                    match result {
+                        Ok(summary) => {
+                            rec.outcome = Outcome::Ready;
+                            on_event(&Event::Ready { step: id.clone(), duration_ms, summary });
+                        }
+                        Err(f) => {
+                            rec.outcome = Outcome::Failed;
+                            on_event(&Event::Failed { step: id.clone(), message: f.message.clone() });
+                            failure = Some((id, f));
+                        }
+                    }
+                }
+                if failure.is_some() {
+                    stop_all(&mut tasks, &mut records, started).await;
+                }
+            }
+            Some(ev) = rx.recv() => on_event(&ev),
+            () = &mut interrupt, if !interrupted => {
+                interrupted = true;
+                stop_all(&mut tasks, &mut records, started).await;
+            }
+        }
+    }
+    let durations: BTreeMap<String, u128> =
+        records.values().filter_map(|r| Some((r.step.clone(), r.end_ms? - r.start_ms?))).collect();
+    let (critical_path, critical_ms) = plan.critical_path(&durations);
+    RunReport {
+        steps: plan.steps.iter().map(|s| records[&s.id].clone()).collect(),
+        wall_ms: started.elapsed().as_millis(),
+        critical_path,
+        critical_ms,
+        sequential_ms: durations.values().sum(),
+        failure,
+        interrupted,
+    }
+}
+
+/// Aborts every running step and marks it stopped.
+async fn stop_all(
+    tasks: &mut JoinSet<(String, Result<String, StepFailure>)>,
+    records: &mut BTreeMap<String, StepRecord>,
+    started: Instant,
+) {
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let now = started.elapsed().as_millis();
+    for rec in records.values_mut() {
+        if rec.start_ms.is_some() && rec.end_ms.is_none() {
+            rec.end_ms = Some(now);
+            rec.outcome = Outcome::Stopped;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The plan runner with steps the test completes by hand: parallel starts, dependency gating,
+//! the first failure stopping the rest, interrupts.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use infra::runner::{self, BoxFuture, Event, Outcome, Progress, StepFailure, StepRunner};
+use infra::{Plan, RunReport};
+use tokio::sync::{mpsc, oneshot};
+
+type Done = oneshot::Sender<Result<String, StepFailure>>;
+
+/// Steps that finish when the test says so.
+struct Manual {
+    pending: Mutex<HashMap<String, oneshot::Receiver<Result<String, StepFailure>>>>,
+}
+
+impl StepRunner for Manual {
+    fn run_step(self: Arc<Self>, id: String, progress: Progress) -> BoxFuture<Result<String, StepFailure>> {
+        let rx = self.pending.lock().unwrap().remove(&id).expect("each step runs once");
+        Box::pin(async move {
+            progress.say("working");
+            rx.await.unwrap_or_else(|_| Err(StepFailure::new("dropped")))
+        })
+    }
+}
+
+fn plan() -> Plan {
+    let suite = infra::suite::parse(
+        "name: s\ncomponents: [postgres, redis, migrations, datastorage]\nmigrations: all\ntest: {command: [\"true\"]}\n",
+        Path::new("s.yaml"),
+    )
+    .unwrap();
+    Plan::local(&suite)
+}
+
+struct Harness {
+    done: HashMap<String, Done>,
+    events: mpsc::UnboundedReceiver<Event>,
+    run: tokio::task::JoinHandle<RunReport>,
+    interrupt: Option<oneshot::Sender<()>>,
+}
+
+fn start() -> Harness {
+    let plan = plan();
+    let mut done = HashMap::new();
+    let mut pending = HashMap::new();
+    for s in &plan.steps {
+        let (tx, rx) = oneshot::channel();
+        done.insert(s.id.clone(), tx);
+        pending.insert(s.id.clone(), rx);
+    }
+    let runner = Arc::new(Manual { pending: Mutex::new(pending) });
+    let (ev_tx, events) = mpsc::unbounded_channel();
+    let (int_tx, int_rx) = oneshot::channel::<()>();
+    let run = tokio::spawn(async move {
+        runner::run(
+            &plan,
+            runner,
+            async {
+                let _ = int_rx.await;
+            },
+            move |e| {
+                let _ = ev_tx.send(e.clone());
+            },
+        )
+        .await
+    });
+    Harness { done, events, run, interrupt: Some(int_tx) }
+}
+
+impl Harness {
+    /// Steps started until `n` have been seen.
+    async fn started(&mut self, n: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        while seen.len() < n {
+            match self.events.recv().await.expect("run still going") {
+                Event::Started { step, .. } => seen.push(step),
+                _ => continue,
+            }
+        }
+        seen.sort();
+        seen
+    }
+
+    fn finish(&mut self, step: &str, result: Result<&str, &str>) {
+        let r = result.map(str::to_string).map_err(StepFailure::new);
+        self.done.remove(step).unwrap().send(r).unwrap();
+    }
+}
+
+fn outcome(report: &RunReport, step: &str) -> Outcome {
+    report.steps.iter().find(|s| s.step == step).unwrap().outcome.clone()
+}
+
+#[tokio::test]
+async fn independent_steps_start_together_and_dependents_wait_for_ready() {
+    let mut h = start();
+    assert_eq!(h.started(3).await, ["build-datastorage", "postgres", "redis"]);
+    h.finish("redis", Ok("redis up"));
+    h.finish("postgres", Ok("pg up"));
+    assert_eq!(h.started(1).await, ["migrations"], "migrations waits for postgres only");
+    h.finish("migrations", Ok("8 applied"));
+    h.finish("build-datastorage", Ok("built"));
+    assert_eq!(h.started(1).await, ["datastorage"], "datastorage waits for all four");
+    h.finish("datastorage", Ok("healthy"));
+    let report = h.run.await.unwrap();
+    assert!(report.ok());
+    assert_eq!(report.critical_path.last().map(String::as_str), Some("datastorage"));
+    for r in &report.steps {
+        assert!(r.start_ms.unwrap() <= r.end_ms.unwrap(), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_first_failure_stops_the_rest() {
+    let mut h = start();
+    h.started(3).await;
+    h.finish("postgres", Err("password authentication failed"));
+    let report = h.run.await.unwrap();
+    assert!(!report.ok());
+    let (step, failure) = report.failure.clone().unwrap();
+    assert_eq!((step.as_str(), failure.message.as_str()), ("postgres", "password authentication failed"));
+    assert_eq!(outcome(&report, "postgres"), Outcome::Failed);
+    assert_eq!(outcome(&report, "redis"), Outcome::Stopped);
+    assert_eq!(outcome(&report, "build-datastorage"), Outcome::Stopped);
+    assert_eq!(outcome(&report, "migrations"), Outcome::NotStarted);
+    assert_eq!(outcome(&report, "datastorage"), Outcome::NotStarted);
+}
+
+#[tokio::test]
+async fn an_interrupt_stops_running_steps_and_starts_no_more() {
+    let mut h = start();
+    h.started(3).await;
+    h.finish("postgres", Ok("pg up"));
+    h.started(1).await;
+    h.interrupt.take().unwrap().send(()).unwrap();
+    let report = h.run.await.unwrap();
+    assert!(report.interrupted && !report.ok());
+    assert_eq!(outcome(&report, "postgres"), Outcome::Ready);
+    assert_eq!(outcome(&report, "migrations"), Outcome::Stopped);
+    assert_eq!(outcome(&report, "datastorage"), Outcome::NotStarted);
+}

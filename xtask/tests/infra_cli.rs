@@ -1,0 +1,179 @@
+//! `cargo xtask infra` and `e2e` as a user runs them: real processes on loopback, real HTTP,
+//! each test with its own state directory.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn xtask(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("XTASK_STATE_DIR", state)
+        .output()
+        .expect("run xtask")
+}
+
+/// Processes whose command line names the state directory: the ones a run started.
+fn leftovers(state: &Path) -> Vec<String> {
+    let needle = state.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            cmd.contains(&needle).then(|| format!("{pid}: {cmd}"))
+        })
+        .collect()
+}
+
+fn runs(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("runs"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn http_get(url: &str) -> String {
+    // A minimal HTTP/1.0 GET, so this test needs no client library.
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn up_keep_status_down() {
+    let state = tempfile::tempdir().unwrap();
+    let up = xtask(state.path(), &["infra", "up", "workflowexecution", "--keep", "--json"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let ds = v["env"]["DATASTORAGE_URL"].as_str().unwrap();
+    let health = http_get(&format!("{ds}/health"));
+    assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(v["env"]["DATABASE_URL"].as_str().unwrap().starts_with("postgres://slm_user:"));
+    let steps: Vec<&str> =
+        v["report"]["critical_path"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(steps.last(), Some(&"datastorage"));
+
+    let status = xtask(state.path(), &["infra", "status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["runs"][0]["running"], true);
+    let endpoints = s["runs"][0]["endpoints"].to_string();
+    assert!(
+        endpoints.contains("***") && !endpoints.contains(&v["env"]["DATABASE_URL"].as_str().unwrap()[30..]),
+        "passwords are not shown: {endpoints}"
+    );
+
+    let restart = xtask(state.path(), &["infra", "restart", "postgres"]);
+    assert!(restart.status.success(), "{}", String::from_utf8_lossy(&restart.stderr));
+
+    let down = xtask(state.path(), &["infra", "down"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(leftovers(state.path()).is_empty(), "{:?}", leftovers(state.path()));
+    assert!(runs(state.path()).is_empty());
+}
+
+#[test]
+fn a_datastorage_that_never_gets_healthy_is_diagnosed_fast() {
+    let state = tempfile::tempdir().unwrap();
+    let suite = state.path().join("partial.yaml");
+    // Only the notification table: DataStorage's /health keeps saying which audit table is missing.
+    std::fs::write(
+        &suite,
+        "name: partial\ncomponents: [postgres, redis, migrations, datastorage]\nmigrations: [notification_audit]\n\
+         test: {command: [\"true\"]}\nready_timeout: 4s\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = xtask(state.path(), &["infra", "up", suite.to_str().unwrap(), "--keep"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "gave up at the readiness deadline, not a suite timeout"
+    );
+    assert!(err.contains("datastorage did not come up"), "{err}");
+    assert!(err.contains("audit_events"), "the diagnosis names what is missing: {err}");
+    assert!(leftovers(state.path()).is_empty(), "{:?}", leftovers(state.path()));
+    let kept = runs(state.path());
+    assert_eq!(kept.len(), 1, "logs and diagnosis are kept: {kept:?}");
+    let diagnosis =
+        std::fs::read_to_string(state.path().join("runs").join(&kept[0]).join("diagnosis.txt")).unwrap();
+    assert!(diagnosis.contains("audit_events"), "{diagnosis}");
+}
+
+#[test]
+fn bad_suite_names_file_and_field() {
+    let state = tempfile::tempdir().unwrap();
+    let suite = state.path().join("bad.yaml");
+    std::fs::write(
+        &suite,
+        "name: bad\ncomponents: [postgres, mysql]\nmigrations: all\ntest: {command: [\"true\"]}\n",
+    )
+    .unwrap();
+    let out = xtask(state.path(), &["infra", "up", suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml: components[1]: unknown component `mysql`"), "{err}");
+    let out = xtask(state.path(), &["infra", "up", "nosuchsuite"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("suites: workflowexecution"));
+    assert!(runs(state.path()).is_empty(), "nothing is started for bad input");
+}
+
+/// SIGINT at random moments of `infra up` (starting, waiting, up and idle) must leave no
+/// process, port or run directory behind.
+#[test]
+fn sigint_at_random_points_leaves_nothing_behind() {
+    let state = tempfile::tempdir().unwrap();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut rng = seed | 1;
+    for round in 0..20 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Spread over start-up (about a second here) and the idle "up" state after it.
+        let delay = Duration::from_millis(rng % 2500);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["infra", "up", "workflowexecution"])
+            .env("XTASK_STATE_DIR", state.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay); // the random moment itself, not a wait for anything
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round} (seed {seed}, {delay:?}): xtask did not exit after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        let left = leftovers(state.path());
+        assert!(
+            left.is_empty(),
+            "round {round} (seed {seed}, SIGINT after {delay:?}, {status}): left running: {left:?}\n{err}"
+        );
+        assert!(
+            runs(state.path()).is_empty(),
+            "round {round} (seed {seed}, {delay:?}): run directory left: {:?}\n{err}",
+            runs(state.path())
+        );
+    }
+}
