@@ -1,6 +1,7 @@
 //! `cargo xtask infra up|down|status|restart` and `cargo xtask e2e`: environments for a suite.
 
 use std::io::IsTerminal;
+
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -129,15 +130,19 @@ impl Interrupts {
     }
 }
 
+/// Shows run events: a spinner per step on a terminal, plain timestamped lines otherwise, JSON
+/// lines with `--json`.
 fn printer(json: bool) -> impl FnMut(&Event) {
     let started = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    let bars = (!json && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+    let mut spinners: std::collections::HashMap<String, indicatif::ProgressBar> = Default::default();
+    let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<18} {elapsed:>4} {wide_msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
     move |e| {
         if json {
             eprintln!("{}", serde_json::to_string(e).unwrap_or_default());
             return;
         }
-        let t = started.elapsed().as_secs_f64();
         let line = match e {
             Event::Started { step, .. } => format!("{step}: started"),
             Event::Progress { step, message } => format!("{step}: {message}"),
@@ -146,10 +151,33 @@ fn printer(json: bool) -> impl FnMut(&Event) {
             }
             Event::Failed { step, message } => format!("{step}: FAILED: {message}"),
         };
-        if tty {
-            eprintln!("\x1b[2m[{t:6.1}s]\x1b[0m {line}");
-        } else {
-            eprintln!("[{t:6.1}s] {line}");
+        let Some(multi) = &bars else {
+            eprintln!("[{:6.1}s] {line}", started.elapsed().as_secs_f64());
+            return;
+        };
+        match e {
+            Event::Started { step, .. } => {
+                let bar = multi.add(indicatif::ProgressBar::new_spinner().with_style(style.clone()));
+                bar.set_prefix(step.clone());
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                spinners.insert(step.clone(), bar);
+            }
+            Event::Progress { step, message } => {
+                if let Some(bar) = spinners.get(step) {
+                    bar.set_message(message.clone());
+                }
+            }
+            Event::Ready { step, .. } | Event::Failed { step, .. } => {
+                if let Some(bar) = spinners.remove(step) {
+                    bar.finish_and_clear();
+                }
+                let _ = multi.println(line);
+                if matches!(e, Event::Failed { .. }) {
+                    for (_, bar) in spinners.drain() {
+                        bar.abandon_with_message("stopped");
+                    }
+                }
+            }
         }
     }
 }
