@@ -70,7 +70,7 @@ pub enum WaitError {
         diagnosis: Box<Diagnosis>,
     },
     /// The deadline passed first.
-    #[error("not ready after {waited:?}: {pending}")]
+    #[error("not ready after {:.1}s: {pending}", .waited.as_secs_f64())]
     TimedOut {
         /// How long the wait ran.
         waited: Duration,
