@@ -245,6 +245,8 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
                 (Default::default(), " (no database given: planned as for an empty database)".to_string())
             }
         };
+        // A real run refuses an edited applied file before anything else; so does its rehearsal.
+        migrations::check_checksums(&set, &applied).map_err(classify)?;
         let plan = Plan::up(&set, &applied, &wanted);
         if common.json {
             println!("{}", json!({ "ok": true, "dry_run": true, "plan": plan }));
@@ -283,6 +285,7 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
     let client = connect(&common).await?;
     if common.dry_run {
         let applied = migrations::store::applied(&client).await?;
+        migrations::check_checksums(&set, &applied).map_err(classify)?;
         let plan = Plan::down(&set, &applied, to).map_err(classify)?;
         if common.json {
             println!("{}", json!({ "ok": true, "dry_run": true, "plan": plan }));

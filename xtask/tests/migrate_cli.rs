@@ -124,7 +124,7 @@ fn lint_reports_every_problem_with_file_and_line() {
         ("003_down_typo.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nDROPP TABLE t;\n"),
         ("004_block.sql", "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n"),
         ("005_noup.sql", "CREATE TABLE x (i int);\n"),
-        ("006_annot.sql", "-- +goose Up\n-- +goose ENVSUB ON\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"),
+        ("006_annot.sql", "-- +goose Up\n-- +goose ENVSUBST ON\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"),
         ("6_dup.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"),
     ]);
     let o = xtask(&["migrate", "lint", "--dir", s(dir.path())], None);
@@ -140,7 +140,7 @@ fn lint_reports_every_problem_with_file_and_line() {
         ),
         format!("{d}/004_block.sql:2: error: '-- +goose StatementBegin' has no matching"),
         format!("{d}/005_noup.sql:1: error: SQL before '-- +goose Up'"),
-        format!("{d}/006_annot.sql:2: warning: '-- +goose ENVSUB ON' is not a goose annotation"),
+        format!("{d}/006_annot.sql:2: warning: '-- +goose ENVSUBST ON' is not a goose annotation"),
         "error: version 6 is also used by".to_string(),
     ] {
         assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
@@ -180,4 +180,22 @@ fn down_dry_run_then_down() {
     );
     let o = xtask(&["migrate", "down", "--dir", s(dir.path())], Some(&url));
     assert_eq!(text(&o).0.trim(), "rolled back 1 migration(s): 002_b.sql");
+}
+
+#[test]
+fn dry_run_refuses_an_edited_applied_file_like_a_real_run() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let dir = folder(&[("001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")]);
+    assert!(xtask(&["migrate", "--all", "--dir", s(dir.path())], Some(&url)).status.success());
+    std::fs::write(dir.path().join("001_a.sql"), "-- +goose Up\nCREATE TABLE a (id bigint);\n").unwrap();
+    for args in [&["migrate", "--all", "--dry-run"][..], &["migrate", "--all"][..]] {
+        let mut argv = args.to_vec();
+        argv.extend(["--dir", s(dir.path())]);
+        let o = xtask(&argv, Some(&url));
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("001_a.sql") && err.contains("must not be edited"), "{args:?}: {err}");
+    }
 }

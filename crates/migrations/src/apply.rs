@@ -179,22 +179,35 @@ async fn verify_checksums(
     applied: &std::collections::BTreeMap<i64, store::AppliedVersion>,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<(), Error> {
+    check_checksums(set, applied)?;
     for (version, row) in applied {
         let Some(m) = set.get(*version) else { continue };
-        match &row.checksum {
-            Some(recorded) if *recorded != m.checksum => {
-                return Err(Error::ChecksumMismatch {
-                    file: m.path.clone(),
-                    version: *version,
-                    recorded: recorded.clone(),
-                    actual: m.checksum.clone(),
-                });
-            }
-            Some(_) => {}
-            None => {
-                store::record_checksum(client, *version, &m.name, &m.checksum).await?;
-                on_event(Event::ChecksumAdopted { version: *version });
-            }
+        if row.checksum.is_none() {
+            store::record_checksum(client, *version, &m.name, &m.checksum).await?;
+            on_event(Event::ChecksumAdopted { version: *version });
+        }
+    }
+    Ok(())
+}
+
+/// Fails with [`Error::ChecksumMismatch`] if an applied migration's file no longer has the
+/// checksum recorded when it was applied; versions without a recorded checksum (applied by goose)
+/// or without a file pass. Read-only, so a dry run refuses exactly what a real run would.
+pub fn check_checksums(
+    set: &MigrationSet,
+    applied: &std::collections::BTreeMap<i64, store::AppliedVersion>,
+) -> Result<(), Error> {
+    for (version, row) in applied {
+        let Some(m) = set.get(*version) else { continue };
+        if let Some(recorded) = &row.checksum
+            && *recorded != m.checksum
+        {
+            return Err(Error::ChecksumMismatch {
+                file: m.path.clone(),
+                version: *version,
+                recorded: recorded.clone(),
+                actual: m.checksum.clone(),
+            });
         }
     }
     Ok(())
@@ -225,22 +238,8 @@ async fn run_one(client: &Client, m: &Migration, direction: Direction, step: &St
         Direction::Down => &m.parsed.down.as_ref().expect("down plans only name files with Down").statements,
     };
     let record = match direction {
-        Direction::Up => format!(
-            "INSERT INTO {} (version_id, is_applied) VALUES ({v}, true); \
-             INSERT INTO {} (version_id, file_name, checksum) VALUES ({v}, {}, {}) \
-             ON CONFLICT (version_id) DO UPDATE SET file_name = excluded.file_name, checksum = excluded.checksum, recorded_at = now()",
-            store::VERSION_TABLE,
-            store::CHECKSUM_TABLE,
-            quote_literal(&m.name),
-            quote_literal(&m.checksum),
-            v = m.version
-        ),
-        Direction::Down => format!(
-            "DELETE FROM {} WHERE version_id = {v}; DELETE FROM {} WHERE version_id = {v}",
-            store::VERSION_TABLE,
-            store::CHECKSUM_TABLE,
-            v = m.version
-        ),
+        Direction::Up => store::record_up_sql(m.version, &m.name, &m.checksum),
+        Direction::Down => store::record_down_sql(m.version),
     };
     let record_err =
         |source| Error::Db { action: format!("recording version {} ({})", m.version, m.name), source };
@@ -251,7 +250,12 @@ async fn run_one(client: &Client, m: &Migration, direction: Direction, step: &St
                 Error::Statement(f)
             })?;
         }
-        client.batch_execute(&format!("BEGIN; {record}; COMMIT")).await.map_err(record_err)?;
+        if let Err(e) = client.batch_execute(&format!("BEGIN; {record}; COMMIT")).await {
+            // A failure inside the batch leaves its transaction open and aborted; end it, or the
+            // session could not even release the lock.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(record_err(e));
+        }
         return Ok(());
     }
     client.batch_execute("BEGIN").await.map_err(record_err)?;
@@ -276,15 +280,8 @@ async fn execute(
     stmt: &Statement,
 ) -> Result<(), Box<StatementFailure>> {
     let sql = if stmt.envsubst {
-        envsubst::substitute(&stmt.sql, |k| std::env::var(k).ok()).map_err(|var| {
-            failure(
-                m,
-                direction,
-                stmt,
-                "XTASK".into(),
-                format!("environment variable {var} is not set (ENVSUBST ON)"),
-            )
-        })?
+        envsubst::substitute(&stmt.sql, |k| std::env::var(k).ok())
+            .map_err(|unset| failure(m, direction, stmt, "XTASK".into(), format!("{unset} (ENVSUB ON)")))?
     } else {
         stmt.sql.clone()
     };
@@ -333,10 +330,6 @@ fn excerpt(sql: &str, max: usize) -> String {
     format!("{}\n... ({} more lines)", lines[..max].join("\n"), lines.len() - max)
 }
 
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// Renders a driver error with PostgreSQL's code, message, detail and hint when there are any.
 pub(crate) fn describe_db_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -351,5 +344,35 @@ pub(crate) fn describe_db_error(e: &tokio_postgres::Error) -> String {
             s
         }
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn applied(version: i64, checksum: Option<&str>) -> BTreeMap<i64, store::AppliedVersion> {
+        let applied_at = chrono::NaiveDateTime::default();
+        BTreeMap::from([(
+            version,
+            store::AppliedVersion { applied_at, checksum: checksum.map(str::to_string) },
+        )])
+    }
+
+    #[test]
+    fn check_checksums_refuses_an_edited_applied_file_without_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("001_a.sql"), "-- +goose Up\nSELECT 1;\n").unwrap();
+        let set = MigrationSet::load(dir.path()).unwrap();
+        let actual = set.get(1).unwrap().checksum.clone();
+
+        check_checksums(&set, &applied(1, Some(&actual))).unwrap();
+        check_checksums(&set, &applied(1, None)).expect("applied by goose: nothing to compare");
+        check_checksums(&set, &applied(2, Some("gone"))).expect("no file for the version");
+        let err = check_checksums(&set, &applied(1, Some("old"))).unwrap_err();
+        let Error::ChecksumMismatch { version, recorded, actual: got, .. } = &err else { panic!("{err}") };
+        assert_eq!((*version, recorded.as_str(), got), (1, "old", &actual));
     }
 }

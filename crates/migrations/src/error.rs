@@ -52,9 +52,9 @@ pub enum Error {
         #[source]
         source: ParseError,
     },
-    /// An `ENVSUBST ON` statement uses a variable that is not set.
+    /// An `ENVSUB ON` statement uses a variable that is not set.
     #[error(
-        "{}:{line}: environment variable {var} is not set (the file has '-- +goose ENVSUBST ON'; goose would substitute an empty string, this tool refuses: set it or write ${{{var}:-default}})",
+        "{}:{line}: environment variable {var} is not set (the file has '-- +goose ENVSUB ON'; goose would substitute an empty string, this tool refuses: set it or write ${{{var}:-default}})",
         .file.display()
     )]
     UnsetVariable {
@@ -191,14 +191,85 @@ impl std::fmt::Display for StatementFailure {
     }
 }
 
-/// Hides the password of a `postgres://user:password@host/db` URL.
+/// Hides the password of a connection string: the `user:password@` part and a `password`
+/// query parameter of a `postgres://` URL, or the `password=` value of a key=value string.
+///
+/// A password may contain `@` and `:`: the user part ends at the last `@` before the query.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else { return redact_conninfo(url) };
+    let (main, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+    let main = match main.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => main.to_string(),
+        },
+        None => main.to_string(),
+    };
+    let query = match query.strip_prefix('?') {
+        Some(q) => {
+            let pairs: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("?{}", pairs.join("&"))
+        }
+        None => String::new(),
+    };
+    format!("{scheme}://{main}{query}")
+}
+
+/// Whether a connection parameter holds a secret (`password`, `sslpassword`).
+fn is_secret_key(key: &str) -> bool {
+    key.trim().to_ascii_lowercase().ends_with("password")
+}
+
+/// Hides secret values of a libpq key=value string (`host=h password='a b' dbname=d`), keeping
+/// everything else as written; values may be single-quoted and contain backslash escapes.
+fn redact_conninfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        if rest.is_empty() {
+            return out;
+        }
+        let key_len = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let key = &rest[..key_len];
+        out.push_str(key);
+        rest = &rest[key_len..];
+        let before_eq = rest.len() - rest.trim_start().len();
+        let Some(after_eq) = rest[before_eq..].strip_prefix('=') else { continue };
+        let after_ws = after_eq.len() - after_eq.trim_start().len();
+        let value_at = before_eq + 1 + after_ws;
+        out.push_str(&rest[..value_at]);
+        rest = &rest[value_at..];
+        let value_len = conninfo_value_len(rest);
+        out.push_str(if is_secret_key(key) { "***" } else { &rest[..value_len] });
+        rest = &rest[value_len..];
     }
+}
+
+/// Byte length of the value at the start of `s`: a quoted value up to its closing quote, else up
+/// to the next whitespace; a backslash escapes the next character in both.
+fn conninfo_value_len(s: &str) -> usize {
+    let quoted = s.starts_with('\'');
+    let mut chars = s.char_indices().skip(usize::from(quoted));
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '\'' if quoted => return i + 1,
+            c if !quoted && c.is_whitespace() => return i,
+            _ => {}
+        }
+    }
+    s.len()
 }
 
 #[cfg(test)]
@@ -210,5 +281,36 @@ mod tests {
         assert_eq!(redact_url("postgres://u:p%40ss@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("host=h user=u"), "host=h user=u");
+    }
+
+    #[test]
+    fn a_password_containing_at_signs_is_hidden_whole() {
+        assert_eq!(redact_url("postgres://u:p@ss@w:rd@h:5432/db"), "postgres://u:***@h:5432/db");
+    }
+
+    #[test]
+    fn a_password_query_parameter_is_hidden() {
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=secret&sslmode=disable"),
+            "postgres://u@h/db?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgresql://u:pw@h/db?application_name=x&password=s@cret"),
+            "postgresql://u:***@h/db?application_name=x&password=***"
+        );
+    }
+
+    #[test]
+    fn key_value_passwords_are_hidden() {
+        assert_eq!(
+            redact_url("host=h user=u password=secret dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        assert_eq!(
+            redact_url("host=h password = 'sec ret \\' more' dbname=d"),
+            "host=h password = *** dbname=d"
+        );
+        assert_eq!(redact_url("password=secret"), "password=***");
+        assert_eq!(redact_url("user=u sslpassword=k"), "user=u sslpassword=***");
     }
 }

@@ -112,12 +112,12 @@ pub(crate) fn has_code(sql: &str) -> bool {
     !s.statements.is_empty() || s.rest.is_some()
 }
 
-fn is_ident(c: u8) -> bool {
+pub(crate) fn is_ident(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
 }
 
 /// Length of a dollar-quote opening tag (`$$` or `$name$`) at the start of `b`.
-fn dollar_tag(b: &[u8]) -> Option<usize> {
+pub(crate) fn dollar_tag(b: &[u8]) -> Option<usize> {
     if b.get(1) == Some(&b'$') {
         return Some(2);
     }

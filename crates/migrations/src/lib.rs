@@ -25,7 +25,7 @@ pub mod source;
 pub mod status;
 pub mod store;
 
-pub use apply::{Event, Options, Report, connect, down, up};
+pub use apply::{Event, Options, Report, check_checksums, connect, down, up};
 pub use error::{Error, StatementFailure, redact_url};
 pub use plan::{Direction, Plan, Selection};
 pub use source::{Migration, MigrationSet};

@@ -84,13 +84,7 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
         }
     };
     for (line, text) in &m.parsed.unknown_annotations {
-        push(
-            Some(*line),
-            Severity::Warning,
-            format!(
-                "'{text}' is not a goose annotation and is ignored as a comment (annotations are case-sensitive; did you mean ENVSUBST, StatementBegin, NO TRANSACTION?)"
-            ),
-        );
+        push(Some(*line), Severity::Warning, unknown_annotation_message(text));
     }
     if m.parsed.up.statements.is_empty() {
         push(Some(m.parsed.up.line), Severity::Warning, "the Up section has no statements".into());
@@ -108,11 +102,11 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
             let sql = if stmt.envsubst {
                 match envsubst::substitute(&stmt.sql, |k| std::env::var(k).ok()) {
                     Ok(s) => s,
-                    Err(var) => {
+                    Err(unset) => {
                         push(
                             Some(stmt.line),
                             Severity::Warning,
-                            format!("{dir}: ${{{var}}} is not set here, statement not checked"),
+                            format!("{dir}: {unset} here, statement not checked"),
                         );
                         continue;
                     }
@@ -151,6 +145,16 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
     }
 }
 
+/// The warning for a `+goose` line that is not one of goose's annotations.
+fn unknown_annotation_message(text: &str) -> String {
+    let hint = if text.to_ascii_lowercase().contains("envsubst") {
+        "goose spells it ENVSUB: '-- +goose ENVSUB ON' / '-- +goose ENVSUB OFF'"
+    } else {
+        "goose knows Up, Down, StatementBegin, StatementEnd, NO TRANSACTION, ENVSUB ON and ENVSUB OFF, in any letter case"
+    };
+    format!("'{text}' is not a goose annotation and is ignored as a comment ({hint})")
+}
+
 /// Statements PostgreSQL refuses inside a transaction block.
 fn needs_no_transaction(node: &NodeEnum) -> Option<&'static str> {
     let concurrently = |params: &[pg_query::protobuf::Node]| {
@@ -177,4 +181,33 @@ fn split_line_prefix(text: &str) -> (Option<usize>, String) {
         return (Some(n), msg.to_string());
     }
     (None, text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envsubst_is_named_as_goose_spells_it() {
+        let msg = unknown_annotation_message("-- +goose ENVSUBST ON");
+        assert_eq!(
+            msg,
+            "'-- +goose ENVSUBST ON' is not a goose annotation and is ignored as a comment (goose spells it ENVSUB: '-- +goose ENVSUB ON' / '-- +goose ENVSUB OFF')"
+        );
+        let msg = unknown_annotation_message("-- +goose StatementBeginn");
+        assert!(msg.contains("in any letter case"), "{msg}");
+        assert!(!msg.contains("case-sensitive"), "{msg}");
+    }
+
+    #[test]
+    fn lint_warns_about_envsubst_in_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "-- +goose Up\n-- +goose ENVSUBST ON\nSELECT 1;\n-- +goose Down\nSELECT 1;\n";
+        std::fs::write(dir.path().join("001_a.sql"), text).unwrap();
+        let findings = lint(dir.path()).unwrap();
+        let texts: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
+        assert_eq!(findings.len(), 1, "{texts:?}");
+        assert_eq!((findings[0].line, findings[0].severity), (Some(2), Severity::Warning));
+        assert!(texts[0].contains("goose spells it ENVSUB"), "{texts:?}");
+    }
 }

@@ -1,11 +1,16 @@
 //! The goose SQL migration format: `-- +goose Up|Down`, `StatementBegin|End`, `NO TRANSACTION`,
-//! `ENVSUBST ON|OFF`, split into statements with the line each one starts on.
+//! `ENVSUB ON|OFF`, split into statements with the line each one starts on.
 //!
-//! Annotations follow goose exactly (case-sensitive, a line starting with `--`), so a file goose
-//! accepts is accepted here. One deliberate difference: goose ends a statement at any line whose
-//! last word ends in `;`, which cuts `$$` function bodies apart unless they are wrapped in
-//! `StatementBegin`/`StatementEnd`; this parser knows quotes, dollar quotes and comments, so such
-//! bodies also work unwrapped.
+//! Annotations follow goose (v3.19+) exactly: a line starting with `--` (no leading whitespace)
+//! whose rest, trimmed, lowercased and with runs of whitespace collapsed, is one of `+goose up`,
+//! `+goose down`, `+goose statementbegin`, `+goose statementend`, `+goose no transaction`,
+//! `+goose envsub on` or `+goose envsub off`; so `-- +goose up` and `-- +goose StatementBEGIN` are
+//! annotations, and a file goose accepts is accepted here. Any other `+goose` line is a comment to
+//! goose and to this parser, and is recorded in [`Parsed::unknown_annotations`] for lint.
+//!
+//! One deliberate difference: goose ends a statement at any line whose last word ends in `;`,
+//! which cuts `$$` function bodies apart unless they are wrapped in `StatementBegin`/`StatementEnd`;
+//! this parser knows quotes, dollar quotes and comments, so such bodies also work unwrapped.
 
 use serde::Serialize;
 
@@ -18,7 +23,7 @@ pub struct Statement {
     pub sql: String,
     /// 1-based line of the file where the statement starts.
     pub line: usize,
-    /// Whether `${VAR}` references are substituted from the environment (`-- +goose ENVSUBST ON`).
+    /// Whether `${VAR}` references are substituted from the environment (`-- +goose ENVSUB ON`).
     pub envsubst: bool,
 }
 
@@ -98,7 +103,7 @@ pub enum ParseError {
 fn describe_near_miss(n: &Option<(usize, String)>) -> String {
     match n {
         Some((line, text)) => format!(
-            "; line {line} reads '{text}', which goose ignores as a comment (annotations are case-sensitive: '-- +goose Up', '-- +goose Down', '-- +goose StatementBegin', '-- +goose StatementEnd', '-- +goose NO TRANSACTION', '-- +goose ENVSUBST ON')"
+            "; line {line} reads '{text}', which goose ignores as a comment (goose knows only '-- +goose Up', 'Down', 'StatementBegin', 'StatementEnd', 'NO TRANSACTION', 'ENVSUB ON' and 'ENVSUB OFF', in any letter case, with '--' at the start of the line)"
         ),
         None => String::new(),
     }
@@ -164,9 +169,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
 
     for (idx, line) in text.lines().enumerate() {
         let n = idx + 1;
-        if let Some(cmd) = line.strip_prefix("--").map(str::trim) {
-            let handled = match cmd {
-                "+goose Up" => {
+        if let Some(cmd) = line.strip_prefix("--").map(normalise) {
+            let handled = match cmd.as_str() {
+                "+goose up" => {
                     if dir != Dir::Start {
                         return Err(misplaced(n, "duplicate '-- +goose Up' annotation"));
                     }
@@ -174,7 +179,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                     up.line = n;
                     true
                 }
-                "+goose Down" => {
+                "+goose down" => {
                     match dir {
                         Dir::Start => {
                             return Err(misplaced(n, "'-- +goose Down' before '-- +goose Up'"));
@@ -191,7 +196,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                     down = Some(Section { line: n, statements: Vec::new() });
                     true
                 }
-                "+goose StatementBegin" => {
+                "+goose statementbegin" => {
                     if dir == Dir::Start {
                         return Err(misplaced(
                             n,
@@ -209,7 +214,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                     block = Some(n);
                     true
                 }
-                "+goose StatementEnd" => {
+                "+goose statementend" => {
                     if block.take().is_none() {
                         return Err(misplaced(
                             n,
@@ -227,20 +232,20 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                     buf.clear();
                     true
                 }
-                "+goose NO TRANSACTION" => {
+                "+goose no transaction" => {
                     no_transaction = true;
                     true
                 }
-                "+goose ENVSUBST ON" => {
+                "+goose envsub on" => {
                     envsubst = true;
                     true
                 }
-                "+goose ENVSUBST OFF" => {
+                "+goose envsub off" => {
                     envsubst = false;
                     true
                 }
                 other => {
-                    if other.to_ascii_lowercase().replace(' ', "").starts_with("+goose") {
+                    if other.replace(' ', "").starts_with("+goose") {
                         unknown.push((n, line.trim().to_string()));
                     }
                     false
@@ -276,6 +281,11 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     }
     finish(&buf, "the end of the file")?;
     Ok(Parsed { up, down, no_transaction, unknown_annotations: unknown })
+}
+
+/// An annotation candidate as goose compares it: trimmed, lowercased, whitespace runs collapsed.
+fn normalise(cmd: &str) -> String {
+    cmd.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 fn section<'a>(up: &'a mut Section, down: &'a mut Option<Section>, dir: Dir) -> &'a mut Section {

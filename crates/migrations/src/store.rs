@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use crate::Error;
 
@@ -95,54 +95,45 @@ pub async fn applied(client: &Client) -> Result<BTreeMap<i64, AppliedVersion>, E
         .collect())
 }
 
-/// Records an applied version in goose's table and its checksum in ours.
-pub async fn record_up(
-    client: &impl GenericClient,
-    version: i64,
-    file: &str,
-    checksum: &str,
-) -> Result<(), Error> {
-    client
-        .execute(
-            &format!("INSERT INTO {VERSION_TABLE} (version_id, is_applied) VALUES ($1, true)"),
-            &[&version],
-        )
-        .await
-        .map_err(db("recording the version"))?;
-    record_checksum(client, version, file, checksum).await
+/// SQL recording an applied version in goose's table and its checksum in ours.
+///
+/// Returned as text (values quoted as literals) so the caller can send it in the same round trip
+/// as its `COMMIT`: the one place the bookkeeping writes are spelled.
+pub fn record_up_sql(version: i64, file: &str, checksum: &str) -> String {
+    format!(
+        "INSERT INTO {VERSION_TABLE} (version_id, is_applied) VALUES ({version}, true); {}",
+        record_checksum_sql(version, file, checksum)
+    )
 }
 
-/// Records (or replaces) the checksum of an applied version.
-pub async fn record_checksum(
-    client: &impl GenericClient,
-    version: i64,
-    file: &str,
-    checksum: &str,
-) -> Result<(), Error> {
+/// SQL recording (or replacing) the checksum of an applied version.
+pub fn record_checksum_sql(version: i64, file: &str, checksum: &str) -> String {
+    format!(
+        "INSERT INTO {CHECKSUM_TABLE} (version_id, file_name, checksum) VALUES ({version}, {}, {}) \
+         ON CONFLICT (version_id) DO UPDATE SET file_name = excluded.file_name, checksum = excluded.checksum, recorded_at = now()",
+        quote_literal(file),
+        quote_literal(checksum)
+    )
+}
+
+/// SQL removing a rolled-back version, as goose does (it deletes the version's rows).
+pub fn record_down_sql(version: i64) -> String {
+    format!(
+        "DELETE FROM {VERSION_TABLE} WHERE version_id = {version}; \
+         DELETE FROM {CHECKSUM_TABLE} WHERE version_id = {version}"
+    )
+}
+
+/// Records (or replaces) the checksum of an applied version, on its own.
+pub async fn record_checksum(client: &Client, version: i64, file: &str, checksum: &str) -> Result<(), Error> {
     client
-        .execute(
-            &format!(
-                "INSERT INTO {CHECKSUM_TABLE} (version_id, file_name, checksum) VALUES ($1, $2, $3) \
-                 ON CONFLICT (version_id) DO UPDATE SET file_name = excluded.file_name, checksum = excluded.checksum, recorded_at = now()"
-            ),
-            &[&version, &file, &checksum],
-        )
+        .batch_execute(&record_checksum_sql(version, file, checksum))
         .await
         .map_err(db("recording the checksum"))
-        .map(drop)
 }
 
-/// Removes a rolled-back version, as goose does (it deletes the version's rows).
-pub async fn record_down(client: &impl GenericClient, version: i64) -> Result<(), Error> {
-    client
-        .execute(&format!("DELETE FROM {VERSION_TABLE} WHERE version_id = $1"), &[&version])
-        .await
-        .map_err(db("removing the version"))?;
-    client
-        .execute(&format!("DELETE FROM {CHECKSUM_TABLE} WHERE version_id = $1"), &[&version])
-        .await
-        .map_err(db("removing the checksum"))
-        .map(drop)
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Takes goose's session-level advisory lock by polling `pg_try_advisory_lock` until `deadline`.
@@ -211,5 +202,24 @@ async fn holder(client: &Client) -> String {
         }
         Ok(None) => "a session that just released it".to_string(),
         Err(e) => format!("unknown ({e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_sql_quotes_file_names() {
+        assert_eq!(
+            record_up_sql(7, "007_it's.sql", "abc"),
+            "INSERT INTO goose_db_version (version_id, is_applied) VALUES (7, true); \
+             INSERT INTO goose_db_version_checksum (version_id, file_name, checksum) VALUES (7, '007_it''s.sql', 'abc') \
+             ON CONFLICT (version_id) DO UPDATE SET file_name = excluded.file_name, checksum = excluded.checksum, recorded_at = now()"
+        );
+        assert_eq!(
+            record_down_sql(7),
+            "DELETE FROM goose_db_version WHERE version_id = 7; DELETE FROM goose_db_version_checksum WHERE version_id = 7"
+        );
     }
 }

@@ -174,9 +174,27 @@ async fn no_transaction_runs_statement_by_statement_and_records_only_on_success(
 }
 
 #[tokio::test]
+async fn no_transaction_recording_failure_is_rolled_back_and_releases_the_lock() {
+    let db = Db::start();
+    // Applies fine, then makes its own checksum row impossible, so only the recording fails.
+    let poison = "-- +goose NO TRANSACTION\n-- +goose Up\n\
+                  ALTER TABLE goose_db_version_checksum ADD CONSTRAINT no_v1 CHECK (version_id <> 1);\n";
+    let p = Project::new(&[("001_poison.sql", poison)]);
+    let client = db.client().await;
+    let err = migrations::up(&client, &p.set(), &Selection::All, &Default::default(), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("recording version 1 (001_poison.sql)"), "{err}");
+    // The session is out of the aborted transaction and no longer holds the lock.
+    client.batch_execute("SELECT 1").await.expect("the session is usable again");
+    assert_eq!(db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"), "0");
+    assert_eq!(db.query("SELECT count(*) FROM goose_db_version WHERE version_id = 1"), "0");
+}
+
+#[tokio::test]
 async fn unset_envsubst_variable_names_file_and_line() {
     let db = Db::start();
-    let f = "-- +goose Up\n-- +goose ENVSUBST ON\nCREATE TABLE ${XTASK_TEST_SURELY_UNSET_TABLE} (i int);\n";
+    let f = "-- +goose Up\n-- +goose ENVSUB ON\nCREATE TABLE ${XTASK_TEST_SURELY_UNSET_TABLE} (i int);\n";
     let p = Project::new(&[("001_e.sql", f)]);
     let Error::Statement(s) = up(&db, &p, Selection::All).await.unwrap_err() else { panic!() };
     assert_eq!(s.line, 3);

@@ -20,7 +20,9 @@ pub use binaries::{BINDIR_ENV, Binaries};
 pub use process::{pid_alive, stop_pid};
 
 use std::fs::{self, File};
+use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -92,7 +94,7 @@ pub enum Error {
     /// A `psql` command failed.
     #[error("psql failed running `{sql}`: {output}")]
     Psql {
-        /// The SQL that was sent.
+        /// The SQL that was sent (with any password replaced by `***`).
         sql: String,
         /// What psql printed.
         output: String,
@@ -191,7 +193,7 @@ impl PgServer {
 
     fn initdb(&self, owner: &process::RunAs) -> Result<(), Error> {
         let pwfile = self.root.path().join("pwfile");
-        fs::write(&pwfile, &self.password).map_err(io("writing the initdb password file"))?;
+        write_private(&pwfile, self.password.as_bytes()).map_err(io("writing the initdb password file"))?;
         owner.hand_over(&pwfile)?;
         let mut cmd = process::command(self.bin.tool("initdb"));
         cmd.arg("--pgdata")
@@ -234,7 +236,8 @@ impl PgServer {
     }
 
     /// Polls `postmaster.pid`, whose status line says `ready` once connections are accepted
-    /// (the same signal `pg_ctl -w` uses), and fails at once if the process exits.
+    /// (the same signal `pg_ctl -w` uses), and fails at once if the process exits. Only a file
+    /// naming the spawned process counts: a killed server leaves a stale one saying `ready`.
     fn wait_ready(&mut self) -> Result<(), Error> {
         let started = Instant::now();
         let pidfile = self.data_dir().join("postmaster.pid");
@@ -245,8 +248,9 @@ impl PgServer {
                 self.child = None;
                 return Err(Error::Exited { status, log_tail: self.log_tail(20) });
             }
+            let pid = child.id();
             if let Ok(text) = fs::read_to_string(&pidfile)
-                && text.lines().nth(7).map(str::trim) == Some("ready")
+                && pidfile_says_ready(&text, pid)
             {
                 return Ok(());
             }
@@ -317,20 +321,36 @@ impl PgServer {
     }
 
     /// Runs SQL as the superuser through `psql` (stopping at the first error) and returns its output.
+    ///
+    /// The SQL goes to psql's standard input, never its command line, where any local user could
+    /// read it in `/proc/<pid>/cmdline`.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, Error> {
-        let out = process::command(self.bin.tool("psql"))
+        self.psql_shown_as(db, sql, sql)
+    }
+
+    /// Like [`PgServer::psql`], with `shown` standing for the SQL in the error (to hide a secret).
+    fn psql_shown_as(&self, db: &str, sql: &str, shown: &str) -> Result<String, Error> {
+        let mut child = process::command(self.bin.tool("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", db, "-c", sql])
+            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", db])
             .env("PGPASSWORD", &self.password)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(io("running psql"))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        // A psql that exits early (bad database) closes its end; its stderr then says why.
+        let written = stdin.write_all(sql.as_bytes()).and_then(|()| stdin.write_all(b"\n"));
+        drop(stdin);
+        let out = child.wait_with_output().map_err(io("waiting for psql"))?;
         if !out.status.success() {
             return Err(Error::Psql {
-                sql: sql.to_string(),
+                sql: shown.to_string(),
                 output: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
+        written.map_err(io("sending SQL to psql"))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -339,10 +359,10 @@ impl PgServer {
         self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(name))).map(drop)
     }
 
-    /// Creates a login role with a password and a database it owns.
+    /// Creates a login role with a password and a database it owns; an error never shows the password.
     pub fn create_user_and_database(&self, user: &str, password: &str, db: &str) -> Result<(), Error> {
-        let sql = format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(user), quote_literal(password));
-        self.psql("postgres", &sql)?;
+        let role = |pw: &str| format!("CREATE ROLE {} LOGIN PASSWORD {pw}", quote_ident(user));
+        self.psql_shown_as("postgres", &role(&quote_literal(password)), &role("'***'"))?;
         self.psql("postgres", &format!("CREATE DATABASE {} OWNER {}", quote_ident(db), quote_ident(user)))
             .map(drop)
     }
@@ -352,6 +372,22 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+/// Whether `postmaster.pid` text says that server `pid` accepts connections: line 1 is the
+/// postmaster's pid and line 8 its status.
+fn pidfile_says_ready(text: &str, pid: u32) -> bool {
+    let mut lines = text.lines().map(str::trim);
+    let owner = lines.next().and_then(|l| l.parse::<u32>().ok());
+    owner == Some(pid) && lines.nth(6) == Some("ready")
+}
+
+/// Creates (or truncates) `path` readable by its owner only from the start, and writes `data`.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // An existing file keeps its old mode through `open`: tighten it before writing the secret.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(data)
 }
 
 /// Quotes an SQL identifier.
@@ -373,4 +409,32 @@ pub fn random_password() -> String {
 pub fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
     Ok(listener.local_addr().map_err(io("reading the probe socket address"))?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIDFILE: &str = "4242\n/tmp/data\n1700000000\n5432\n\n127.0.0.1\n  1234567     65536\nready   \n";
+
+    #[test]
+    fn a_pidfile_counts_only_for_the_spawned_server_once_ready() {
+        assert!(pidfile_says_ready(PIDFILE, 4242));
+        assert!(!pidfile_says_ready(PIDFILE, 4243), "a stale file from a killed server");
+        assert!(!pidfile_says_ready(&PIDFILE.replace("ready", "starting"), 4242));
+        assert!(!pidfile_says_ready("4242\n/tmp/data\n", 4242), "a file still being written");
+        assert!(!pidfile_says_ready("", 4242));
+    }
+
+    #[test]
+    fn private_files_are_0600_from_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pwfile");
+        write_private(&path, b"first").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"2nd").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "2nd");
+    }
 }

@@ -38,6 +38,27 @@ fn password_authentication_is_enforced_over_tcp() {
 }
 
 #[test]
+fn a_failed_create_user_does_not_show_the_password() {
+    let pg = PgServer::start().unwrap();
+    pg.create_user_and_database("svc", "n0t-in-errors", "svcdb").unwrap();
+    let err = pg.create_user_and_database("svc", "n0t-in-errors", "other").unwrap_err().to_string();
+    assert!(err.contains("CREATE ROLE \"svc\" LOGIN PASSWORD '***'"), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!err.contains("n0t-in-errors"), "{err}");
+}
+
+#[test]
+fn psql_reads_several_statements_from_stdin() {
+    let pg = PgServer::start().unwrap();
+    let out = pg
+        .psql("postgres", "CREATE TABLE t (a int);\nINSERT INTO t VALUES (1), (2);\nSELECT sum(a) FROM t")
+        .unwrap();
+    assert_eq!(out.trim(), "3");
+    let err = pg.psql("postgres", "SELECT nosuchcolumn FROM t; SELECT 1").unwrap_err().to_string();
+    assert!(err.contains("nosuchcolumn") && err.contains("does not exist"), "{err}");
+}
+
+#[test]
 fn a_taken_port_is_reported_with_the_server_log() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();

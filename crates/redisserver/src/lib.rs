@@ -15,8 +15,9 @@ mod process;
 mod resp;
 
 use std::fs::{self, File};
+use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -175,9 +176,7 @@ impl RedisServer {
         if let Some(pw) = &self.options.password {
             text.push_str(&format!("requirepass \"{}\"\n", pw.replace('\\', "\\\\").replace('"', "\\\"")));
         }
-        fs::write(&conf, text).map_err(io("writing redis.conf"))?;
-        fs::set_permissions(&conf, fs::Permissions::from_mode(0o600))
-            .map_err(io("restricting redis.conf"))?;
+        write_private(&conf, text.as_bytes()).map_err(io("writing redis.conf"))?;
         // The log file is named in the config; stdout/stderr catch what is printed before it opens.
         let early =
             File::create(self.dir.path().join("stdout.log")).map_err(io("creating the output log"))?;
@@ -309,6 +308,15 @@ pub fn locate() -> Result<PathBuf, Error> {
         })
 }
 
+/// Creates (or truncates) `path` readable by its owner only from the start, and writes `data`:
+/// the password is never in a file others can read, not even for a moment.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // An existing file keeps its old mode through `open`: tighten it before writing the secret.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(data)
+}
+
 fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
     Ok(listener.local_addr().map_err(io("reading the probe socket address"))?.port())
@@ -323,6 +331,18 @@ mod tests {
         let text = Error::BinaryNotFound { searched: "PATH".into() }.to_string();
         assert!(text.contains("Debian's `redis-server` package"), "{text}");
         assert!(text.contains(BINARY_ENV), "{text}");
+    }
+
+    #[test]
+    fn private_files_are_0600_from_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("redis.conf");
+        write_private(&path, b"requirepass \"long secret\"\n").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"port 1\n").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "port 1\n", "the old text is truncated");
     }
 
     #[test]

@@ -64,9 +64,9 @@ fn no_transaction_and_envsubst_flags() {
         "-- +goose NO TRANSACTION\n\
          -- +goose Up\n\
          CREATE INDEX CONCURRENTLY i ON t (a);\n\
-         -- +goose ENVSUBST ON\n\
+         -- +goose ENVSUB ON\n\
          CREATE ROLE ${ROLE};\n\
-         -- +goose ENVSUBST OFF\n\
+         -- +goose ENVSUB OFF\n\
          SELECT '${NOT_SUBSTITUTED}';\n",
     )
     .unwrap();
@@ -120,14 +120,46 @@ fn misplaced_annotations() {
 }
 
 #[test]
+fn annotations_are_case_insensitive_as_in_goose() {
+    let p = parse(
+        "-- +goose up\n\
+         -- +goose StatementBEGIN\n\
+         SELECT 1;\n\
+         -- +GOOSE statementend\n\
+         --+goose   no  transaction  \n\
+         -- +goose envsub on\n\
+         SELECT '${ROLE}';\n\
+         -- +Goose EnvSub Off\n\
+         SELECT 2;\n\
+         --   +goose DOWN\n\
+         SELECT 3;\n",
+    )
+    .unwrap();
+    assert_eq!(p.up.line, 1);
+    assert_eq!(sqls(&p.up), vec![(3, "SELECT 1"), (7, "SELECT '${ROLE}'"), (9, "SELECT 2")]);
+    let flags: Vec<bool> = p.up.statements.iter().map(|s| s.envsubst).collect();
+    assert_eq!(flags, vec![false, true, false]);
+    assert!(p.no_transaction);
+    assert_eq!(p.down.map(|d| d.line), Some(10));
+    assert!(p.unknown_annotations.is_empty(), "{:?}", p.unknown_annotations);
+}
+
+#[test]
+fn an_indented_annotation_is_a_comment_as_in_goose() {
+    let err = parse("  -- +goose Up\nSELECT 1;\n").unwrap_err();
+    assert_eq!(err, ParseError::CodeBeforeUp { line: 2, near_miss: None });
+}
+
+#[test]
 fn near_miss_annotations_are_comments_as_in_goose_but_named_in_errors() {
-    let err = parse("-- +goose up\nCREATE TABLE a (id int);\n").unwrap_err();
+    let err = parse("-- +goose Upp\nCREATE TABLE a (id int);\n").unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("line 2: SQL before '-- +goose Up'"), "{text}");
-    assert!(text.contains("line 1 reads '-- +goose up'"), "{text}");
+    assert!(text.contains("line 1 reads '-- +goose Upp'"), "{text}");
+    assert!(text.contains("in any letter case"), "{text}");
 
-    let p = parse("-- +goose Up\n-- +goose ENVSUB ON\nSELECT 1;\n").unwrap();
-    assert_eq!(p.unknown_annotations, vec![(2, "-- +goose ENVSUB ON".to_string())]);
+    let p = parse("-- +goose Up\n-- +goose ENVSUBST ON\nSELECT 1;\n").unwrap();
+    assert_eq!(p.unknown_annotations, vec![(2, "-- +goose ENVSUBST ON".to_string())]);
     assert!(!p.up.statements[0].envsubst, "goose ignores the misspelt annotation, and so do we");
 }
 
