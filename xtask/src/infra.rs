@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use infra::session::{self, TestOutcome, UpError};
-use infra::{Event, Plan, RunReport, RunState, Runs, Suite};
+use infra::session::{self, UpError};
+use infra::{Event, Plan, RunState, Runs, Suite};
 use serde_json::json;
 
 use crate::BadInput;
 
 /// Where an environment runs.
 #[derive(Clone, Copy, ValueEnum)]
-enum Backend {
+pub(crate) enum Backend {
     /// Processes on loopback ports on this machine.
     Local,
 }
@@ -65,36 +65,25 @@ enum InfraCommand {
 #[derive(Args)]
 pub struct UpArgs {
     /// The suite: a name under manifests/suites/ (without `.yaml`), or a path to a suite file.
-    suite: String,
+    pub(crate) suite: String,
     /// Where to run it.
     #[arg(long, value_enum, default_value = "local")]
-    backend: Backend,
+    pub(crate) backend: Backend,
     /// Leave the environment running and exit (tear down later with `infra down`).
     #[arg(long)]
-    keep: bool,
+    pub(crate) keep: bool,
     /// One JSON document on stdout (progress events as JSON lines on stderr).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Run the steps one after another (for measuring what parallelism saves).
     #[arg(long, hide = true)]
-    sequential: bool,
+    pub(crate) sequential: bool,
 }
 
-/// Bring a suite's environment up, run its tests against it, diagnose failures, tear down.
-#[derive(Args)]
-#[command(
-    after_help = "Exit status: 0 tests passed; 1 the environment did not come up; 2 bad usage or suite file; \
-3 the tests failed or timed out; 130 interrupted."
-)]
-pub struct E2e {
-    #[command(flatten)]
-    up: UpArgs,
-}
-
-fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
+pub(crate) fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
     let path =
         if name.ends_with(".yaml") { std::path::PathBuf::from(name) } else { infra::suite::path(root, name) };
     if !path.exists() {
@@ -106,26 +95,30 @@ fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
     infra::suite::load(&path).map_err(|e| BadInput(e.to_string()).into())
 }
 
-/// SIGINT and SIGTERM, caught from the moment they are installed: installed before anything is
+/// SIGINT, SIGTERM and SIGHUP, caught from the moment they are installed: installed before anything is
 /// started, so an interrupt at any point tears down instead of killing this process mid-way.
-struct Interrupts {
+pub(crate) struct Interrupts {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Interrupts {
-    fn install() -> anyhow::Result<Self> {
+    pub(crate) fn install() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            // A closed terminal must not leave the servers (in their own groups) running.
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
         }
     }
 }
@@ -182,45 +175,8 @@ fn printer(json: bool) -> impl FnMut(&Event) {
     }
 }
 
-fn summary(report: &RunReport) -> String {
-    let mut s = String::from("steps:\n");
-    for r in &report.steps {
-        let d = match (r.start_ms, r.end_ms) {
-            (Some(a), Some(b)) => format!(
-                "{:>6.1}s  ({:.1}s .. {:.1}s)",
-                (b - a) as f64 / 1000.0,
-                a as f64 / 1000.0,
-                b as f64 / 1000.0
-            ),
-            _ => "      -".to_string(),
-        };
-        s.push_str(&format!("  {:<18} {d}  {:?}\n", r.step, r.outcome));
-    }
-    s.push_str(&format!(
-        "critical path: {} = {:.1}s; wall {:.1}s; the same steps one after another: {:.1}s\n",
-        report.critical_path.join(" -> "),
-        report.critical_ms as f64 / 1000.0,
-        report.wall_ms as f64 / 1000.0,
-        report.sequential_ms as f64 / 1000.0
-    ));
-    s
-}
-
-fn shell_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "'\\''"))
-}
-
-fn exports(state: &RunState) -> String {
-    let mut out = String::new();
-    for (k, v) in &state.env {
-        out.push_str(&format!("export {k}={}\n", shell_quote(v)));
-    }
-    out.push_str(&format!("export XTASK_RUN={}\n", shell_quote(&state.id)));
-    out
-}
-
 /// Brings the environment up, printing progress; errors are already reported on stderr.
-async fn bring_up(
+pub(crate) async fn bring_up(
     root: &Path,
     runs: &Runs,
     suite: Suite,
@@ -232,7 +188,7 @@ async fn bring_up(
     match session::up(root, runs, suite, options, ints.recv(), printer(json)).await {
         Ok(up) => {
             if !json {
-                eprint!("{}", summary(&up.report));
+                eprint!("{}", infra::report::summary(&up.report));
             }
             Ok(up)
         }
@@ -243,7 +199,7 @@ async fn bring_up(
                     json!({"ok": false, "failed_step": step, "error": message, "report": report, "run_dir": dir})
                 );
             } else {
-                eprint!("{}", summary(&report));
+                eprint!("{}", infra::report::summary(&report));
                 if let Some((_, f)) = &report.failure
                     && let Some(d) = &f.diagnosis
                 {
@@ -268,7 +224,7 @@ async fn bring_up(
     }
 }
 
-async fn tear_down(state: &RunState) -> anyhow::Result<()> {
+pub(crate) async fn tear_down(state: &RunState) -> anyhow::Result<()> {
     let dir = state.dir.clone();
     tokio::task::spawn_blocking(move || infra::teardown(&dir)).await?.context("tearing down")?;
     Ok(())
@@ -284,7 +240,7 @@ impl Infra {
             InfraCommand::Down { run, all } => down(&runs, run, all),
             InfraCommand::Status { run, json } => status(&runs, run, json),
             InfraCommand::Restart { component, run } => {
-                let dir = pick(&runs, run)?;
+                let dir = pick(&runs, run.as_deref())?;
                 let mut state = RunState::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
                 session::restart(&mut state, &component).map_err(BadInput)?;
                 eprintln!("{component} restarted in run {}", state.id);
@@ -294,7 +250,7 @@ impl Infra {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -316,7 +272,7 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     if args.json {
         println!("{}", json!({"ok": true, "run": up.state.id, "env": up.state.env, "report": up.report}));
     } else {
-        print!("{}", exports(&up.state));
+        print!("{}", infra::report::exports(&up.state));
     }
     if args.keep {
         eprintln!("run {} keeps running; stop it with `cargo xtask infra down {}`", up.state.id, up.state.id);
@@ -329,97 +285,14 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-impl E2e {
-    /// Up, run the suite's tests, diagnose on failure, down unless --keep.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
-        let root = crate::workspace_root();
-        let runs = Runs::new(&root);
-        runtime()?.block_on(e2e(&root, &runs, self.up))
-    }
-}
-
-async fn e2e(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> {
-    let mut ints = Interrupts::install()?;
-    let suite = load_suite(root, &args.suite)?;
-    let up = match bring_up(root, runs, suite.clone(), args.json, args.sequential, &mut ints).await {
-        Ok(up) => up,
-        Err(code) => return Ok(code),
-    };
-    eprintln!("running: {}", suite.test.argv.join(" "));
-    let (outcome, took) = session::run_tests(root, &suite, &up.state, ints.recv()).await?;
-    let code = match &outcome {
-        TestOutcome::Passed => ExitCode::SUCCESS,
-        TestOutcome::Interrupted => ExitCode::from(130),
-        _ => ExitCode::from(3),
-    };
-    if outcome != TestOutcome::Passed && outcome != TestOutcome::Interrupted {
-        eprintln!("\ndiagnosis (last log lines of each component):");
-        for (name, c) in &up.state.components {
-            if let Some(log) = &c.log {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                eprintln!(
-                    "--- {name} ({}):\n{}",
-                    log.display(),
-                    lines[lines.len().saturating_sub(15)..].join("\n")
-                );
-            }
-        }
-    }
-    let verdict = match &outcome {
-        TestOutcome::Passed => "PASSED".to_string(),
-        TestOutcome::Failed(s) => format!("FAILED ({s})"),
-        TestOutcome::TimedOut(d) => format!("TIMED OUT after {d:?}"),
-        TestOutcome::Interrupted => "INTERRUPTED".to_string(),
-    };
-    if args.keep && outcome != TestOutcome::Interrupted {
-        eprintln!("run {} kept; endpoints:\n{}", up.state.id, exports(&up.state));
-    } else {
-        tear_down(&up.state).await?;
-    }
-    if args.json {
-        println!(
-            "{}",
-            json!({"ok": outcome == TestOutcome::Passed, "verdict": verdict, "run": up.state.id, "setup": up.report, "tests_ms": took.as_millis()})
-        );
-    } else {
-        eprintln!(
-            "suite {}: {verdict}; setup {:.1}s (critical path {:.1}s), tests {:.1}s",
-            suite.name,
-            up.report.wall_ms as f64 / 1000.0,
-            up.report.critical_ms as f64 / 1000.0,
-            took.as_secs_f64()
-        );
-    }
-    Ok(code)
-}
-
-fn pick(runs: &Runs, run: Option<String>) -> anyhow::Result<std::path::PathBuf> {
-    if let Some(id) = run {
-        let dir = runs.dir(&id);
-        return if dir.join("state.json").exists() {
-            Ok(dir)
-        } else {
-            Err(BadInput(format!("no run `{id}` under {}", runs.base().display())).into())
-        };
-    }
-    let all: Vec<_> = runs.list().into_iter().filter(|d| d.join("state.json").exists()).collect();
-    match all.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(BadInput(format!("no runs under {}", runs.base().display())).into()),
-        many => {
-            let ids: Vec<String> =
-                many.iter().filter_map(|d| d.file_name()?.to_str().map(str::to_string)).collect();
-            Err(BadInput(format!("several runs; name one: {}", ids.join(", "))).into())
-        }
-    }
+fn pick(runs: &Runs, run: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
+    runs.pick(run).map_err(|e| BadInput(e).into())
 }
 
 fn down(runs: &Runs, run: Option<String>, all: bool) -> anyhow::Result<ExitCode> {
-    let dirs = if all { runs.list() } else { vec![pick(runs, run)?] };
+    let dirs = if all { runs.list() } else { vec![pick(runs, run.as_deref())?] };
     for dir in dirs {
         let stopped = infra::teardown(&dir).with_context(|| format!("tearing down {}", dir.display()))?;
-        let _ = std::fs::remove_dir_all(dir.with_extension("logs"));
         eprintln!("removed {} ({} process(es) stopped)", dir.display(), stopped.len());
     }
     Ok(ExitCode::SUCCESS)
@@ -427,24 +300,11 @@ fn down(runs: &Runs, run: Option<String>, all: bool) -> anyhow::Result<ExitCode>
 
 fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
     let dirs = match run {
-        Some(id) => vec![pick(runs, Some(id))?],
+        Some(id) => vec![pick(runs, Some(&id))?],
         None => runs.list(),
     };
-    let mut rows = Vec::new();
-    for dir in dirs {
-        let Ok(state) = RunState::load(&dir) else { continue };
-        let components: serde_json::Map<String, serde_json::Value> = state
-            .components
-            .iter()
-            .map(|(n, c)| {
-                let alive = c.pid.is_some_and(infra::state::pid_alive);
-                (n.clone(), json!({"pid": c.pid, "port": c.port, "running": alive, "log": c.log}))
-            })
-            .collect();
-        let endpoints: serde_json::Map<String, serde_json::Value> =
-            state.env.iter().map(|(k, v)| (k.clone(), json!(migrations::redact_url(v)))).collect();
-        rows.push(json!({"run": state.id, "suite": state.suite, "dir": state.dir, "running": state.alive(), "components": components, "endpoints": endpoints}));
-    }
+    let rows: Vec<serde_json::Value> =
+        dirs.iter().filter_map(|d| RunState::load(d).ok()).map(|s| infra::report::status_row(&s)).collect();
     if json {
         println!("{}", json!({ "runs": rows }));
     } else if rows.is_empty() {

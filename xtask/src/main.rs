@@ -1,5 +1,6 @@
 //! `cargo xtask`: the workspace's command line (migrations, environments, end-to-end suites).
 
+mod e2e;
 mod infra;
 mod migrate;
 
@@ -24,7 +25,7 @@ struct Cli {
 enum Command {
     Migrate(migrate::Migrate),
     Infra(infra::Infra),
-    E2e(infra::E2e),
+    E2e(e2e::E2e),
 }
 
 /// Failures that are the caller's input rather than the operation: exit status 2.

@@ -55,13 +55,20 @@ fn main() {
     let critical = median(par.iter().map(|r| r.2).collect());
     let sum = median(par.iter().map(|r| r.3).collect());
     let seq_wall = median(seq.iter().map(|r| r.1).collect());
+    // The critical path measured on uncontended steps (one at a time), so the parallel run's
+    // wall time is compared with something it did not itself produce.
+    let seq_critical = median(seq.iter().map(|r| r.2).collect());
     let seq_process = median(seq.iter().map(|r| r.0).collect());
     println!("infra up workflowexecution, {rounds} rounds, medians");
     println!("process wall time (parallel)            {:>7.0} ms", process.as_secs_f64() * 1000.0);
     println!("plan wall time (parallel)               {wall:>7} ms");
     println!(
-        "critical path (sum of its steps)        {critical:>7} ms   wall/critical = {:.2}",
+        "critical path, same run's durations     {critical:>7} ms   wall/critical = {:.2}",
         wall as f64 / critical as f64
+    );
+    println!(
+        "critical path, sequential run's steps   {seq_critical:>7} ms   wall/critical = {:.2}",
+        wall as f64 / seq_critical as f64
     );
     println!("sum of all step durations (parallel)    {sum:>7} ms");
     println!(

@@ -15,8 +15,8 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
 
 /// Builds binary `package` of the workspace at `root` and returns the executable's path.
 ///
-/// Runs as an async child (killed if the step is aborted), so an interrupted run does not wait
-/// for a build; compiler output goes to `log`, and a failure carries its last lines.
+/// Runs in a process group of its own that is killed if the step is aborted, so an interrupted
+/// run does not wait for a build; compiler output goes to `log`, and a failure carries its last lines.
 pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<PathBuf, StepFailure> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let log_file = std::fs::File::create(log)
@@ -27,9 +27,11 @@ pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<P
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file)
-        .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .map_err(|e| StepFailure::new(format!("running cargo build: {e}")))?;
+    // Aborted (another step failed, Ctrl-C): the whole build goes, rustc processes included.
+    let mut group = crate::group::GroupGuard::new(child.id());
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let mut executable = None;
     while let Ok(Some(line)) = lines.next_line().await {
@@ -42,6 +44,7 @@ pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<P
         }
     }
     let status = child.wait().await.map_err(|e| StepFailure::new(format!("waiting for cargo build: {e}")))?;
+    group.disarm();
     let tail = || {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

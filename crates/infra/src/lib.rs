@@ -4,8 +4,10 @@
 //! run state under `.xtask/runs/<id>/` lets another shell see and tear down what a run started.
 
 mod build;
+mod group;
 mod local;
 pub mod plan;
+pub mod report;
 pub mod runner;
 pub mod session;
 pub mod state;

@@ -182,8 +182,27 @@ impl Local {
     }
 
     async fn datastorage(self: Arc<Self>, progress: Progress) -> Result<String, StepFailure> {
+        // A free port can be taken between our probe and the service's bind: retry on that only.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = pgserver::free_port().map_err(|e| StepFailure::new(e.to_string()))?;
+            match self.clone().start_datastorage(port, &progress).await {
+                Err(f) if attempt < 3 && f.diagnosis.as_deref().is_some_and(|d| d.contains("in use")) => {
+                    progress
+                        .say(format!("port {port} was taken before DataStorage bound it; trying another"));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_datastorage(
+        self: Arc<Self>,
+        port: u16,
+        progress: &Progress,
+    ) -> Result<String, StepFailure> {
         let dir = self.dir("datastorage");
-        let port = pgserver::free_port().map_err(|e| StepFailure::new(e.to_string()))?;
         let (pg, redis) = (self.port_of("postgres"), self.port_of("redis"));
         let (Some(pg), Some(redis)) = (pg, redis) else {
             return Err(StepFailure::new("postgres or redis is not running"));
@@ -196,7 +215,7 @@ impl Local {
                 redis_password: self.redis_password.clone(),
             },
         };
-        ds.write_for_process(&dir).map_err(|e| StepFailure::new(e.to_string()))?;
+        let env = ds.write_for_process(&dir).map_err(|e| StepFailure::new(e.to_string()))?;
         let binary = self
             .datastorage_binary
             .lock()
@@ -210,7 +229,13 @@ impl Local {
         let log_err = log.try_clone().map_err(|e| StepFailure::new(e.to_string()))?;
         let mut cmd = crate::build::command(&binary);
         // The config path is an argument (not only CONFIG_PATH) so teardown can find the process by it.
-        cmd.arg("--config").arg(&config).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
+        cmd.arg("--config")
+            .arg(&config)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
         let command = format!("{} --config {}", binary.display(), config.display());
         let child = cmd.spawn().map_err(|e| StepFailure::new(format!("starting {command}: {e}")))?;
         let pid = child.id();
@@ -224,7 +249,7 @@ impl Local {
             .map_err(|e| StepFailure::new(e.to_string()))?
             .status(200);
         let mut probe = wait::ProcessProbe::new(Arc::new(Mutex::new(child)), command, log_path).until(http);
-        wait_ready(&mut probe, &self.suite, &progress).await?;
+        wait_ready(&mut probe, &self.suite, progress).await?;
         Ok(url)
     }
 }

@@ -173,7 +173,9 @@ pub async fn run_limited<R: StepRunner>(
             )
         })
         .collect();
-    let mut tasks: JoinSet<(String, Result<String, StepFailure>)> = JoinSet::new();
+    let mut tasks: JoinSet<Result<String, StepFailure>> = JoinSet::new();
+    // A task that panics comes back without its output, so its step is looked up by task id.
+    let mut task_steps: std::collections::HashMap<tokio::task::Id, String> = Default::default();
     let mut failure = None;
     let mut interrupted = false;
     tokio::pin!(interrupt);
@@ -189,18 +191,21 @@ pub async fn run_limited<R: StepRunner>(
                 on_event(&Event::Started { step: s.id.clone(), at_ms });
                 let progress = Progress { id: s.id.clone(), tx: tx.clone() };
                 let fut = runner.clone().run_step(s.id.clone(), progress);
-                let id = s.id.clone();
-                tasks.spawn(async move { (id, fut.await) });
+                let handle = tasks.spawn(fut);
+                task_steps.insert(handle.id(), s.id.clone());
             }
         }
         if tasks.is_empty() {
             break;
         }
         tokio::select! {
-            Some(joined) = tasks.join_next() => {
+            Some(joined) = tasks.join_next_with_id() => {
                 let (id, result) = match joined {
-                    Ok(r) => r,
-                    Err(e) => ("unknown".to_string(), Err(StepFailure::new(format!("step task ended abnormally: {e}")))),
+                    Ok((task, r)) => (task_steps.remove(&task).unwrap_or_default(), r),
+                    Err(e) => (
+                        task_steps.remove(&e.id()).unwrap_or_default(),
+                        Err(StepFailure::new(format!("the step crashed: {e}"))),
+                    ),
                 };
                 let now = started.elapsed().as_millis();
                 while let Ok(ev) = rx.try_recv() {
@@ -248,7 +253,7 @@ pub async fn run_limited<R: StepRunner>(
 
 /// Aborts every running step and marks it stopped.
 async fn stop_all(
-    tasks: &mut JoinSet<(String, Result<String, StepFailure>)>,
+    tasks: &mut JoinSet<Result<String, StepFailure>>,
     records: &mut BTreeMap<String, StepRecord>,
     started: Instant,
 ) {

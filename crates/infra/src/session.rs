@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::local::Local;
 use crate::plan::Plan;
-use crate::runner::{self, Event, RunReport};
+use crate::runner::{self, Event, RunReport, StepFailure};
 use crate::state::{RunState, Runs, teardown};
 use crate::suite::Suite;
 
@@ -90,10 +90,19 @@ pub async fn up(
         tokio::task::spawn_blocking(move || teardown(&dir2)).await.map_err(std::io::Error::other)??;
         return Err(UpError::Interrupted { report: Box::new(report) });
     }
-    let (step, failure) = report.failure.clone().expect("a run that is not ok and not interrupted failed");
+    let (step, failure) = report.failure.clone().unwrap_or_else(|| {
+        ("run".into(), StepFailure::new("the run ended with steps that never became ready"))
+    });
+    // Evidence first (best effort); the processes are stopped whatever happens writing it.
     let text =
         format!("{step} failed: {}\n\n{}\n", failure.message, failure.diagnosis.as_deref().unwrap_or(""));
-    std::fs::write(dir.join("diagnosis.txt"), text)?;
+    let _ = std::fs::write(dir.join("diagnosis.txt"), text);
+    if let Some(json) = &failure.diagnosis_json {
+        let _ = std::fs::write(
+            dir.join("diagnosis.json"),
+            serde_json::to_string_pretty(json).unwrap_or_default(),
+        );
+    }
     let dir2 = dir.clone();
     tokio::task::spawn_blocking(move || stop_keep_logs(&dir2)).await.map_err(std::io::Error::other)??;
     Err(UpError::Failed { step, message: failure.message, report: Box::new(report), dir })
@@ -101,7 +110,7 @@ pub async fn up(
 
 /// Stops a run's processes and removes its data, keeping logs, state and diagnosis for reading.
 fn stop_keep_logs(dir: &Path) -> std::io::Result<()> {
-    let keep = tempfile_in(dir)?;
+    let keep = logs_dir(dir)?;
     for name in [
         "state.json",
         "diagnosis.txt",
@@ -120,8 +129,10 @@ fn stop_keep_logs(dir: &Path) -> std::io::Result<()> {
     std::fs::rename(&keep, dir)
 }
 
-fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
-    let keep = dir.with_extension("logs");
+fn logs_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".logs");
+    let keep = dir.with_file_name(name);
     std::fs::create_dir_all(&keep)?;
     Ok(keep)
 }
@@ -150,23 +161,33 @@ pub async fn run_tests(
     let started = Instant::now();
     let argv = &suite.test.argv;
     let mut cmd = tokio::process::Command::from(crate::build::command(&argv[0]));
-    cmd.args(&argv[1..]).current_dir(root).envs(&state.env).env("XTASK_RUN", &state.id).kill_on_drop(true);
+    cmd.args(&argv[1..]).current_dir(root).envs(&state.env).env("XTASK_RUN", &state.id).process_group(0);
     if let Ok(me) = std::env::current_exe() {
         cmd.env("XTASK_BIN", me);
     }
     let mut child =
         cmd.spawn().map_err(|e| std::io::Error::other(format!("starting {}: {e}", argv.join(" "))))?;
+    // The command (cargo) and everything it starts (the test binaries) form one group.
+    let mut group = crate::group::GroupGuard::new(child.id());
+    let stop = async |group: &crate::group::GroupGuard, child: &mut tokio::process::Child| {
+        group.signal(nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+            group.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+    };
     let outcome = tokio::select! {
         status = child.wait() => {
             let status = status?;
+            group.disarm();
             if status.success() { TestOutcome::Passed } else { TestOutcome::Failed(status.to_string()) }
         }
         () = tokio::time::sleep(suite.test.timeout) => {
-            let _ = child.kill().await;
+            stop(&group, &mut child).await;
             TestOutcome::TimedOut(suite.test.timeout)
         }
         () = interrupt => {
-            let _ = child.kill().await;
+            stop(&group, &mut child).await;
             TestOutcome::Interrupted
         }
     };

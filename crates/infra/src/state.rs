@@ -53,6 +53,8 @@ impl RunState {
     pub fn save(&self) -> std::io::Result<()> {
         let path = self.dir.join("state.json");
         let tmp = self.dir.join("state.json.tmp");
+        // A leftover temp file would keep its old mode: start from a fresh one.
+        let _ = std::fs::remove_file(&tmp);
         let mut f =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         std::io::Write::write_all(&mut f, serde_json::to_string_pretty(self).unwrap_or_default().as_bytes())?;
@@ -99,7 +101,8 @@ impl Runs {
         let id = format!("{suite}-{stamp}-{}", &pgserver::random_password()[..4].to_lowercase());
         let dir = self.base.join(&id);
         std::fs::create_dir(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        // Others may pass through (PostgreSQL runs as its own user when we are root) but not list.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
         Ok((id, dir.canonicalize()?))
     }
 
@@ -116,6 +119,28 @@ impl Runs {
     pub fn dir(&self, id: &str) -> PathBuf {
         self.base.join(id)
     }
+
+    /// The run named `id`, or the only run when none is named; the error says what exists.
+    pub fn pick(&self, id: Option<&str>) -> Result<PathBuf, String> {
+        if let Some(id) = id {
+            let dir = self.dir(id);
+            return if dir.join("state.json").exists() {
+                Ok(dir)
+            } else {
+                Err(format!("no run `{id}` under {}", self.base.display()))
+            };
+        }
+        let all: Vec<PathBuf> = self.list().into_iter().filter(|d| d.join("state.json").exists()).collect();
+        match all.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(format!("no runs under {}", self.base.display())),
+            many => {
+                let ids: Vec<String> =
+                    many.iter().filter_map(|d| d.file_name()?.to_str().map(str::to_string)).collect();
+                Err(format!("several runs; name one: {}", ids.join(", ")))
+            }
+        }
+    }
 }
 
 /// Whether a process with this pid exists.
@@ -123,27 +148,27 @@ pub fn pid_alive(pid: u32) -> bool {
     pgserver::pid_alive(pid)
 }
 
-/// Processes whose command line names `dir` (servers get their data, config or log paths as
-/// arguments), so teardown finds them even when a pid file was never written.
+/// The programs a run starts; teardown never signals anything else.
+const OURS: [&str; 4] = ["postgres", "initdb", "redis-server", "datastorage-reference-server"];
+
+/// Processes of ours whose command line names a path inside `dir` (servers get their data,
+/// config or log paths as arguments), so teardown finds them even when a pid file was never
+/// written; a `tail -f` of one of the logs is left alone.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
+    let needle = format!("{}/", dir.to_string_lossy());
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != me)
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").contains(&needle))
-                .unwrap_or(false)
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let args: Vec<String> =
+                raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let program = args.first().map(|a| a.rsplit('/').next().unwrap_or(a)).unwrap_or_default();
+            OURS.contains(&program) && args.iter().any(|a| a.contains(&needle))
         })
         .collect()
-}
-
-fn looks_like_ours(pid: u32) -> bool {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&cmdline);
-    ["postgres", "redis-server", "datastorage"].iter().any(|n| text.contains(n))
 }
 
 /// Stops every process started for the run in `dir` (SIGINT: PostgreSQL's fast shutdown, a
@@ -153,18 +178,8 @@ pub fn teardown(dir: &Path) -> std::io::Result<Vec<u32>> {
     let mut stopped = Vec::new();
     let started = Instant::now();
     let mut signal = Signal::SIGINT;
-    // Processes that rename themselves would escape the command-line scan; their recorded pids
-    // are trusted while the process still looks like one of ours.
-    let recorded: Vec<u32> = RunState::load(dir)
-        .map(|s| s.components.values().filter_map(|c| c.pid).collect())
-        .unwrap_or_default();
     loop {
-        let mut pids = processes_under(dir);
-        for p in &recorded {
-            if pid_alive(*p) && looks_like_ours(*p) && !pids.contains(p) {
-                pids.push(*p);
-            }
-        }
+        let pids = processes_under(dir);
         if pids.is_empty() {
             break;
         }
