@@ -330,27 +330,32 @@ impl PgServer {
 
     /// Like [`PgServer::psql`], with `shown` standing for the SQL in the error (to hide a secret).
     fn psql_shown_as(&self, db: &str, sql: &str, shown: &str) -> Result<String, Error> {
-        let mut child = process::command(self.bin.tool("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", db])
-            .env("PGPASSWORD", &self.password)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io("running psql"))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        // A psql that exits early (bad database) closes its end; its stderr then says why.
-        let written = stdin.write_all(sql.as_bytes()).and_then(|()| stdin.write_all(b"\n"));
-        drop(stdin);
-        let out = child.wait_with_output().map_err(io("waiting for psql"))?;
+        // A short-lived client: xshell builds the argv as data and pipes the SQL on stdin, so
+        // nothing secret reaches the command line.
+        let sh = xshell::Shell::new().map_err(|e| Error::Io {
+            action: "preparing psql".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let (psql, port) = (self.bin.tool("psql"), self.port.to_string());
+        let out = xshell::cmd!(
+            sh,
+            "{psql} -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {port} -U {SUPERUSER} -d {db}"
+        )
+        .env("PGPASSWORD", &self.password)
+        .stdin(format!("{sql}\n"))
+        .quiet()
+        .ignore_status()
+        .output()
+        .map_err(|e| Error::Io {
+            action: "running psql".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         if !out.status.success() {
             return Err(Error::Psql {
                 sql: shown.to_string(),
                 output: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
-        written.map_err(io("sending SQL to psql"))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
