@@ -30,6 +30,36 @@ async fn main() {
     )
     .await;
     report("postgres (SELECT 1 as svc)", &samples);
+
+    // Fail fast: how long a wait takes to give up on what will never recover (deadline 30 s).
+    let mut wrong = Vec::new();
+    for _ in 0..ROUNDS {
+        let url = format!("postgres://svc:not-the-password@127.0.0.1:{pg_port}/app");
+        let mut p = PostgresProbe::from_url(&url).unwrap();
+        let t = Instant::now();
+        assert!(matches!(
+            wait_for(&mut p, Duration::from_secs(30)).await,
+            Err(wait::WaitError::Failed { .. })
+        ));
+        wrong.push(t.elapsed());
+    }
+    report("time to Failed: wrong password", &wrong);
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = Vec::new();
+    for round in 0..ROUNDS {
+        let child = wait::Spawn::new("sh", dir.path().join(format!("{round}.log")))
+            .args(["-c", "echo boom >&2; exit 3"])
+            .start()
+            .unwrap();
+        let mut p = child.probe().until(TcpProbe::new("127.0.0.1:9"));
+        let t = Instant::now();
+        assert!(matches!(
+            wait_for(&mut p, Duration::from_secs(30)).await,
+            Err(wait::WaitError::Failed { .. })
+        ));
+        crashed.push(t.elapsed());
+    }
+    report("time to Failed: process exits", &crashed);
 }
 
 /// Runs the rounds; with `forward_to`, the listener forwards each connection to that port.
