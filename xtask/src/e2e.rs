@@ -3,13 +3,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use infra::Runs;
 use infra::session::{self, TestOutcome};
 use serde_json::json;
 
-use crate::infra::{Interrupts, UpArgs, bring_up, load_suite, runtime, tear_down};
+use crate::infra::{Interrupts, UpArgs, load_suite, printer, report_up_error, runtime};
 
 /// Bring a suite's environment up, run its tests against it, diagnose failures, tear down.
 #[derive(Args)]
@@ -34,57 +33,70 @@ impl E2e {
 async fn e2e(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut ints = Interrupts::install()?;
     let suite = load_suite(root, &args.suite)?;
-    let up = match bring_up(root, runs, suite.clone(), args.json, args.sequential, &mut ints).await {
-        Ok(up) => up,
-        Err(code) => return Ok(code),
+    if args.dry_run {
+        return args.print_plan(root, runs, suite);
+    }
+    let options = args.options(&suite)?;
+    let name = suite.name.clone();
+    let command = suite.test.argv.join(" ");
+    let registry = infra::Registry::builtin();
+    // Each phase (up, tests) awaits its own future; only one is alive at a time.
+    let ints = tokio::sync::Mutex::new(&mut ints);
+    let interrupt = || {
+        let ints = &ints;
+        async move { ints.lock().await.recv().await }
     };
-    eprintln!("running: {}", suite.test.argv.join(" "));
-    let (outcome, took) = match session::run_tests(root, &suite, &up.state, ints.recv()).await {
-        Ok(r) => r,
-        Err(e) => {
-            tear_down(&up.state).await?;
-            return Err(e).context("running the suite's test command");
-        }
+    eprintln!("then: {command}");
+    let result = session::e2e(root, runs, suite, &registry, options, interrupt, printer(args.json)).await;
+    let run = match result {
+        Ok(run) => run,
+        Err(e) => return Ok(report_up_error(e, args.json)),
     };
-    let code = match &outcome {
+    let code = match &run.outcome {
         TestOutcome::Passed => ExitCode::SUCCESS,
         TestOutcome::Interrupted => ExitCode::from(130),
         _ => ExitCode::from(3),
     };
-    if outcome != TestOutcome::Passed && outcome != TestOutcome::Interrupted {
-        eprintln!(
-            "\ndiagnosis (last log lines of each component):\n{}",
-            infra::report::log_tails(&up.state, 15)
-        );
+    if let Some(d) = &run.diagnosis
+        && !args.json
+    {
+        eprintln!("\ndiagnosis (last log lines of each component):\n{d}");
     }
-    let verdict = match &outcome {
+    let verdict = match &run.outcome {
         TestOutcome::Passed => "PASSED".to_string(),
         TestOutcome::Failed(s) => format!("FAILED ({s})"),
         TestOutcome::TimedOut(d) => format!("TIMED OUT after {d:?}"),
         TestOutcome::Interrupted => "INTERRUPTED".to_string(),
     };
-    if args.keep && outcome != TestOutcome::Interrupted {
+    if run.kept {
         eprintln!(
             "run {} kept: `cargo xtask infra status {}` shows it; endpoints with passwords are in {}",
-            up.state.id,
-            up.state.id,
-            up.state.dir.join("state.json").display()
+            run.state.id,
+            run.state.id,
+            run.state.dir.join("state.json").display()
         );
-    } else {
-        tear_down(&up.state).await?;
+    } else if run.diagnosis.is_some() {
+        eprintln!(
+            "logs and diagnosis kept in {}; remove with `cargo xtask infra down {}`",
+            run.state.dir.display(),
+            run.state.id
+        );
     }
     if args.json {
         println!(
             "{}",
-            json!({"ok": outcome == TestOutcome::Passed, "verdict": verdict, "run": up.state.id, "setup": up.report, "tests_ms": took.as_millis()})
+            json!({"schema": "xtask.e2e/1", "ok": run.outcome == TestOutcome::Passed, "verdict": verdict,
+                   "run": run.state.id, "backend": run.state.backend, "setup": run.setup,
+                   "tests_ms": run.tests.as_millis()})
         );
     } else {
+        eprint!("{}", infra::report::summary(&run.setup));
         eprintln!(
-            "suite {}: {verdict}; setup {:.1}s (critical path {:.1}s), tests {:.1}s",
-            suite.name,
-            up.report.wall_ms as f64 / 1000.0,
-            up.report.critical_ms as f64 / 1000.0,
-            took.as_secs_f64()
+            "suite {name} on {}: {verdict}; setup {:.1}s (critical path {:.1}s), tests {:.1}s",
+            run.state.backend,
+            run.setup.wall_ms as f64 / 1000.0,
+            run.setup.critical_ms as f64 / 1000.0,
+            run.tests.as_secs_f64()
         );
     }
     Ok(code)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use infra::session::{self, UpError};
-use infra::{Event, Plan, RunState, Runs, Suite};
+use infra::{Event, Registry, RunState, Runs, Suite};
 use serde_json::json;
 
 use crate::BadInput;
@@ -19,6 +19,17 @@ use crate::BadInput;
 pub(crate) enum Backend {
     /// Processes on loopback ports on this machine.
     Local,
+    /// Podman containers on a network of the run's own, ports published on 127.0.0.1.
+    Podman,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Podman => "podman",
+        }
+    }
 }
 
 /// Bring a suite's environment up, inspect it, restart a part of it, tear it down.
@@ -36,11 +47,14 @@ enum InfraCommand {
     /// `eval "$(cargo xtask infra up workflowexecution --keep)"` sets them in your shell.
     /// Without --keep the environment lives until Ctrl-C.
     Up(UpArgs),
-    /// Stop a run's processes and remove its directory.
+    /// Stop a run's processes and containers and remove its directory.
+    ///
+    /// With --all, also removes containers, networks and secrets labelled as runs whose
+    /// directory is gone (left by a killed xtask).
     Down {
         /// The run id (see `infra status`); optional when only one run exists.
         run: Option<String>,
-        /// Tear down every run.
+        /// Tear down every run, and every labelled leftover.
         #[arg(long, conflicts_with = "run")]
         all: bool,
     },
@@ -52,9 +66,9 @@ enum InfraCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Restart one component of a running environment in place (same port, same data).
+    /// Restart one service of a running environment in place (same port, same data).
     Restart {
-        /// `postgres` or `redis`.
+        /// The service, e.g. `postgres` or `redis`.
         component: String,
         /// The run id; optional when only one run exists.
         #[arg(long)]
@@ -69,6 +83,10 @@ pub struct UpArgs {
     /// Where to run it.
     #[arg(long, value_enum, default_value = "local")]
     pub(crate) backend: Backend,
+    /// The image of a component on container backends, over the suite file's
+    /// (e.g. `--image postgres=docker.io/library/postgres:16`); repeatable.
+    #[arg(long, value_name = "COMPONENT=IMAGE", value_parser = parse_image)]
+    pub(crate) image: Vec<(String, String)>,
     /// Leave the environment running and exit (tear down later with `infra down`).
     #[arg(long)]
     pub(crate) keep: bool,
@@ -83,6 +101,48 @@ pub struct UpArgs {
     pub(crate) sequential: bool,
 }
 
+fn parse_image(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((c, i)) if !c.is_empty() && !i.is_empty() => Ok((c.to_string(), i.to_string())),
+        _ => Err(format!("`{s}` is not COMPONENT=IMAGE")),
+    }
+}
+
+impl UpArgs {
+    /// The options `infra::session` takes; an image for a component the suite lacks is bad input.
+    pub(crate) fn options(&self, suite: &Suite) -> anyhow::Result<session::UpOptions> {
+        for (c, _) in &self.image {
+            if !suite.components.contains(c) {
+                return Err(BadInput(format!(
+                    "--image {c}=...: suite {} has no component `{c}` (it has: {})",
+                    suite.name,
+                    suite.components.join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(session::UpOptions {
+            backend: self.backend.name().into(),
+            images: self.image.iter().cloned().collect(),
+            keep: self.keep,
+            sequential: self.sequential,
+        })
+    }
+
+    /// Prints the plan; what `--dry-run` does for `infra up` and `e2e`.
+    pub(crate) fn print_plan(&self, root: &Path, runs: &Runs, suite: Suite) -> anyhow::Result<ExitCode> {
+        let options = self.options(&suite)?;
+        let name = suite.name.clone();
+        let plan = session::plan(root, runs, suite, &Registry::builtin(), &options)?;
+        if self.json {
+            println!("{}", json!({"schema": "xtask.plan/1", "suite": name, "plan": plan}));
+        } else {
+            println!("plan for suite {name} on the {} backend:\n{plan}", plan.backend);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 pub(crate) fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
     let path =
         if name.ends_with(".yaml") { std::path::PathBuf::from(name) } else { infra::suite::path(root, name) };
@@ -92,7 +152,7 @@ pub(crate) fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
             BadInput(format!("no suite `{name}` ({} not found); suites: {known}", path.display())).into()
         );
     }
-    infra::suite::load(&path).map_err(|e| BadInput(e.to_string()).into())
+    infra::suite::load(&path, &Registry::builtin()).map_err(|e| BadInput(e.to_string()).into())
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught from the moment they are installed: installed before anything is
@@ -125,7 +185,7 @@ impl Interrupts {
 
 /// Shows run events: a spinner per step on a terminal, plain timestamped lines otherwise, JSON
 /// lines with `--json`.
-fn printer(json: bool) -> impl FnMut(&Event) {
+pub(crate) fn printer(json: bool) -> impl FnMut(&Event) {
     let started = Instant::now();
     let bars = (!json && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
     let mut spinners: std::collections::HashMap<String, indicatif::ProgressBar> = Default::default();
@@ -180,23 +240,29 @@ pub(crate) async fn bring_up(
     root: &Path,
     runs: &Runs,
     suite: Suite,
+    options: session::UpOptions,
     json: bool,
-    sequential: bool,
     ints: &mut Interrupts,
 ) -> Result<infra::session::Up, ExitCode> {
-    let options = session::UpOptions { sequential };
-    match session::up(root, runs, suite, options, ints.recv(), printer(json)).await {
+    match session::up(root, runs, suite, &Registry::builtin(), options, ints.recv(), printer(json)).await {
         Ok(up) => {
             if !json {
                 eprint!("{}", infra::report::summary(&up.report));
             }
             Ok(up)
         }
-        Err(UpError::Failed { step, message, report, dir }) => {
+        Err(e) => Err(report_up_error(e, json)),
+    }
+}
+
+/// Prints why an environment did not come up; returns the exit status.
+pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
+    match e {
+        UpError::Failed { step, message, report, dir } => {
             if json {
                 println!(
                     "{}",
-                    json!({"ok": false, "failed_step": step, "error": message, "report": report, "run_dir": dir})
+                    json!({"schema": "xtask.up/1", "ok": false, "failed_step": step, "error": message, "report": report, "run_dir": dir})
                 );
             } else {
                 eprint!("{}", infra::report::summary(&report));
@@ -211,23 +277,17 @@ pub(crate) async fn bring_up(
                     dir.display()
                 );
             }
-            Err(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
-        Err(UpError::Interrupted { .. }) => {
+        UpError::Interrupted { .. } => {
             eprintln!("interrupted: everything that was started has been stopped and removed");
-            Err(ExitCode::from(130))
+            ExitCode::from(130)
         }
-        Err(e @ UpError::Io(_)) => {
+        UpError::Prepare(e) => {
             eprintln!("error: {e}");
-            Err(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
     }
-}
-
-pub(crate) async fn tear_down(state: &RunState) -> anyhow::Result<()> {
-    let dir = state.dir.clone();
-    tokio::task::spawn_blocking(move || infra::teardown(&dir)).await?.context("tearing down")?;
-    Ok(())
 }
 
 impl Infra {
@@ -242,7 +302,7 @@ impl Infra {
             InfraCommand::Restart { component, run } => {
                 let dir = pick(&runs, run.as_deref())?;
                 let mut state = RunState::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
-                session::restart(&mut state, &component).map_err(BadInput)?;
+                runtime()?.block_on(session::restart(&mut state, &component)).map_err(classify)?;
                 eprintln!("{component} restarted in run {}", state.id);
                 Ok(ExitCode::SUCCESS)
             }
@@ -258,19 +318,42 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting tokio")
 }
 
+/// Errors that name something the caller got wrong (a run, a component) exit 2; the rest 1.
+fn classify(e: infra::InfraError) -> anyhow::Error {
+    match e {
+        infra::InfraError::NoRun(_) | infra::InfraError::Invalid(_) => BadInput(e.to_string()).into(),
+        other => other.into(),
+    }
+}
+
 async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut ints = Interrupts::install()?;
     let suite = load_suite(root, &args.suite)?;
     if args.dry_run {
-        println!("plan for suite {} on the local backend:\n{}", suite.name, Plan::local(&suite));
-        return Ok(ExitCode::SUCCESS);
+        return args.print_plan(root, runs, suite);
     }
-    let up = match bring_up(root, runs, suite, args.json, args.sequential, &mut ints).await {
+    report_orphans(runs);
+    let options = args.options(&suite)?;
+    let up = match bring_up(root, runs, suite, options, args.json, &mut ints).await {
         Ok(up) => up,
         Err(code) => return Ok(code),
     };
     if args.json {
-        println!("{}", json!({"ok": true, "run": up.state.id, "env": up.state.env, "report": up.report}));
+        println!(
+            "{}",
+            json!({"schema": "xtask.up/1", "ok": true, "run": up.state.id, "env": up.state.env, "report": up.report})
+        );
+    } else if std::io::stdout().is_terminal() {
+        // Passwords stay off the screen; `eval "$(...)"` reads stdout through a pipe and gets them.
+        println!("endpoints (passwords hidden):");
+        for (k, v) in &up.state.env {
+            println!("  {k}={}", migrations::redact_url(v));
+        }
+        println!(
+            "to set them in your shell: eval \"$(cargo xtask infra up {} --keep)\", or read {}",
+            args.suite,
+            up.state.dir.join("state.json").display()
+        );
     } else {
         print!("{}", infra::report::exports(&up.state));
     }
@@ -285,17 +368,63 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// Tears a run down from a blocking thread.
+pub(crate) async fn tear_down(state: &RunState) -> anyhow::Result<()> {
+    let dir = state.dir.clone();
+    tokio::task::spawn_blocking(move || infra::teardown(&dir)).await?.context("tearing down")?;
+    Ok(())
+}
+
+/// Says which runs were left behind by an xtask that is gone, before starting another.
+fn report_orphans(runs: &Runs) {
+    for dir in runs.list() {
+        if let Ok(state) = RunState::load(&dir)
+            && state.orphaned()
+            && !state.resources.is_empty()
+        {
+            eprintln!(
+                "note: run {} was left running by xtask pid {}, which is gone; remove it with `cargo xtask infra down {}`",
+                state.id, state.owner_pid, state.id
+            );
+        }
+    }
+    if let Ok(strays) = session::stray_runs(runs) {
+        for id in strays {
+            eprintln!(
+                "note: containers of run {id} are left without a run directory; `cargo xtask infra down --all` removes them"
+            );
+        }
+    }
+}
+
 fn pick(runs: &Runs, run: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
-    runs.pick(run).map_err(|e| BadInput(e).into())
+    runs.pick(run).map_err(|e| BadInput(e.to_string()).into())
 }
 
 fn down(runs: &Runs, run: Option<String>, all: bool) -> anyhow::Result<ExitCode> {
     let dirs = if all { runs.list() } else { vec![pick(runs, run.as_deref())?] };
-    for dir in dirs {
-        let stopped = infra::teardown(&dir).with_context(|| format!("tearing down {}", dir.display()))?;
-        eprintln!("removed {} ({} process(es) stopped)", dir.display(), stopped.len());
+    let mut failed = false;
+    for (dir, result) in session::down(&dirs) {
+        match result {
+            Ok(removed) => eprintln!("removed {} ({} resource(s) stopped)", dir.display(), removed.len()),
+            Err(e) => {
+                failed = true;
+                eprintln!("error: tearing down {}: {e}", dir.display());
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    if all {
+        for id in session::stray_runs(runs)? {
+            match session::remove_stray(&id) {
+                Ok(removed) => eprintln!("removed leftovers of run {id}: {}", removed.join(", ")),
+                Err(e) => {
+                    failed = true;
+                    eprintln!("error: removing leftovers of run {id}: {e}");
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
@@ -303,32 +432,60 @@ fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCo
         Some(id) => vec![pick(runs, Some(&id))?],
         None => runs.list(),
     };
-    let rows: Vec<serde_json::Value> =
-        dirs.iter().filter_map(|d| RunState::load(d).ok()).map(|s| infra::report::status_row(&s)).collect();
+    let rows: Vec<serde_json::Value> = dirs
+        .iter()
+        .map(|d| match RunState::load(d) {
+            Ok(s) => infra::report::status_row(&s),
+            Err(e) => json!({"run": d.file_name().map(|n| n.to_string_lossy().into_owned()), "dir": d,
+                             "state": format!("unreadable: {e}; `cargo xtask infra down` removes it")}),
+        })
+        .collect();
+    let strays = session::stray_runs(runs).unwrap_or_default();
     if json {
-        println!("{}", json!({ "runs": rows }));
-    } else if rows.is_empty() {
+        println!("{}", json!({"schema": "xtask.status/1", "runs": rows, "stray_runs": strays}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() && strays.is_empty() {
         println!("no runs under {}", runs.base().display());
-    } else {
-        for r in &rows {
-            println!(
-                "{} (suite {}, {})",
-                r["run"].as_str().unwrap_or(""),
-                r["suite"].as_str().unwrap_or(""),
-                if r["running"] == true { "running" } else { "stopped" }
-            );
-            for (name, c) in r["components"].as_object().into_iter().flatten() {
-                println!(
-                    "  {name:<12} pid {:<8} port {:<6} {}",
-                    c["pid"],
-                    c["port"],
-                    if c["running"] == true { "running" } else { "not running" }
-                );
-            }
-            for (k, v) in r["endpoints"].as_object().into_iter().flatten() {
-                println!("  {k}={}", v.as_str().unwrap_or(""));
-            }
+    }
+    for r in &rows {
+        println!(
+            "{} (suite {}, {} backend): {}",
+            r["run"].as_str().unwrap_or("?"),
+            r["suite"].as_str().unwrap_or("?"),
+            r["backend"].as_str().unwrap_or("?"),
+            r["state"].as_str().unwrap_or("?")
+        );
+        for res in r["resources"].as_array().into_iter().flatten() {
+            let what = match res["type"].as_str() {
+                Some("process") => format!(
+                    "{:<12} process {} pid {} port {} {}",
+                    res["component"].as_str().unwrap_or(""),
+                    res["program"].as_str().unwrap_or(""),
+                    res["pid"],
+                    res["port"],
+                    if res["running"] == true { "running" } else { "not running" }
+                ),
+                Some("container") => {
+                    format!(
+                        "{:<12} container {}",
+                        res["component"].as_str().unwrap_or(""),
+                        res["name"].as_str().unwrap_or("")
+                    )
+                }
+                Some(other) => format!("{:<12} {other} {}", "", res["name"].as_str().unwrap_or("")),
+                None => continue,
+            };
+            println!("  {what}");
         }
+        for (k, v) in r["endpoints"].as_object().into_iter().flatten() {
+            println!("  {k}={}", v.as_str().unwrap_or(""));
+        }
+    }
+    for id in strays {
+        println!(
+            "{id}: containers, networks or secrets left without a run directory; `cargo xtask infra down --all`"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the workspace's command line (migrations, environments, end-to-end suites).
 
+mod doctor;
 mod e2e;
 mod infra;
 mod migrate;
@@ -26,6 +27,7 @@ enum Command {
     Migrate(migrate::Migrate),
     Infra(infra::Infra),
     E2e(e2e::E2e),
+    Doctor(doctor::Doctor),
 }
 
 /// Failures that are the caller's input rather than the operation: exit status 2.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Migrate(m) => m.run(),
         Command::Infra(i) => i.run(),
         Command::E2e(e) => e.run(),
+        Command::Doctor(d) => d.run(),
     };
     match result {
         Ok(code) => code,
@@ -121,7 +124,7 @@ mod tidy {
         let names = infra::suite::names(&root);
         assert!(names.contains(&"workflowexecution".to_string()), "{names:?}");
         for name in names {
-            infra::suite::load(&infra::suite::path(&root, &name)).unwrap();
+            infra::suite::load(&infra::suite::path(&root, &name), &infra::Registry::builtin()).unwrap();
         }
     }
 }

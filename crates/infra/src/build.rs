@@ -59,3 +59,45 @@ pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<P
         }),
     }
 }
+
+/// The shared libraries `binary` loads (the dynamic loader included), as `ldd` resolves them, so
+/// an image can carry them without a base image to pull.
+pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, crate::error::InfraError> {
+    let sh = xshell::Shell::new().map_err(|e| crate::error::InfraError::Model(format!("ldd: {e}")))?;
+    let out = xshell::cmd!(sh, "ldd {binary}").quiet().read().map_err(|e| {
+        crate::error::InfraError::Model(format!("listing the libraries of {}: {e}", binary.display()))
+    })?;
+    Ok(parse_ldd(&out))
+}
+
+/// The absolute paths in `ldd` output: `libc.so.6 => /lib/.../libc.so.6 (0x...)` and the loader line.
+fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.trim().split(' ').next()?,
+                None => l.split(' ').next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_every_library_and_the_loader() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x7f)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
+        assert_eq!(
+            parse_ldd(text),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+    }
+}

@@ -5,57 +5,121 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::suite::{Component, Suite};
+use crate::backend::{self, Backend};
+use crate::error::InfraError;
+use crate::model::{Endpoint, Workload};
+use crate::run::Run;
+
+/// What a step does, naming its component: the runner matches on this, never on id strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "component", rename_all = "snake_case")]
+pub enum StepKind {
+    /// The backend's own setup (podman: the run's network).
+    Setup,
+    /// Build a component's artifact (a binary, an image).
+    Prepare(String),
+    /// Start a component's service and wait until it is ready.
+    Start(String),
+    /// Run a component's one-shot job.
+    Job(String),
+}
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// Its id, e.g. `postgres`.
+    /// Its id, e.g. `postgres` or `build-datastorage`.
     pub id: String,
     /// Steps that must be ready before it starts.
     pub needs: Vec<String>,
     /// What it does, for people.
     pub description: String,
+    /// What it does, for the runner.
+    pub kind: StepKind,
+    /// The commands, images, files and environment it will use, as values (secrets hidden).
+    pub actions: Vec<String>,
 }
 
 /// The DAG of steps for a suite on a backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The backend.
+    pub backend: String,
     /// The steps, each after the steps it needs.
     pub steps: Vec<Step>,
+    /// Each service as planned (with planned endpoints): what prepare steps build from.
+    #[serde(skip)]
+    pub services: BTreeMap<String, crate::model::Service>,
 }
 
-/// The id of the step that builds the DataStorage binary before it can start.
-pub const BUILD_DATASTORAGE: &str = "build-datastorage";
-
 impl Plan {
-    /// The plan for the local backend: servers started at once, the DataStorage build alongside,
-    /// migrations once PostgreSQL answers, DataStorage once everything it needs is ready.
-    pub fn local(suite: &Suite) -> Plan {
+    /// The plan for `run`'s suite on `backend`: setup first, prepare steps at once, every
+    /// component after the components it needs, each rendered with planned endpoints.
+    pub fn new(run: &Run, backend: &dyn Backend) -> Result<Plan, InfraError> {
         let mut steps = Vec::new();
-        if suite.components.contains(&Component::DataStorage) {
+        let setup = backend.setup().map(|description| {
             steps.push(Step {
-                id: BUILD_DATASTORAGE.into(),
+                id: "setup".into(),
                 needs: vec![],
-                description: "cargo build -p datastorage-reference-server".into(),
+                description,
+                kind: StepKind::Setup,
+                actions: vec![],
             });
-        }
-        for c in &suite.components {
-            let mut needs: Vec<String> = c.needs().iter().map(|n| n.name().to_string()).collect();
-            let description = match c {
-                Component::Postgres => {
-                    "PostgreSQL on a free loopback port, the service's user and database".into()
+            "setup".to_string()
+        });
+        let mut planned: BTreeMap<String, Endpoint> = BTreeMap::new();
+        let mut services = BTreeMap::new();
+        for name in &run.suite.components {
+            let component = run.component(name)?;
+            let placement = backend.placement(run, name);
+            let needs: Vec<String> = component.needs().iter().map(|n| n.to_string()).collect();
+            match run.workload(name, placement, &planned, None)? {
+                Workload::Service(service) => {
+                    let mut start_needs: Vec<String> = setup.iter().cloned().collect();
+                    if let Some(description) = backend.prepare(name, &service) {
+                        let id = format!("build-{name}");
+                        steps.push(Step {
+                            id: id.clone(),
+                            needs: vec![],
+                            description,
+                            kind: StepKind::Prepare(name.clone()),
+                            actions: vec![],
+                        });
+                        start_needs.push(id);
+                    }
+                    start_needs.extend(needs);
+                    let (host, inside) = backend.planned_addr(name, &service);
+                    planned.insert(name.clone(), backend::endpoint(&service.endpoint, host, inside));
+                    steps.push(Step {
+                        id: name.clone(),
+                        needs: start_needs,
+                        description: component.about().to_string(),
+                        kind: StepKind::Start(name.clone()),
+                        actions: backend.render(run, name, &service),
+                    });
+                    services.insert(name.clone(), *service);
                 }
-                Component::Redis => "Redis on a free loopback port with a per-run password".into(),
-                Component::Migrations => "goose migrations applied as the service's user".into(),
-                Component::DataStorage => {
-                    needs.insert(0, BUILD_DATASTORAGE.into());
-                    "DataStorage with rendered config and secrets, until /health says 200".into()
+                Workload::Job(job) => {
+                    let actions = match &job {
+                        crate::model::Job::Migrations { dir, selection, database } => vec![format!(
+                            "migrate {} from {} as the {database} endpoint's user",
+                            match selection {
+                                migrations::Selection::All => "all".to_string(),
+                                migrations::Selection::Tables(t) => format!("--tables {}", t.join(",")),
+                            },
+                            dir.strip_prefix(&run.root).unwrap_or(dir).display()
+                        )],
+                    };
+                    steps.push(Step {
+                        id: name.clone(),
+                        needs,
+                        description: component.about().to_string(),
+                        kind: StepKind::Job(name.clone()),
+                        actions,
+                    });
                 }
-            };
-            steps.push(Step { id: c.name().into(), needs, description });
+            }
         }
-        Plan { steps }
+        Ok(Plan { backend: backend.name().to_string(), steps, services })
     }
 
     /// The step with this id.
@@ -101,6 +165,9 @@ impl std::fmt::Display for Plan {
                 format!("after {}", s.needs.join(", "))
             };
             writeln!(f, "  {:<18} {after}: {}", s.id, s.description)?;
+            for a in &s.actions {
+                writeln!(f, "      {a}")?;
+            }
         }
         Ok(())
     }
@@ -111,24 +178,23 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        let suite = crate::suite::parse(
-            "name: s\ncomponents: [postgres, redis, migrations, datastorage]\nmigrations: all\ntest: {command: [true]}\n",
-            std::path::Path::new("s.yaml"),
-        )
-        .unwrap();
-        Plan::local(&suite)
+        let run = crate::run::tests::run(
+            "components: [postgres, redis, migrations, datastorage]\nmigrations: all\n",
+        );
+        Plan::new(&run, &crate::backend::local::Local::new()).unwrap()
     }
 
     #[test]
     fn local_plan_shape() {
         let p = plan();
         let order: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(order, ["build-datastorage", "postgres", "redis", "migrations", "datastorage"]);
+        assert_eq!(order, ["postgres", "redis", "migrations", "build-datastorage", "datastorage"]);
         assert_eq!(
             p.step("datastorage").unwrap().needs,
             ["build-datastorage", "postgres", "redis", "migrations"]
         );
         assert_eq!(p.step("migrations").unwrap().needs, ["postgres"]);
+        assert_eq!(p.step("build-datastorage").unwrap().kind, StepKind::Prepare("datastorage".into()));
     }
 
     #[test]

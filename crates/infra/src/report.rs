@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::runner::RunReport;
-use crate::state::{RunState, pid_alive};
+use crate::state::{Resource, RunState, pid_alive};
 
 /// Every step with its duration and outcome, then the critical path against wall time.
 pub fn summary(report: &RunReport) -> String {
@@ -45,37 +45,63 @@ pub fn exports(state: &RunState) -> String {
     out
 }
 
-/// One run for `infra status`: components with pid, port and liveness; endpoints without passwords.
+/// One run for `infra status`: resources with liveness, endpoints without passwords.
 pub fn status_row(state: &RunState) -> Value {
-    let components: serde_json::Map<String, Value> = state
-        .components
+    let resources: Vec<Value> = state
+        .resources
         .iter()
-        .map(|(n, c)| {
-            let alive = c.pid.is_some_and(pid_alive);
-            (n.clone(), json!({"pid": c.pid, "port": c.port, "running": alive, "log": c.log}))
+        .map(|r| match r {
+            Resource::Process { component, pid, program, port, log } => json!({
+                "type": "process", "component": component, "program": program, "pid": pid, "port": port,
+                "running": pid_alive(*pid), "log": log}),
+            Resource::Container { component, name } => {
+                json!({"type": "container", "component": component, "name": name})
+            }
+            Resource::Network { name } => json!({"type": "network", "name": name}),
+            Resource::Secret { name } => json!({"type": "secret", "name": name}),
         })
         .collect();
     let endpoints: serde_json::Map<String, Value> =
         state.env.iter().map(|(k, v)| (k.clone(), json!(migrations::redact_url(v)))).collect();
-    json!({"run": state.id, "suite": state.suite, "dir": state.dir, "running": state.alive(),
-           "components": components, "endpoints": endpoints})
+    let verdict = if state.resources.is_empty() {
+        "stopped (logs and diagnosis kept)"
+    } else if state.orphaned() {
+        "orphaned: its xtask is gone; remove with `cargo xtask infra down`"
+    } else if state.backend == "local" && !state.alive() {
+        "not running"
+    } else {
+        "running"
+    };
+    json!({"run": state.id, "suite": state.suite, "backend": state.backend, "dir": state.dir,
+           "state": verdict, "owner_pid": state.owner_pid, "kept": state.kept,
+           "resources": resources, "endpoints": endpoints})
 }
 
-/// The last `n` lines of every component's log, headed by component and path.
+/// The last `n` lines of every service's log (a process's log file, a container's output),
+/// headed by component.
 pub fn log_tails(state: &RunState, n: usize) -> String {
     let mut out = String::new();
-    for (name, c) in &state.components {
-        if let Some(log) = &c.log {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out.push_str(&format!(
-                "--- {name} ({}):\n{}\n",
-                log.display(),
-                lines[lines.len().saturating_sub(n)..].join("\n")
-            ));
+    for r in &state.resources {
+        match r {
+            Resource::Process { component, log: Some(log), .. } => {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                out.push_str(&format!("--- {component} ({}):\n{}\n", log.display(), last_lines(&text, n)));
+            }
+            Resource::Container { component, name } => {
+                let text = container::Engine::from_env()
+                    .logs(name, Some(n))
+                    .unwrap_or_else(|e| format!("(no logs: {e})"));
+                out.push_str(&format!("--- {component} (container {name}):\n{}\n", last_lines(&text, n)));
+            }
+            _ => {}
         }
     }
     out
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]

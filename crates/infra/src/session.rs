@@ -1,15 +1,20 @@
 //! A whole environment's life: bring a suite up (run state first, then the plan), run its tests
 //! against it, restart a component, and tear it down, leaving nothing behind.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::local::Local;
+use crate::backend::{self, Backend};
+use crate::components::Registry;
+use crate::error::InfraError;
+use crate::exec::Executor;
 use crate::plan::Plan;
+use crate::run::Run;
 use crate::runner::{self, Event, RunReport, StepFailure};
-use crate::state::{RunState, Runs, teardown};
+use crate::state::{RunState, Runs, stop_keep_logs, teardown};
 use crate::suite::Suite;
 
 /// An environment that came up.
@@ -24,10 +29,10 @@ pub struct Up {
 /// Why an environment is not up.
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
-    /// The run directory could not be prepared.
-    #[error("preparing the run directory: {0}")]
-    Io(#[from] std::io::Error),
-    /// A step failed; processes were stopped, logs and the diagnosis kept in `dir`.
+    /// The run could not be prepared (run directory, backend, plan).
+    #[error(transparent)]
+    Prepare(#[from] InfraError),
+    /// A step failed; everything was stopped, logs and the diagnosis kept in `dir`.
     #[error("{step} failed: {message}")]
     Failed {
         /// The failed step.
@@ -36,7 +41,7 @@ pub enum UpError {
         message: String,
         /// The steps as far as they got.
         report: Box<RunReport>,
-        /// The run directory holding logs and `diagnosis.txt`.
+        /// The run directory holding logs, `diagnosis.txt` and `diagnosis.json`.
         dir: PathBuf,
     },
     /// Interrupted (Ctrl-C); everything was stopped and removed.
@@ -48,52 +53,133 @@ pub enum UpError {
 }
 
 /// How to bring an environment up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct UpOptions {
+    /// The backend: `local` (default) or `podman`.
+    pub backend: String,
+    /// Images per component, over the suite file's.
+    pub images: BTreeMap<String, String>,
+    /// The run is meant to outlive this process (`--keep`).
+    pub keep: bool,
     /// Run the steps one after another instead of in parallel (to measure what parallelism saves).
     pub sequential: bool,
 }
 
-/// Brings `suite` up on the local backend under `runs`, reporting on `on_event`.
+impl UpOptions {
+    fn backend(&self) -> Result<Arc<dyn Backend>, InfraError> {
+        backend::for_name(if self.backend.is_empty() { "local" } else { &self.backend })
+    }
+}
+
+/// The environment variable that names a component's image on this machine, e.g.
+/// `XTASK_IMAGE_POSTGRES`: over the suite file's choice, under a `--image` flag.
+pub fn image_env(component: &str) -> String {
+    format!("XTASK_IMAGE_{}", component.to_uppercase().replace('-', "_"))
+}
+
+fn new_run(root: &Path, suite: Suite, registry: &Registry, options: &UpOptions, state: RunState) -> Run {
+    let mut images = suite.images.clone();
+    for c in &suite.components {
+        if let Ok(image) = std::env::var(image_env(c))
+            && !image.is_empty()
+        {
+            images.insert(c.clone(), image);
+        }
+    }
+    images.extend(options.images.clone());
+    Run::new(root, suite, registry.clone(), images, state)
+}
+
+/// The plan `up` would carry out, without starting anything or creating a run directory.
+pub fn plan(
+    root: &Path,
+    runs: &Runs,
+    suite: Suite,
+    registry: &Registry,
+    options: &UpOptions,
+) -> Result<Plan, InfraError> {
+    let backend = options.backend()?;
+    let state = RunState {
+        id: format!("{}-<run>", suite.name),
+        suite: suite.name.clone(),
+        backend: backend.name().into(),
+        dir: runs.base().join(format!("{}-<run>", suite.name)),
+        ..Default::default()
+    };
+    let run = new_run(root, suite, registry, options, state);
+    Plan::new(&run, &*backend)
+}
+
+/// Brings `suite` up on the chosen backend under `runs`, reporting on `on_event`.
 ///
-/// On failure every started process is stopped and the run directory keeps the logs and a
-/// `diagnosis.txt`; on interrupt everything is stopped and removed.
+/// On failure everything started is stopped and the run directory keeps the logs, a
+/// `diagnosis.txt` and `diagnosis.json`; on interrupt everything is stopped and removed.
 pub async fn up(
     root: &Path,
     runs: &Runs,
     suite: Suite,
+    registry: &Registry,
     options: UpOptions,
     interrupt: impl Future<Output = ()>,
     on_event: impl FnMut(&Event),
 ) -> Result<Up, UpError> {
-    let (id, dir) = runs.create(&suite.name)?;
+    let backend = options.backend()?;
+    let (id, dir) = runs.create(&suite.name).map_err(InfraError::io("creating the run directory"))?;
     let state = RunState {
         id,
         suite: suite.name.clone(),
-        backend: "local".into(),
+        backend: backend.name().into(),
         dir: dir.clone(),
         created: chrono::Local::now().to_rfc3339(),
+        owner_pid: std::process::id(),
+        kept: options.keep,
         ..Default::default()
     };
-    state.save()?;
-    let plan = Plan::local(&suite);
-    let local = Arc::new(Local::new(root, suite, state));
+    state.save().map_err(InfraError::io("saving the run state"))?;
+    let run = Arc::new(new_run(root, suite, registry, &options, state));
+    let plan = match Plan::new(&run, &*backend) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = teardown(&dir);
+            return Err(e.into());
+        }
+    };
+    let executor = Arc::new(Executor::new(plan.clone(), backend.clone(), run.clone()));
     let limit = if options.sequential { 1 } else { usize::MAX };
-    let report = runner::run_limited(&plan, local.clone(), limit, interrupt, on_event).await;
+    let report = runner::run_limited(&plan, executor, limit, interrupt, on_event).await;
     if report.ok() {
-        return Ok(Up { state: local.state(), report });
+        return Ok(Up { state: run.state(), report });
     }
     // Start-ups still running in the background finish (or fail) before anything is removed.
-    local.settle().await;
+    backend.settle().await;
     if report.interrupted {
-        let dir2 = dir.clone();
-        tokio::task::spawn_blocking(move || teardown(&dir2)).await.map_err(std::io::Error::other)??;
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || teardown(&d))
+            .await
+            .map_err(|e| InfraError::Invalid(format!("teardown crashed: {e}")))??;
         return Err(UpError::Interrupted { report: Box::new(report) });
     }
     let (step, failure) = report.failure.clone().unwrap_or_else(|| {
         ("run".into(), StepFailure::new("the run ended with steps that never became ready"))
     });
-    // Evidence first (best effort); the processes are stopped whatever happens writing it.
+    keep_evidence(&run, &*backend, &step, &failure);
+    let d = dir.clone();
+    tokio::task::spawn_blocking(move || stop_keep_logs(&d))
+        .await
+        .map_err(|e| InfraError::Invalid(format!("teardown crashed: {e}")))??;
+    Err(UpError::Failed { step, message: failure.message, report: Box::new(report), dir })
+}
+
+/// Writes the diagnosis and the backend's logs (container logs) into the run directory.
+fn keep_evidence(run: &Run, backend: &dyn Backend, step: &str, failure: &StepFailure) {
+    let dir = run.dir();
+    for (name, text) in backend.collect_logs(run) {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(path, text);
+    }
     let text =
         format!("{step} failed: {}\n\n{}\n", failure.message, failure.diagnosis.as_deref().unwrap_or(""));
     let _ = std::fs::write(dir.join("diagnosis.txt"), text);
@@ -103,38 +189,6 @@ pub async fn up(
             serde_json::to_string_pretty(json).unwrap_or_default(),
         );
     }
-    let dir2 = dir.clone();
-    tokio::task::spawn_blocking(move || stop_keep_logs(&dir2)).await.map_err(std::io::Error::other)??;
-    Err(UpError::Failed { step, message: failure.message, report: Box::new(report), dir })
-}
-
-/// Stops a run's processes and removes its data, keeping logs, state and diagnosis for reading.
-fn stop_keep_logs(dir: &Path) -> std::io::Result<()> {
-    let keep = logs_dir(dir)?;
-    for name in [
-        "state.json",
-        "diagnosis.txt",
-        "build.log",
-        "postgres/postgres.log",
-        "redis/redis.log",
-        "datastorage/datastorage.log",
-    ] {
-        let from = dir.join(name);
-        if from.exists() {
-            let to = keep.join(name.replace('/', "-"));
-            std::fs::copy(&from, &to)?;
-        }
-    }
-    teardown(dir)?;
-    std::fs::rename(&keep, dir)
-}
-
-fn logs_dir(dir: &Path) -> std::io::Result<PathBuf> {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".logs");
-    let keep = dir.with_file_name(name);
-    std::fs::create_dir_all(&keep)?;
-    Ok(keep)
 }
 
 /// How a suite's test command ended.
@@ -194,43 +248,189 @@ pub async fn run_tests(
     Ok((outcome, started.elapsed()))
 }
 
-/// Restarts one component of a running environment in place (same port, same data).
-pub fn restart(state: &mut RunState, component: &str) -> Result<(), String> {
-    let comp = state.components.get(component).cloned().ok_or_else(|| {
-        format!(
-            "run {} has no running {component} (it has: {})",
+/// Restarts one service of a running environment in place (same port, same data) and waits
+/// until it is ready again.
+pub async fn restart(state: &mut RunState, component: &str) -> Result<(), InfraError> {
+    let endpoint = state.endpoints.get(component).cloned().ok_or_else(|| {
+        InfraError::Invalid(format!(
+            "run {} has no running service `{component}` (it has: {})",
             state.id,
-            state.components.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
+            state.endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
     })?;
-    let dir = state.dir.join(component);
-    if let Some(pid) = comp.pid {
-        pgserver::stop_pid(pid).map_err(|e| e.to_string())?;
+    match state.backend.as_str() {
+        "local" => restart_local(state, component)?,
+        "podman" => {
+            let name = state
+                .resources
+                .iter()
+                .find_map(|r| match r {
+                    crate::state::Resource::Container { component: c, name } if c == component => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    InfraError::Invalid(format!("run {} has no container for {component}", state.id))
+                })?;
+            let engine = container::Engine::from_env();
+            tokio::task::spawn_blocking(move || engine.restart(&name))
+                .await
+                .map_err(|e| InfraError::Invalid(e.to_string()))?
+                .map_err(|e| InfraError::Backend { backend: "podman", message: e.to_string() })?;
+        }
+        other => {
+            return Err(InfraError::Invalid(format!("restarting on the {other} backend is not supported")));
+        }
     }
-    let pid = match component {
+    let spec = match &endpoint.kind {
+        crate::model::EndpointKind::Postgres { user, database, password } => {
+            crate::model::EndpointSpec::Postgres {
+                user: user.clone(),
+                database: database.clone(),
+                password: password.clone(),
+            }
+        }
+        crate::model::EndpointKind::Redis { password } => {
+            crate::model::EndpointSpec::Redis { password: password.clone() }
+        }
+        crate::model::EndpointKind::Http => crate::model::EndpointSpec::Http { ready_path: "/health".into() },
+    };
+    let mut probe = backend::probe_for(&spec, &endpoint).map_err(|f| InfraError::Invalid(f.message))?;
+    wait::Waiter::new(Duration::from_secs(60))
+        .wait_for(&mut probe)
+        .await
+        .map(drop)
+        .map_err(|e| InfraError::Invalid(format!("{component} did not come back: {e}")))
+}
+
+fn restart_local(state: &mut RunState, component: &str) -> Result<(), InfraError> {
+    let (pid, port) = state
+        .resources
+        .iter()
+        .find_map(|r| match r {
+            crate::state::Resource::Process { component: c, pid, port, .. } if c == component => {
+                Some((*pid, *port))
+            }
+            _ => None,
+        })
+        .ok_or_else(|| InfraError::Invalid(format!("run {} has no process for {component}", state.id)))?;
+    let dir = state.dir.join(component);
+    let stop = crate::state::Resource::Process {
+        component: component.into(),
+        pid,
+        program: "?".into(),
+        port,
+        log: None,
+    };
+    backend::remove(&stop)?;
+    let failed = |e: &dyn std::fmt::Display| InfraError::Backend { backend: "local", message: e.to_string() };
+    let new_pid = match component {
         "postgres" => {
             let options = pgserver::Options {
-                port: comp.port,
+                port,
                 password: state.postgres_superuser_password.clone(),
                 detach: true,
                 ..Default::default()
             };
-            pgserver::PgServer::start_in(&dir, options).map_err(|e| e.to_string())?.keep_running()
+            pgserver::PgServer::start_in(&dir, options).map_err(|e| failed(&e))?.keep_running()
         }
         "redis" => {
-            let password = state
-                .env
-                .get("REDIS_URL")
-                .and_then(|u| u.split_once("://:"))
-                .and_then(|(_, r)| r.split_once('@'))
-                .map(|(p, _)| p.to_string());
-            let options = redisserver::Options { port: comp.port, password, detach: true };
-            redisserver::RedisServer::start_in(&dir, options).map_err(|e| e.to_string())?.keep_running()
+            let password =
+                state.endpoints.get("redis").and_then(|e| e.password()).map(|p| p.expose().to_string());
+            let options = redisserver::Options { port, password, detach: true };
+            redisserver::RedisServer::start_in(&dir, options).map_err(|e| failed(&e))?.keep_running()
         }
-        other => return Err(format!("restarting {other} is not supported (postgres and redis are)")),
+        other => {
+            return Err(InfraError::Invalid(format!(
+                "restarting {other} on the local backend is not supported (postgres and redis are)"
+            )));
+        }
     };
-    if let Some(c) = state.components.get_mut(component) {
-        c.pid = pid;
+    for r in &mut state.resources {
+        if let crate::state::Resource::Process { component: c, pid, .. } = r
+            && c == component
+            && let Some(new) = new_pid
+        {
+            *pid = new;
+        }
     }
-    state.save().map_err(|e| e.to_string())
+    state.save().map_err(InfraError::io("saving the run state"))
+}
+
+/// How an end-to-end run ended.
+#[derive(Debug)]
+pub struct E2e {
+    /// The run as it was when the tests ran.
+    pub state: RunState,
+    /// How the setup went.
+    pub setup: RunReport,
+    /// How the tests ended and how long they took.
+    pub outcome: TestOutcome,
+    /// How long the tests took.
+    pub tests: Duration,
+    /// The last log lines of every component, when the tests did not pass.
+    pub diagnosis: Option<String>,
+    /// Whether the run was kept (`--keep`) rather than torn down.
+    pub kept: bool,
+}
+
+/// Up, the suite's tests, a diagnosis when they fail, and teardown (unless `keep`; on a failure
+/// the logs and diagnosis stay in the run directory). `interrupt` is asked for a fresh future
+/// for each phase.
+pub async fn e2e<F: Future<Output = ()>>(
+    root: &Path,
+    runs: &Runs,
+    suite: Suite,
+    registry: &Registry,
+    options: UpOptions,
+    mut interrupt: impl FnMut() -> F,
+    on_event: impl FnMut(&Event),
+) -> Result<E2e, UpError> {
+    let keep = options.keep;
+    let up = up(root, runs, suite.clone(), registry, options, interrupt(), on_event).await?;
+    let state = up.state.clone();
+    let (outcome, took) = match run_tests(root, &suite, &state, interrupt()).await {
+        Ok(r) => r,
+        Err(e) => (TestOutcome::Failed(format!("could not start the test command: {e}")), Duration::ZERO),
+    };
+    let failed = !matches!(outcome, TestOutcome::Passed | TestOutcome::Interrupted);
+    let diagnosis = failed.then(|| crate::report::log_tails(&state, 15));
+    if let Some(d) = &diagnosis {
+        let _ = std::fs::write(state.dir.join("diagnosis.txt"), format!("tests {outcome:?}\n\n{d}"));
+    }
+    let kept = keep && outcome != TestOutcome::Interrupted;
+    if !kept {
+        let dir = state.dir.clone();
+        let result =
+            tokio::task::spawn_blocking(move || if failed { stop_keep_logs(&dir) } else { teardown(&dir) })
+                .await
+                .map_err(|e| InfraError::Invalid(format!("teardown crashed: {e}")))?;
+        result?;
+    }
+    Ok(E2e { state, setup: up.report, outcome, tests: took, diagnosis, kept })
+}
+
+/// Tears down the runs in `dirs`; runs whose state cannot be read are swept all the same.
+pub fn down(dirs: &[PathBuf]) -> Vec<(PathBuf, Result<Vec<String>, InfraError>)> {
+    dirs.iter().map(|d| (d.clone(), teardown(d))).collect()
+}
+
+/// Containers, networks and secrets labelled as runs that have no run directory any more
+/// (the run directory was deleted, or xtask was killed before it recorded them).
+pub fn stray_runs(runs: &Runs) -> Result<Vec<String>, InfraError> {
+    Ok(crate::backend::podman::leftover_runs()?.into_iter().filter(|id| !runs.dir(id).exists()).collect())
+}
+
+/// Removes the engine resources of a run that has no directory.
+pub fn remove_stray(id: &str) -> Result<Vec<String>, InfraError> {
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for r in crate::backend::podman::leftovers(Some(id))?.iter().rev() {
+        match backend::remove(r) {
+            Ok(()) => removed.push(r.to_string()),
+            Err(e) => failed.push(format!("{r}: {e}")),
+        }
+    }
+    if failed.is_empty() { Ok(removed) } else { Err(InfraError::Leftovers(failed)) }
 }

@@ -1,30 +1,62 @@
 //! Run state under `.xtask/runs/<id>/`: what a run started, so `infra status` and `infra down`
 //! work from another shell, and teardown that leaves no process, port or directory behind.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 /// Environment variable overriding the state directory (default: `.xtask` at the workspace root).
 pub const STATE_DIR_ENV: &str = "XTASK_STATE_DIR";
 
-/// How long teardown lets processes shut down before killing them.
-const STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// Something a run created, recorded before anything waits on it, removed in reverse order by
+/// the backend that created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Resource {
+    /// A process on this machine (local backend).
+    Process {
+        /// The component it serves.
+        component: String,
+        /// Its process id.
+        pid: u32,
+        /// The program, e.g. `postgres`.
+        program: String,
+        /// The loopback port it listens on.
+        port: Option<u16>,
+        /// Its log file.
+        log: Option<PathBuf>,
+    },
+    /// A container (podman backend).
+    Container {
+        /// The component it serves.
+        component: String,
+        /// Its name.
+        name: String,
+    },
+    /// A container network (podman backend).
+    Network {
+        /// Its name.
+        name: String,
+    },
+    /// A secret in the container engine's store (podman backend).
+    Secret {
+        /// Its name.
+        name: String,
+    },
+}
 
-/// One running component, as recorded.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ComponentState {
-    /// Its process id.
-    pub pid: Option<u32>,
-    /// The loopback port it listens on.
-    pub port: Option<u16>,
-    /// Its log file.
-    pub log: Option<PathBuf>,
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Process { component, pid, program, .. } => {
+                write!(f, "process {program} (pid {pid}, {component})")
+            }
+            Resource::Container { name, .. } => write!(f, "container {name}"),
+            Resource::Network { name } => write!(f, "network {name}"),
+            Resource::Secret { name } => write!(f, "secret {name}"),
+        }
+    }
 }
 
 /// What a run started; saved as `state.json` (0600: it holds per-run passwords).
@@ -40,10 +72,20 @@ pub struct RunState {
     pub dir: PathBuf,
     /// When it started (RFC 3339).
     pub created: String,
+    /// The xtask process that owns the run (it tears the run down unless it was kept).
+    #[serde(default)]
+    pub owner_pid: u32,
+    /// Whether the run was left running on purpose (`--keep`).
+    #[serde(default)]
+    pub kept: bool,
     /// The endpoints given to tests (`DATABASE_URL`, `REDIS_URL`, `DATASTORAGE_URL`).
     pub env: BTreeMap<String, String>,
-    /// The components started so far.
-    pub components: BTreeMap<String, ComponentState>,
+    /// Every endpoint published, by component.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, crate::model::Endpoint>,
+    /// What the run created, in order.
+    #[serde(default)]
+    pub resources: Vec<Resource>,
     /// The PostgreSQL superuser password, to start the cluster again after a restart.
     pub postgres_superuser_password: Option<String>,
 }
@@ -68,9 +110,14 @@ impl RunState {
         serde_json::from_str(&text).map_err(std::io::Error::other)
     }
 
-    /// Whether any recorded process still runs.
+    /// Whether any recorded process still runs (containers are asked of the engine by status).
     pub fn alive(&self) -> bool {
-        self.components.values().filter_map(|c| c.pid).any(pid_alive)
+        self.resources.iter().any(|r| matches!(r, Resource::Process { pid, .. } if pid_alive(*pid)))
+    }
+
+    /// Whether the owning xtask is gone while the run was not kept: a leftover to tear down.
+    pub fn orphaned(&self) -> bool {
+        !self.kept && self.owner_pid != 0 && !pid_alive(self.owner_pid)
     }
 }
 
@@ -121,23 +168,24 @@ impl Runs {
     }
 
     /// The run named `id`, or the only run when none is named; the error says what exists.
-    pub fn pick(&self, id: Option<&str>) -> Result<PathBuf, String> {
+    pub fn pick(&self, id: Option<&str>) -> Result<PathBuf, crate::error::InfraError> {
         if let Some(id) = id {
             let dir = self.dir(id);
-            return if dir.join("state.json").exists() {
+            return if dir.is_dir() {
                 Ok(dir)
             } else {
-                Err(format!("no run `{id}` under {}", self.base.display()))
+                Err(crate::error::InfraError::NoRun(format!("no run `{id}` under {}", self.base.display())))
             };
         }
-        let all: Vec<PathBuf> = self.list().into_iter().filter(|d| d.join("state.json").exists()).collect();
+        let all: Vec<PathBuf> = self.list();
+        let no_run = crate::error::InfraError::NoRun;
         match all.as_slice() {
             [one] => Ok(one.clone()),
-            [] => Err(format!("no runs under {}", self.base.display())),
+            [] => Err(no_run(format!("no runs under {}", self.base.display()))),
             many => {
                 let ids: Vec<String> =
                     many.iter().filter_map(|d| d.file_name()?.to_str().map(str::to_string)).collect();
-                Err(format!("several runs; name one: {}", ids.join(", ")))
+                Err(no_run(format!("several runs; name one: {}", ids.join(", "))))
             }
         }
     }
@@ -171,34 +219,79 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Stops every process started for the run in `dir` (SIGINT: PostgreSQL's fast shutdown, a
-/// clean stop for Redis and DataStorage; SIGKILL after a deadline) and removes the directory.
-/// Returns the pids that were stopped.
-pub fn teardown(dir: &Path) -> std::io::Result<Vec<u32>> {
-    let mut stopped = Vec::new();
-    let started = Instant::now();
-    let mut signal = Signal::SIGINT;
-    loop {
-        let pids = processes_under(dir);
-        if pids.is_empty() {
-            break;
-        }
-        if started.elapsed() > STOP_DEADLINE {
-            signal = Signal::SIGKILL;
-        }
-        for pid in &pids {
-            if !stopped.contains(pid) || signal == Signal::SIGKILL {
-                let _ = kill(Pid::from_raw(*pid as i32), signal);
-            }
-            if !stopped.contains(pid) {
-                stopped.push(*pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Tears down the run in `dir`: every recorded resource in reverse order by the backend that
+/// created it, then any process of ours still naming the directory (one whose pid was never
+/// recorded), then the directory. A run whose state cannot be read is still swept (processes by
+/// path, containers by the run label). Returns what was removed; resources that would not go
+/// are named in the error and the directory is kept.
+pub fn teardown(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
+    let removed = stop(dir)?;
     match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::error::InfraError::io(format!("removing {}", dir.display()))(e));
+        }
         _ => {}
     }
-    Ok(stopped)
+    Ok(removed)
+}
+
+/// Like [`teardown`], but keeps the run directory with its logs, state and diagnosis for
+/// reading (the data is removed); the state then records no resources.
+pub fn stop_keep_logs(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
+    let removed = stop(dir)?;
+    for data in ["postgres/data", "redis/dump.rdb"] {
+        let path = dir.join(data);
+        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+    }
+    if let Ok(mut state) = RunState::load(dir) {
+        state.resources.clear();
+        state.save().map_err(crate::error::InfraError::io("saving the run state"))?;
+    }
+    Ok(removed)
+}
+
+/// Removes every resource of the run in `dir`, leaving the directory.
+fn stop(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    let id = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let (mut resources, local) = match RunState::load(dir) {
+        Ok(state) => (state.resources, state.backend == "local"),
+        Err(_) => (Vec::new(), false),
+    };
+    // Containers whose creation was under way when the state was last saved carry the label.
+    if !local {
+        for r in crate::backend::podman::leftovers(Some(&id)).unwrap_or_default() {
+            if !resources.contains(&r) {
+                resources.push(r);
+            }
+        }
+    }
+    for r in resources.iter().rev() {
+        match crate::backend::remove(r) {
+            Ok(()) => removed.push(r.to_string()),
+            Err(e) => failed.push(format!("{r}: {e}")),
+        }
+    }
+    for pid in processes_under(dir) {
+        let r =
+            Resource::Process { component: "?".into(), pid, program: program_of(pid), port: None, log: None };
+        match crate::backend::remove(&r) {
+            Ok(()) => removed.push(r.to_string()),
+            Err(e) => failed.push(format!("{r}: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(crate::error::InfraError::Leftovers(failed));
+    }
+    Ok(removed)
+}
+
+/// The program name of a process, for messages.
+fn program_of(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|raw| raw.split(|b| *b == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
+        .map(|p| p.rsplit('/').next().unwrap_or(&p).to_string())
+        .unwrap_or_else(|| "?".into())
 }

@@ -1,58 +1,18 @@
 //! Suites as data: `manifests/suites/<name>.yaml` names the components a suite needs, the
 //! migrations to apply, and the test command to run against the environment.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use datastorage::GoDuration;
 use serde::Deserialize;
 
-/// A part of an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Component {
-    /// A PostgreSQL server with the service's user and database.
-    Postgres,
-    /// A Redis server.
-    Redis,
-    /// The goose migrations applied to the database.
-    Migrations,
-    /// The DataStorage service, healthy.
-    DataStorage,
-}
-
-impl Component {
-    /// Every component, in a stable order.
-    pub const ALL: [Component; 4] =
-        [Component::Postgres, Component::Redis, Component::Migrations, Component::DataStorage];
-
-    /// The name used in suite files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Postgres => "postgres",
-            Component::Redis => "redis",
-            Component::Migrations => "migrations",
-            Component::DataStorage => "datastorage",
-        }
-    }
-
-    /// The components this one cannot work without.
-    pub fn needs(self) -> &'static [Component] {
-        match self {
-            Component::Postgres | Component::Redis => &[],
-            Component::Migrations => &[Component::Postgres],
-            Component::DataStorage => &[Component::Postgres, Component::Redis, Component::Migrations],
-        }
-    }
-
-    fn parse(name: &str) -> Option<Component> {
-        Component::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
+use crate::components::Registry;
 
 /// Which migrations a suite applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Migrations {
+pub enum MigrationSelection {
     /// Every migration.
     All,
     /// What these tables need.
@@ -75,10 +35,12 @@ pub struct Suite {
     pub name: String,
     /// What it is for.
     pub description: String,
-    /// The components, in dependency order.
-    pub components: Vec<Component>,
+    /// The components, by name, each after the components it needs.
+    pub components: Vec<String>,
     /// The migrations to apply.
-    pub migrations: Migrations,
+    pub migrations: MigrationSelection,
+    /// Images chosen per component (default: each component's own).
+    pub images: BTreeMap<String, String>,
     /// The test command.
     pub test: TestCommand,
     /// How long each component may take to become ready.
@@ -107,6 +69,8 @@ struct Raw {
     test: RawTest,
     #[serde(default)]
     ready_timeout: Option<GoDuration>,
+    #[serde(default)]
+    images: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -141,52 +105,57 @@ pub fn names(root: &Path) -> Vec<String> {
     names
 }
 
-/// Reads and validates a suite file.
-pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+/// Reads and validates a suite file against the components of `registry`.
+pub fn load(path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
     let fail = |message: String| SuiteError { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    parse(&text, path)
+    parse(&text, path, registry)
 }
 
 /// Parses and validates suite text; `path` names it in errors and must match `name`.
-pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
+pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
     let fail = |message: String| SuiteError { path: path.to_path_buf(), message };
     let raw: Raw = serde_saphyr::from_str(text).map_err(|e| fail(e.to_string()))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if raw.name != stem {
         return Err(fail(format!("name: `{}` does not match the file name `{stem}.yaml`", raw.name)));
     }
-    let mut components = Vec::new();
+    let mut listed: Vec<&str> = Vec::new();
     for (i, name) in raw.components.iter().enumerate() {
-        let c = Component::parse(name).ok_or_else(|| {
-            let known: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
-            fail(format!("components[{i}]: unknown component `{name}` (known: {})", known.join(", ")))
-        })?;
-        if components.contains(&c) {
+        if registry.get(name).is_none() {
+            return Err(fail(format!(
+                "components[{i}]: unknown component `{name}` (known: {})",
+                registry.names()
+            )));
+        }
+        if listed.contains(&name.as_str()) {
             return Err(fail(format!("components[{i}]: `{name}` is listed twice")));
         }
-        components.push(c);
+        listed.push(name);
     }
-    if components.is_empty() {
+    if listed.is_empty() {
         return Err(fail("components: the list is empty".into()));
     }
-    for c in &components {
-        for need in c.needs() {
-            if !components.contains(need) {
-                return Err(fail(format!(
-                    "components: `{}` needs `{}`; add it to the list",
-                    c.name(),
-                    need.name()
-                )));
+    for c in &listed {
+        for need in registry.get(c).expect("checked above").needs() {
+            if !listed.contains(need) {
+                return Err(fail(format!("components: `{c}` needs `{need}`; add it to the list")));
             }
         }
     }
-    components.sort();
-    let migrations = match raw.migrations {
-        None | Some(RawMigrations::Word(_)) if !components.contains(&Component::Migrations) => {
-            Migrations::All
+    for name in raw.images.keys() {
+        if !listed.contains(&name.as_str()) {
+            return Err(fail(format!(
+                "images.{name}: the suite has no component `{name}` (it has: {})",
+                listed.join(", ")
+            )));
         }
-        Some(RawMigrations::Word(w)) if w == "all" => Migrations::All,
+    }
+    let components = dependency_order(&listed, registry);
+    let has_migrations = listed.contains(&"migrations");
+    let migrations = match raw.migrations {
+        None | Some(RawMigrations::Word(_)) if !has_migrations => MigrationSelection::All,
+        Some(RawMigrations::Word(w)) if w == "all" => MigrationSelection::All,
         Some(RawMigrations::Word(w)) => {
             return Err(fail(format!("migrations: `{w}` is neither `all` nor a list of tables")));
         }
@@ -195,7 +164,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
                 "migrations: an empty table list applies nothing; write `all` or name tables".into(),
             ));
         }
-        Some(RawMigrations::Tables(t)) => Migrations::Tables(t),
+        Some(RawMigrations::Tables(t)) => MigrationSelection::Tables(t),
         None => return Err(fail("migrations: missing (write `all` or a list of tables)".into())),
     };
     if raw.test.command.is_empty() {
@@ -206,12 +175,36 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
         description: raw.description,
         components,
         migrations,
+        images: raw.images,
         test: TestCommand {
             argv: raw.test.command,
             timeout: raw.test.timeout.map_or(Duration::from_secs(15 * 60), |d| d.get()),
         },
         ready_timeout: raw.ready_timeout.map_or(Duration::from_secs(120), |d| d.get()),
     })
+}
+
+/// `listed` ordered so that every component comes after the ones it needs (registry order
+/// breaks ties, so the order is stable); needs were checked to be listed.
+fn dependency_order(listed: &[&str], registry: &Registry) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest: Vec<&str> = registry.all().map(|c| c.name()).filter(|n| listed.contains(n)).collect();
+    while !rest.is_empty() {
+        let before = rest.len();
+        rest.retain(|name| {
+            let ready =
+                registry.get(name).expect("listed").needs().iter().all(|n| out.iter().any(|o| o == n));
+            if ready {
+                out.push(name.to_string());
+            }
+            !ready
+        });
+        if rest.len() == before {
+            // A cycle among needs: keep the remaining ones in registry order rather than loop.
+            out.extend(rest.drain(..).map(str::to_string));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -222,14 +215,14 @@ mod tests {
                         test:\n  command: [cargo, test]\n  timeout: 5m\nready_timeout: 30s\n";
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("suites/demo.yaml")).unwrap_err().to_string()
+        parse(text, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap_err().to_string()
     }
 
     #[test]
     fn a_good_suite() {
-        let s = parse(GOOD, Path::new("suites/demo.yaml")).unwrap();
-        assert_eq!(s.components, Component::ALL.to_vec(), "sorted into dependency order");
-        assert_eq!(s.migrations, Migrations::Tables(vec!["audit_events".into()]));
+        let s = parse(GOOD, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap();
+        assert_eq!(s.components, ["postgres", "redis", "migrations", "datastorage"], "dependency order");
+        assert_eq!(s.migrations, MigrationSelection::Tables(vec!["audit_events".into()]));
         assert_eq!(s.test.timeout, Duration::from_secs(300));
         assert_eq!(s.ready_timeout, Duration::from_secs(30));
     }
@@ -257,6 +250,10 @@ mod tests {
         );
         let typo = err(&GOOD.replace("ready_timeout", "ready_timout"));
         assert!(typo.starts_with("suites/demo.yaml: ") && typo.contains("ready_timout"), "{typo}");
+        assert_eq!(
+            err(&format!("{GOOD}images: {{mysql: x}}\n")),
+            "suites/demo.yaml: images.mysql: the suite has no component `mysql` (it has: datastorage, postgres, redis, migrations)"
+        );
         let bad_duration = err(&GOOD.replace("30s", "thirty"));
         assert!(bad_duration.contains("thirty"), "{bad_duration}");
     }

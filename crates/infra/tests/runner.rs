@@ -27,12 +27,16 @@ impl StepRunner for Manual {
 }
 
 fn plan() -> Plan {
+    let registry = infra::Registry::builtin();
     let suite = infra::suite::parse(
         "name: s\ncomponents: [postgres, redis, migrations, datastorage]\nmigrations: all\ntest: {command: [\"true\"]}\n",
         Path::new("s.yaml"),
+        &registry,
     )
     .unwrap();
-    Plan::local(&suite)
+    let state = infra::RunState { id: "s".into(), dir: "/runs/s".into(), ..Default::default() };
+    let run = infra::run::Run::new(Path::new("/workspace"), suite, registry, Default::default(), state);
+    Plan::new(&run, &infra::backend::local::Local::new()).unwrap()
 }
 
 struct Harness {

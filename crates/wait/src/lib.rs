@@ -92,6 +92,21 @@ pub trait Probe: Send {
     }
 }
 
+/// A boxed probe is a probe, so probes chosen at run time (`Box<dyn Probe>`) combine like others.
+impl<P: Probe + ?Sized> Probe for Box<P> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn check(&mut self) -> BoxFuture<'_, Status> {
+        (**self).check()
+    }
+
+    fn diagnose(&mut self) -> BoxFuture<'_, Vec<Detail>> {
+        (**self).diagnose()
+    }
+}
+
 /// Why a probe could not be built from its description.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

@@ -1,0 +1,164 @@
+//! The seam between components and where they run: a [`Backend`] turns a component's workload
+//! into actions (argv, container specs), carries them out, hands back the endpoint and the probe
+//! to wait on, and removes what it created. Adding a backend is one new file here plus one line
+//! in [`for_name`].
+
+pub mod local;
+pub mod podman;
+
+use std::sync::Arc;
+
+use crate::error::InfraError;
+use crate::model::{Addr, Endpoint, EndpointKind, EndpointSpec, Placement, Service};
+use crate::run::Run;
+use crate::runner::{BoxFuture, Progress, StepFailure};
+use crate::state::Resource;
+
+/// A service that started: what it publishes and how to know it is ready.
+pub struct Started {
+    /// The endpoint, published to dependents once the probe passes.
+    pub endpoint: Endpoint,
+    /// The readiness probe (fails fast when the process or container dies).
+    pub probe: Box<dyn wait::Probe>,
+    /// One line for people, e.g. `127.0.0.1:5432`.
+    pub summary: String,
+}
+
+/// Where and how workloads run: local processes, podman containers, later kind and clusters.
+pub trait Backend: Send + Sync + 'static {
+    /// Its name (`local`, `podman`), recorded with every resource it creates.
+    fn name(&self) -> &'static str;
+
+    /// Where a component's workload runs.
+    fn placement(&self, run: &Run, component: &str) -> Placement;
+
+    /// The address a service is planned at, before it runs (dry runs show these).
+    fn planned_addr(&self, component: &str, service: &Service) -> (Addr, Addr);
+
+    /// A step that must run before any service starts (podman: the run's network).
+    fn setup(&self) -> Option<String> {
+        None
+    }
+
+    /// Carries out the setup step.
+    fn run_setup(self: Arc<Self>, _run: Arc<Run>) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async { Ok(String::new()) })
+    }
+
+    /// A step preparing a service's artifact (a build) before it starts: its description.
+    fn prepare(&self, component: &str, service: &Service) -> Option<String>;
+
+    /// Carries out the prepare step; the artifact is recorded in `run` for [`Backend::start`].
+    fn run_prepare(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        service: Service,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>>;
+
+    /// What starting the service does, as lines of values: argv, files, environment (secrets hidden).
+    fn render(&self, run: &Run, component: &str, service: &Service) -> Vec<String>;
+
+    /// Starts a component's service (rendering its workload with the backend's placement and
+    /// port), records what it created in the run, and returns its endpoint and probe.
+    fn start(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        progress: Progress,
+    ) -> BoxFuture<Result<Started, StepFailure>>;
+
+    /// Waits until no blocking operation started by an aborted step is still running.
+    fn settle(&self) -> wait::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// Evidence for a diagnosis after a failure (container states and logs), saved with the run.
+    fn collect_logs(&self, _run: &Run) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// Removes one resource, by the backend that created it.
+pub fn remove(resource: &Resource) -> Result<(), InfraError> {
+    match resource {
+        Resource::Process { .. } => local::remove(resource),
+        Resource::Container { .. } | Resource::Network { .. } | Resource::Secret { .. } => {
+            podman::remove(resource)
+        }
+    }
+}
+
+/// The backend called `name`, or what exists.
+pub fn for_name(name: &str) -> Result<Arc<dyn Backend>, InfraError> {
+    match name {
+        "local" => Ok(Arc::new(local::Local::new())),
+        "podman" => Ok(Arc::new(podman::Podman::from_env())),
+        other => Err(InfraError::Invalid(format!("no backend `{other}` (backends: {})", NAMES.join(", ")))),
+    }
+}
+
+/// Every backend's name.
+pub const NAMES: [&str; 2] = ["local", "podman"];
+
+/// The endpoint a service's spec publishes at these addresses.
+pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr) -> Endpoint {
+    let kind = match spec {
+        EndpointSpec::Postgres { user, database, password } => EndpointKind::Postgres {
+            user: user.clone(),
+            database: database.clone(),
+            password: password.clone(),
+        },
+        EndpointSpec::Redis { password } => EndpointKind::Redis { password: password.clone() },
+        EndpointSpec::Http { .. } => EndpointKind::Http,
+    };
+    Endpoint { kind, host, inside }
+}
+
+/// The readiness probe an endpoint's spec calls for, from this machine.
+pub fn probe_for(spec: &EndpointSpec, endpoint: &Endpoint) -> Result<Box<dyn wait::Probe>, StepFailure> {
+    let url = endpoint.url(crate::model::View::Host);
+    let bad = |e: wait::ProbeError| StepFailure::new(e.to_string());
+    Ok(match spec {
+        EndpointSpec::Postgres { .. } => Box::new(wait::PostgresProbe::from_url(url.expose()).map_err(bad)?),
+        EndpointSpec::Redis { .. } => Box::new(wait::RedisProbe::from_url(url.expose()).map_err(bad)?),
+        EndpointSpec::Http { ready_path } => {
+            Box::new(wait::HttpProbe::get(&format!("{}{ready_path}", url.expose())).map_err(bad)?.status(200))
+        }
+    })
+}
+
+/// The most blocking operations (server start-ups, engine calls) in flight at once.
+const MAX_BLOCKING: u32 = 16;
+
+/// Blocking work run off the async threads, counted so an aborted run can wait for it to end
+/// before tearing down (an aborted task does not stop a blocking thread).
+#[derive(Clone)]
+pub(crate) struct Blocking(Arc<tokio::sync::Semaphore>);
+
+impl Blocking {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(MAX_BLOCKING as usize)))
+    }
+
+    /// Runs `f` on a blocking thread; `what` names it in an error.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, StepFailure> + Send + 'static,
+    ) -> Result<T, StepFailure> {
+        let permit = self.0.clone().acquire_owned().await.map_err(|_| StepFailure::new("shutting down"))?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await;
+        joined.unwrap_or_else(|e| Err(StepFailure::new(format!("{what}: {e}"))))
+    }
+
+    /// Waits until nothing runs.
+    pub(crate) async fn settle(&self) {
+        let _all = self.0.acquire_many(MAX_BLOCKING).await;
+    }
+}

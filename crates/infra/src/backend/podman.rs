@@ -1,0 +1,461 @@
+//! The podman backend: a network per run, one container per service named and labelled with the
+//! run id, ports published on 127.0.0.1 only, config files mounted read-only and secrets from the
+//! engine's secret store, readiness probed from this machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use container::{ContainerSpec, Engine, Kind, Mount, SecretMount};
+use sha2::{Digest, Sha256};
+
+use super::{Backend, Blocking, Started, endpoint, probe_for};
+use crate::error::InfraError;
+use crate::model::{Addr, FileKind, Image, Placement, Service, Workload};
+use crate::run::{Artifact, Run};
+use crate::runner::{BoxFuture, Progress, StepFailure};
+use crate::state::Resource;
+
+/// The label every resource of a run carries, with the run id as its value.
+pub const RUN_LABEL: &str = "xtask.run";
+/// The label naming the component a container serves.
+pub const COMPONENT_LABEL: &str = "xtask.component";
+
+/// Runs services as podman containers.
+pub struct Podman {
+    engine: Engine,
+    blocking: Blocking,
+}
+
+impl Podman {
+    /// The backend with the engine configured by the environment (see `cargo xtask doctor`).
+    pub fn from_env() -> Self {
+        Self { engine: Engine::from_env(), blocking: Blocking::new() }
+    }
+
+    /// The engine it drives.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn failure(e: impl std::fmt::Display) -> StepFailure {
+    StepFailure::new(e.to_string())
+}
+
+/// The run's network.
+fn network(run_id: &str) -> String {
+    format!("xtask-{run_id}")
+}
+
+/// A component's container.
+fn container_name(run_id: &str, component: &str) -> String {
+    format!("xtask-{run_id}-{component}")
+}
+
+/// A secret file's name in the engine's store: at most 64 characters (podman's limit), so the
+/// run id is shortened to a hash; the labels carry it whole.
+fn secret_name(run_id: &str, component: &str, file: &str) -> String {
+    let digest = format!("{:x}", Sha256::digest(run_id.as_bytes()));
+    let readable: String = format!("{component}-{file}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+        .take(64 - 20)
+        .collect();
+    format!("xtask-{}-{}", &digest[..12], readable.trim_end_matches(['-', '_', '.']))
+}
+
+fn labels(run_id: &str, component: Option<&str>) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([(RUN_LABEL.to_string(), run_id.to_string())]);
+    if let Some(c) = component {
+        l.insert(COMPONENT_LABEL.to_string(), c.to_string());
+    }
+    l
+}
+
+/// The image reference a service runs: the pulled reference, or the one a prepare step built.
+fn image_ref(run: &Run, component: &str, service: &Service) -> String {
+    match (&service.image, run.artifact(component)) {
+        (_, Some(Artifact::Image(r))) => r,
+        (Image::Pull(r), _) => r.clone(),
+        (Image::Cargo { package, .. }, _) => format!("localhost/xtask/{package}:<hash of its inputs>"),
+    }
+}
+
+/// The container spec of a service, as data: what `--dry-run` prints and `start` runs.
+fn spec(run: &Run, component: &str, service: &Service) -> ContainerSpec {
+    let id = run.id();
+    let files_dir = run.dir().join(component).join("files");
+    let mut mounts = Vec::new();
+    let mut secrets = Vec::new();
+    for f in &service.files {
+        match f.kind {
+            FileKind::Config => mounts.push(Mount {
+                source: files_dir.join(f.name()),
+                target: f.path.clone(),
+                read_only: true,
+            }),
+            // Only the container's own processes see its mounts; its user may be any uid.
+            FileKind::Secret => secrets.push(SecretMount {
+                secret: secret_name(&id, component, f.name()),
+                target: f.path.clone(),
+                mode: 0o444,
+            }),
+        }
+    }
+    ContainerSpec {
+        name: container_name(&id, component),
+        image: image_ref(run, component, service),
+        network: Some(network(&id)),
+        aliases: vec![component.to_string()],
+        labels: labels(&id, Some(component)),
+        env: service.env.clone(),
+        publish: vec![service.port],
+        mounts,
+        secrets,
+        user: service.user.clone(),
+        entrypoint: None,
+        args: service.args.clone(),
+    }
+}
+
+impl Backend for Podman {
+    fn name(&self) -> &'static str {
+        "podman"
+    }
+
+    fn placement(&self, _run: &Run, _component: &str) -> Placement {
+        Placement::Container
+    }
+
+    fn planned_addr(&self, component: &str, service: &Service) -> (Addr, Addr) {
+        (
+            Addr { host: "127.0.0.1".into(), port: service.port },
+            Addr { host: component.to_string(), port: service.port },
+        )
+    }
+
+    fn setup(&self) -> Option<String> {
+        Some(format!("{} network create, labelled {RUN_LABEL}=<run>", self.engine.program()))
+    }
+
+    fn run_setup(self: Arc<Self>, run: Arc<Run>) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            let id = run.id();
+            let name = network(&id);
+            run.created(Resource::Network { name: name.clone() })?;
+            let (engine, n) = (self.engine.clone(), name.clone());
+            self.blocking
+                .run("creating the network", move || {
+                    engine.create_network(&n, &labels(&id, None)).map_err(failure)
+                })
+                .await?;
+            Ok(name)
+        })
+    }
+
+    fn prepare(&self, _component: &str, service: &Service) -> Option<String> {
+        Some(match &service.image {
+            Image::Pull(r) => format!("image {r}: present, or pulled"),
+            Image::Cargo { package, containerfile } => format!(
+                "cargo build --package {package}, then {} build -f {} (tagged by a hash of its inputs; skipped when present)",
+                self.engine.program(),
+                containerfile.display()
+            ),
+        })
+    }
+
+    fn run_prepare(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        service: Service,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            match service.image.clone() {
+                Image::Pull(reference) => {
+                    let engine = self.engine.clone();
+                    let r = reference.clone();
+                    let p = progress.clone();
+                    let c = component.clone();
+                    let summary = self
+                        .blocking
+                        .run("checking the image", move || {
+                            if engine.image_exists(&r).map_err(failure)? {
+                                return Ok(format!("{r} (present)"));
+                            }
+                            p.say(format!("pulling {r}"));
+                            engine.pull(&r).map_err(|e| {
+                                failure(format!(
+                                    "{e}\nhint: name an image this machine has with `images: {{{c}: REF}}` in the suite file, `--image {c}=REF` or {}",
+                                    crate::session::image_env(&c)
+                                ))
+                            })?;
+                            Ok(format!("{r} (pulled)"))
+                        })
+                        .await?;
+                    run.set_artifact(&component, Artifact::Image(reference));
+                    Ok(summary)
+                }
+                Image::Cargo { package, containerfile } => {
+                    progress.say(format!("cargo build --package {package}"));
+                    let log = run.dir().join(format!("build-{component}.log"));
+                    let binary = crate::build::cargo_build_bin(&run.root, &package, &log).await?;
+                    let containerfile = run.root.join(containerfile);
+                    let (engine, dir) = (self.engine.clone(), run.dir().join(format!("image-{component}")));
+                    let p = progress.clone();
+                    let (tag, built) = self
+                        .blocking
+                        .run("building the image", move || {
+                            build_image(&engine, &package, &binary, &containerfile, &dir, &p)
+                        })
+                        .await?;
+                    run.set_artifact(&component, Artifact::Image(tag.clone()));
+                    Ok(if built {
+                        format!("{tag} (built)")
+                    } else {
+                        format!("{tag} (unchanged, not rebuilt)")
+                    })
+                }
+            }
+        })
+    }
+
+    fn render(&self, run: &Run, component: &str, service: &Service) -> Vec<String> {
+        let id = run.id();
+        let mut lines = Vec::new();
+        for f in &service.files {
+            match f.kind {
+                FileKind::Config => lines.push(format!(
+                    "file {} (0644), mounted read-only at {}:\n{}",
+                    run.dir().join(component).join("files").join(f.name()).display(),
+                    f.path.display(),
+                    indent(&f.contents)
+                )),
+                FileKind::Secret => lines.push(format!(
+                    "{} secret create {} - <secret on stdin>",
+                    self.engine.program(),
+                    secret_name(&id, component, f.name())
+                )),
+            }
+        }
+        lines.push(shell_words(&self.engine.run_argv(&spec(run, component, service))));
+        lines
+    }
+
+    fn start(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        progress: Progress,
+    ) -> BoxFuture<Result<Started, StepFailure>> {
+        Box::pin(async move {
+            let endpoints = run.endpoints();
+            let workload =
+                run.workload(&component, Placement::Container, &endpoints, None).map_err(failure)?;
+            let Workload::Service(service) = workload else {
+                return Err(StepFailure::new(format!("{component} is not a service")));
+            };
+            let id = run.id();
+            let spec = spec(&run, &component, &service);
+            let files_dir = run.dir().join(&component).join("files");
+            for f in &service.files {
+                match f.kind {
+                    FileKind::Config => {
+                        write_config(&files_dir.join(f.name()), &f.contents).map_err(failure)?
+                    }
+                    FileKind::Secret => {
+                        let name = secret_name(&id, &component, f.name());
+                        run.created(Resource::Secret { name: name.clone() })?;
+                        let (engine, data, l) =
+                            (self.engine.clone(), f.contents.clone(), labels(&id, Some(&component)));
+                        self.blocking
+                            .run("creating a secret", move || {
+                                engine.create_secret(&name, &l, data.as_bytes()).map_err(failure)
+                            })
+                            .await?;
+                    }
+                }
+            }
+            progress.say(format!("starting container {} ({})", spec.name, spec.image));
+            run.created(Resource::Container { component: component.clone(), name: spec.name.clone() })?;
+            let (engine, s) = (self.engine.clone(), spec.clone());
+            let host_port = self
+                .blocking
+                .run("starting the container", move || {
+                    engine.run(&s).map_err(failure)?;
+                    engine.host_port(&s.name, service_port(&s)).map_err(failure)
+                })
+                .await?;
+            let ep = endpoint(
+                &service.endpoint,
+                Addr { host: "127.0.0.1".into(), port: host_port },
+                Addr { host: component.clone(), port: service.port },
+            );
+            let ready = probe_for(&service.endpoint, &ep)?;
+            let probe = container::ContainerProbe::new(self.engine.clone(), spec.name.clone()).until(ready);
+            Ok(Started {
+                endpoint: ep,
+                probe: Box::new(probe),
+                summary: format!("{} on 127.0.0.1:{host_port} ({})", spec.name, spec.image),
+            })
+        })
+    }
+
+    fn settle(&self) -> wait::BoxFuture<'_, ()> {
+        Box::pin(self.blocking.settle())
+    }
+
+    fn collect_logs(&self, run: &Run) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for r in run.state().resources {
+            if let Resource::Container { component, name } = r {
+                let mut text = String::new();
+                if let Ok(Some(st)) = self.engine.inspect(&name) {
+                    text.push_str(&format!(
+                        "# {name}: status {}, exit code {}, OOM-killed {}, restarts {}{}\n",
+                        st.status,
+                        st.exit_code,
+                        st.oom_killed,
+                        st.restart_count,
+                        if st.error.is_empty() { String::new() } else { format!(", error: {}", st.error) }
+                    ));
+                }
+                text.push_str(&self.engine.logs(&name, None).unwrap_or_else(|e| format!("(no logs: {e})")));
+                out.push((format!("{component}/container.log"), text));
+            }
+        }
+        out
+    }
+}
+
+fn service_port(spec: &ContainerSpec) -> u16 {
+    spec.publish.first().copied().unwrap_or_default()
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("        {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// An argv as one line a shell would split back into the same words.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn write_config(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, contents)
+}
+
+/// Puts a workspace binary and the shared libraries it links into a build context, tags the
+/// image by a hash of the Containerfile and every file, and builds it unless the engine has that
+/// tag already. Returns the tag and whether it was built.
+fn build_image(
+    engine: &Engine,
+    package: &str,
+    binary: &Path,
+    containerfile: &Path,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(String, bool), StepFailure> {
+    let mut files: Vec<(PathBuf, PathBuf)> =
+        vec![(binary.to_path_buf(), PathBuf::from("usr/local/bin").join(package))];
+    for lib in crate::build::shared_libraries(binary).map_err(failure)? {
+        let inside = lib.strip_prefix("/").unwrap_or(&lib).to_path_buf();
+        files.push((lib, inside));
+    }
+    let mut hash = Sha256::new();
+    let recipe = std::fs::read(containerfile)
+        .map_err(|e| failure(format!("reading {}: {e}", containerfile.display())))?;
+    hash.update(&recipe);
+    for (from, to) in &files {
+        hash.update(to.as_os_str().as_encoded_bytes());
+        hash.update(std::fs::read(from).map_err(|e| failure(format!("reading {}: {e}", from.display())))?);
+    }
+    let digest = format!("{:x}", hash.finalize());
+    let tag = format!("localhost/xtask/{package}:{}", &digest[..16]);
+    if engine.image_exists(&tag).map_err(failure)? {
+        return Ok((tag, false));
+    }
+    progress.say(format!("building {tag}"));
+    let rootfs = dir.join("rootfs");
+    for (from, to) in &files {
+        let dest = rootfs.join(to);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| failure(format!("creating {}: {e}", parent.display())))?;
+        }
+        std::fs::copy(from, &dest).map_err(|e| failure(format!("copying {}: {e}", from.display())))?;
+    }
+    let log = dir.join("build.log");
+    let result = engine.build(&tag, containerfile, dir, &log).map_err(failure);
+    let _ = std::fs::remove_dir_all(&rootfs);
+    result.map(|()| (tag, true))
+}
+
+/// Removes a container, network or secret the podman backend created.
+pub fn remove(resource: &Resource) -> Result<(), InfraError> {
+    let engine = Engine::from_env();
+    let err = |e: container::Error| InfraError::Backend { backend: "podman", message: e.to_string() };
+    match resource {
+        Resource::Container { name, .. } => engine.remove_container(name).map(drop).map_err(err),
+        Resource::Network { name } => engine.remove_network(name).map(drop).map_err(err),
+        Resource::Secret { name } => match engine.remove_secret(name) {
+            // A name the engine refuses was never created.
+            Err(e) if e.stderr().contains("invalid secret name") => Ok(()),
+            r => r.map(drop).map_err(err),
+        },
+        Resource::Process { .. } => {
+            Err(InfraError::Invalid(format!("the podman backend did not create {resource}")))
+        }
+    }
+}
+
+/// Resources labelled as a run's (`run`), or any run's, in creation order: networks, secrets,
+/// containers. Empty when the engine is not installed.
+pub fn leftovers(run: Option<&str>) -> Result<Vec<Resource>, InfraError> {
+    let engine = Engine::from_env();
+    let label = match run {
+        Some(id) => format!("{RUN_LABEL}={id}"),
+        None => RUN_LABEL.to_string(),
+    };
+    let list = |kind| match engine.list(kind, &label) {
+        Ok(l) => Ok(l),
+        Err(container::Error::NotInstalled { .. }) => Ok(vec![]),
+        Err(e) => Err(InfraError::Backend { backend: "podman", message: e.to_string() }),
+    };
+    let mut out: Vec<Resource> = Vec::new();
+    out.extend(list(Kind::Network)?.into_iter().map(|l| Resource::Network { name: l.name }));
+    out.extend(list(Kind::Secret)?.into_iter().map(|l| Resource::Secret { name: l.name }));
+    out.extend(list(Kind::Container)?.into_iter().map(|l| Resource::Container {
+        component: l.labels.get(COMPONENT_LABEL).cloned().unwrap_or_default(),
+        name: l.name,
+    }));
+    Ok(out)
+}
+
+/// The run ids that have resources in the engine.
+pub fn leftover_runs() -> Result<Vec<String>, InfraError> {
+    let engine = Engine::from_env();
+    let mut ids = std::collections::BTreeSet::new();
+    for kind in [Kind::Container, Kind::Network, Kind::Secret] {
+        match engine.list(kind, RUN_LABEL) {
+            Ok(l) => ids.extend(l.into_iter().filter_map(|x| x.labels.get(RUN_LABEL).cloned())),
+            Err(container::Error::NotInstalled { .. }) => return Ok(vec![]),
+            Err(e) => return Err(InfraError::Backend { backend: "podman", message: e.to_string() }),
+        }
+    }
+    Ok(ids.into_iter().collect())
+}

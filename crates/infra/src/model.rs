@@ -1,0 +1,396 @@
+//! The component model: what a component needs, what it runs, what it exports and how it becomes
+//! ready, as data. A [`Component`] renders a [`Workload`] for a [`Ctx`] (where it will run, what
+//! its needs published); a backend turns that workload into processes or containers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::error::InfraError;
+use crate::suite::Suite;
+
+/// A part of an environment, defined once for every backend; one file under `components/`.
+pub trait Component: Send + Sync + 'static {
+    /// Its name in suite files, e.g. `postgres`.
+    fn name(&self) -> &'static str;
+
+    /// What it is, for `--help` and errors.
+    fn about(&self) -> &'static str;
+
+    /// The components it cannot work without (their endpoints are published before it starts).
+    fn needs(&self) -> &'static [&'static str];
+
+    /// What it runs, rendered for `ctx`.
+    fn workload(&self, ctx: &Ctx<'_>) -> Result<Workload, InfraError>;
+
+    /// The environment variable that gives the tests its endpoint's URL, if any.
+    fn env_var(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// What a component runs.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// A long-running server that publishes an endpoint.
+    Service(Box<Service>),
+    /// A one-shot job run by xtask itself against its needs' endpoints.
+    Job(Job),
+}
+
+/// A server: its artifact for each kind of backend, arguments, environment, files, port and
+/// the endpoint it publishes once ready.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// What the local backend runs.
+    pub program: Program,
+    /// What container backends run.
+    pub image: Image,
+    /// Arguments after the program or image.
+    pub args: Vec<String>,
+    /// Environment variables (never secrets: those go in files).
+    pub env: Vec<(String, String)>,
+    /// Files the service reads (config and secrets), at the paths it will see them.
+    pub files: Vec<File>,
+    /// The port it serves on (inside a container; the local backend picks a free one).
+    pub port: u16,
+    /// What it publishes, which also says how it becomes ready.
+    pub endpoint: EndpointSpec,
+    /// The user a container runs as, when the image needs one.
+    pub user: Option<String>,
+}
+
+/// What the local backend starts for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// PostgreSQL through `initdb` + `postgres`, honouring the endpoint's user, database and password.
+    Postgres,
+    /// `redis-server` with the endpoint's password.
+    Redis,
+    /// A binary of this workspace, built with cargo.
+    Cargo {
+        /// The package.
+        package: String,
+    },
+    /// A program on this machine.
+    Path(PathBuf),
+}
+
+/// What a container backend runs for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// An image reference, pulled when missing.
+    Pull(String),
+    /// A workspace binary put into an image built from a Containerfile of this repository,
+    /// tagged by a hash of its inputs.
+    Cargo {
+        /// The package whose binary goes into the image.
+        package: String,
+        /// The Containerfile, relative to the workspace root.
+        containerfile: PathBuf,
+    },
+}
+
+impl fmt::Display for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Image::Pull(r) => f.write_str(r),
+            Image::Cargo { package, containerfile } => {
+                write!(f, "built from {} with {package}", containerfile.display())
+            }
+        }
+    }
+}
+
+/// Whether a file is plain configuration or holds a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// Plain configuration: written 0644, mounted read-only.
+    Config,
+    /// A secret: written 0600, mounted from the engine's secret store; never printed.
+    Secret,
+}
+
+/// A file a service reads.
+#[derive(Clone, PartialEq, Eq)]
+pub struct File {
+    /// Where the service sees it.
+    pub path: PathBuf,
+    /// Its contents.
+    pub contents: String,
+    /// Configuration or secret.
+    pub kind: FileKind,
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let contents: &dyn fmt::Debug = match self.kind {
+            FileKind::Config => &self.contents,
+            FileKind::Secret => &"<redacted>",
+        };
+        f.debug_struct("File").field("path", &self.path).field("contents", contents).finish()
+    }
+}
+
+impl File {
+    /// The file name alone.
+    pub fn name(&self) -> &str {
+        self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    }
+}
+
+/// What a service publishes once ready; the probe follows from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSpec {
+    /// A PostgreSQL database: ready when it answers a query as `user`.
+    Postgres {
+        /// The service's login role.
+        user: String,
+        /// The database.
+        database: String,
+        /// The role's password.
+        password: Secret,
+    },
+    /// A Redis server: ready when it answers `PING` after `AUTH`.
+    Redis {
+        /// The `requirepass` password.
+        password: Secret,
+    },
+    /// An HTTP service: ready when `GET ready_path` answers 200.
+    Http {
+        /// The readiness path, e.g. `/health`.
+        ready_path: String,
+    },
+}
+
+/// A host and port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Addr {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// A published endpoint, as seen from this machine (xtask, the tests) and from other workloads
+/// of the same backend (a container on the run's network).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    /// Which kind, with credentials.
+    pub kind: EndpointKind,
+    /// The address from this machine.
+    pub host: Addr,
+    /// The address from inside the backend.
+    pub inside: Addr,
+}
+
+/// An endpoint's protocol and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// PostgreSQL.
+    Postgres {
+        /// Login role.
+        user: String,
+        /// Database.
+        database: String,
+        /// Password.
+        password: Secret,
+    },
+    /// Redis.
+    Redis {
+        /// Password.
+        password: Secret,
+    },
+    /// HTTP.
+    Http,
+}
+
+/// Which address of an endpoint to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// From this machine.
+    Host,
+    /// From inside the backend.
+    Inside,
+}
+
+impl Endpoint {
+    /// The address for `view`.
+    pub fn addr(&self, view: View) -> &Addr {
+        match view {
+            View::Host => &self.host,
+            View::Inside => &self.inside,
+        }
+    }
+
+    /// The URL for `view`, password included: a secret itself.
+    pub fn url(&self, view: View) -> Secret {
+        let a = self.addr(view);
+        Secret::new(match &self.kind {
+            EndpointKind::Postgres { user, database, password } => {
+                format!("postgres://{user}:{}@{a}/{database}", password.expose())
+            }
+            EndpointKind::Redis { password } => format!("redis://:{}@{a}", password.expose()),
+            EndpointKind::Http => format!("http://{a}"),
+        })
+    }
+
+    /// The password, if the endpoint has one.
+    pub fn password(&self) -> Option<&Secret> {
+        match &self.kind {
+            EndpointKind::Postgres { password, .. } | EndpointKind::Redis { password } => Some(password),
+            EndpointKind::Http => None,
+        }
+    }
+}
+
+/// A secret value (a password, a URL holding one): `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// A fresh random password (24 alphanumerics).
+    pub fn generate() -> Self {
+        Self(pgserver::random_password())
+    }
+
+    /// The value itself, for the one place that must hand it over (a file, stdin, an environment).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&migrations::redact_url(&self.0).replace(&self.0, "***"))
+    }
+}
+
+/// A one-shot job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Goose migrations applied to a PostgreSQL endpoint.
+    Migrations {
+        /// The migrations folder.
+        dir: PathBuf,
+        /// Which migrations.
+        selection: migrations::Selection,
+        /// The component whose endpoint is the database.
+        database: &'static str,
+    },
+}
+
+/// Where a workload runs: decides the paths its files get and the addresses it sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A process on this machine; its files live in `dir`.
+    Host {
+        /// The component's directory in the run directory.
+        dir: PathBuf,
+    },
+    /// A container (or pod); files are mounted at fixed paths.
+    Container,
+}
+
+impl Placement {
+    /// Which endpoint addresses a workload placed here uses.
+    pub fn view(&self) -> View {
+        match self {
+            Placement::Host { .. } => View::Host,
+            Placement::Container => View::Inside,
+        }
+    }
+}
+
+/// Everything a component renders its workload from.
+pub struct Ctx<'a> {
+    /// The suite.
+    pub suite: &'a Suite,
+    /// The workspace root.
+    pub root: &'a std::path::Path,
+    /// Where the workload runs.
+    pub placement: Placement,
+    /// Endpoints published so far (at plan time: planned ones with default ports).
+    pub endpoints: &'a BTreeMap<String, Endpoint>,
+    /// The run's secrets, by name.
+    pub secrets: &'a Secrets,
+    /// The image chosen for each component (suite file, then flags).
+    pub images: &'a BTreeMap<String, String>,
+    /// The port the backend chose for a service on this machine; `None`: the component's own.
+    pub port: Option<u16>,
+}
+
+impl Ctx<'_> {
+    /// The endpoint of a component this one needs.
+    pub fn endpoint(&self, component: &str) -> Result<&Endpoint, InfraError> {
+        self.endpoints.get(component).ok_or_else(|| InfraError::NotPublished(component.to_string()))
+    }
+
+    /// The run's secret `name` (generated on first use when the run started).
+    pub fn secret(&self, name: &str) -> Secret {
+        self.secrets.get(name)
+    }
+
+    /// The image for `component`: the suite's or a flag's choice, else `default`.
+    pub fn image(&self, component: &str, default: &str) -> String {
+        self.images.get(component).cloned().unwrap_or_else(|| default.to_string())
+    }
+}
+
+/// The run's secrets: generated once per run, kept 0600 in the run directory.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Secrets(BTreeMap<String, Secret>);
+
+impl Secrets {
+    /// Generates every secret in `names`.
+    pub fn generate<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(names.into_iter().map(|n| (n.to_string(), Secret::generate())).collect())
+    }
+
+    /// Secret `name`; an unknown name is a programming error, answered with a fixed placeholder
+    /// so a dry run can render without secrets.
+    pub fn get(&self, name: &str) -> Secret {
+        self.0.get(name).cloned().unwrap_or_else(|| Secret::new(format!("<{name}>")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show() {
+        let s = Secret::new("hunter2-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.to_string(), "***");
+        let url = Endpoint {
+            kind: EndpointKind::Postgres { user: "u".into(), database: "d".into(), password: s.clone() },
+            host: Addr { host: "127.0.0.1".into(), port: 5 },
+            inside: Addr { host: "postgres".into(), port: 5432 },
+        }
+        .url(View::Inside);
+        assert_eq!(url.expose(), "postgres://u:hunter2-very-secret@postgres:5432/d");
+        assert!(!url.to_string().contains("hunter2"), "{url}");
+        assert!(url.to_string().contains("postgres:5432/d"), "{url}");
+    }
+}

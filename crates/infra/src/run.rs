@@ -1,0 +1,165 @@
+//! One run as the steps share it: the suite, the run's secrets and images, the endpoints steps
+//! have published, the artifacts prepare steps built, and the recorded state. Steps publish
+//! here and dependents read from here; nothing reaches into another step's internals.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::components::Registry;
+use crate::error::InfraError;
+use crate::model::{Component, Ctx, Endpoint, Placement, Secrets, Workload};
+use crate::runner::StepFailure;
+use crate::state::{Resource, RunState};
+use crate::suite::Suite;
+
+/// What a prepare step built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Artifact {
+    /// An executable on this machine.
+    Binary(PathBuf),
+    /// An image the engine has.
+    Image(String),
+}
+
+/// A run in progress.
+pub struct Run {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// The suite.
+    pub suite: Suite,
+    /// The components.
+    pub registry: Registry,
+    /// Per-run passwords.
+    pub secrets: Secrets,
+    /// Images per component (suite file, then flags).
+    pub images: BTreeMap<String, String>,
+    state: Mutex<RunState>,
+    endpoints: Mutex<BTreeMap<String, Endpoint>>,
+    artifacts: Mutex<BTreeMap<String, Artifact>>,
+}
+
+impl Run {
+    /// A run of `suite` recorded in `state`.
+    pub fn new(
+        root: &Path,
+        suite: Suite,
+        registry: Registry,
+        images: BTreeMap<String, String>,
+        state: RunState,
+    ) -> Self {
+        let secrets = Secrets::generate(["postgres", "redis"]);
+        Self {
+            root: root.to_path_buf(),
+            suite,
+            registry,
+            secrets,
+            images,
+            state: Mutex::new(state),
+            endpoints: Mutex::new(BTreeMap::new()),
+            artifacts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> String {
+        self.state.lock().expect("state lock").id.clone()
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> PathBuf {
+        self.state.lock().expect("state lock").dir.clone()
+    }
+
+    /// A copy of the recorded state.
+    pub fn state(&self) -> RunState {
+        self.state.lock().expect("state lock").clone()
+    }
+
+    /// Changes the recorded state and saves it (0600).
+    pub fn update(&self, f: impl FnOnce(&mut RunState)) -> Result<(), StepFailure> {
+        let mut state = self.state.lock().expect("state lock");
+        f(&mut state);
+        state.save().map_err(|e| StepFailure::new(format!("saving the run state: {e}")))
+    }
+
+    /// Records a resource as created, before anything waits on it, so teardown finds it.
+    pub fn created(&self, resource: Resource) -> Result<(), StepFailure> {
+        self.update(|s| s.resources.push(resource))
+    }
+
+    /// The component called `name`.
+    pub fn component(&self, name: &str) -> Result<Arc<dyn Component>, InfraError> {
+        self.registry.get(name).cloned().ok_or_else(|| InfraError::Invalid(format!("no component `{name}`")))
+    }
+
+    /// Publishes a ready component's endpoint (and its URL to the tests, when it exports one).
+    pub fn publish(&self, component: &str, endpoint: Endpoint) -> Result<(), StepFailure> {
+        let var = self.registry.get(component).and_then(|c| c.env_var());
+        let url = endpoint.url(crate::model::View::Host);
+        self.endpoints.lock().expect("endpoints lock").insert(component.to_string(), endpoint.clone());
+        self.update(|s| {
+            s.endpoints.insert(component.to_string(), endpoint);
+            if let Some(var) = var {
+                s.env.insert(var.to_string(), url.expose().to_string());
+            }
+        })
+    }
+
+    /// The endpoints published so far.
+    pub fn endpoints(&self) -> BTreeMap<String, Endpoint> {
+        self.endpoints.lock().expect("endpoints lock").clone()
+    }
+
+    /// Records what a prepare step built for `component`.
+    pub fn set_artifact(&self, component: &str, artifact: Artifact) {
+        self.artifacts.lock().expect("artifacts lock").insert(component.to_string(), artifact);
+    }
+
+    /// What the prepare step built for `component`.
+    pub fn artifact(&self, component: &str) -> Option<Artifact> {
+        self.artifacts.lock().expect("artifacts lock").get(component).cloned()
+    }
+
+    /// Renders `component`'s workload at `placement` with the endpoints published so far (or
+    /// `planned` ones for a dry run) and the backend's chosen `port`.
+    pub fn workload(
+        &self,
+        component: &str,
+        placement: Placement,
+        endpoints: &BTreeMap<String, Endpoint>,
+        port: Option<u16>,
+    ) -> Result<Workload, InfraError> {
+        let c = self.component(component)?;
+        let ctx = Ctx {
+            suite: &self.suite,
+            root: &self.root,
+            placement,
+            endpoints,
+            secrets: &self.secrets,
+            images: &self.images,
+            port,
+        };
+        c.workload(&ctx)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A run of a suite with `body` (components, migrations), under `/runs`, for plan tests.
+    pub(crate) fn run(body: &str) -> Run {
+        let text = format!("name: s\n{body}test: {{command: [\"true\"]}}\n");
+        let registry = Registry::builtin();
+        let suite = crate::suite::parse(&text, Path::new("s.yaml"), &registry).unwrap();
+        let state = RunState {
+            id: "s-<run>".into(),
+            suite: "s".into(),
+            backend: "local".into(),
+            dir: PathBuf::from("/runs/s-<run>"),
+            ..Default::default()
+        };
+        Run::new(Path::new("/workspace"), suite, registry, BTreeMap::new(), state)
+    }
+}

@@ -1,0 +1,42 @@
+//! Gateway's audit writes land through the shared DataStorage definition, on a database that
+//! holds the audit tables and nothing the subset does not need.
+#![cfg(feature = "e2e")]
+
+use gateway_suite::{DataStorage, correlation_id, endpoint, event};
+use serde_json::json;
+
+#[tokio::test]
+async fn gateway_audit_events_are_written_and_read_back() {
+    let ds = DataStorage::from_env();
+    let id = correlation_id("gateway");
+    let mut batch = Vec::new();
+    for (i, outcome) in ["success", "failure", "success"].into_iter().enumerate() {
+        let mut e = event("signal.received", outcome, &id, json!({"signal": "pod-oom", "n": i}));
+        e["resource_type"] = json!("Gateway");
+        batch.push(e);
+    }
+    let (status, body) = ds.write_batch(&batch).await;
+    assert_eq!(status, 201, "{body}");
+    let stored = ds.wait_for_events(&id, 3, std::time::Duration::from_secs(10)).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+}
+
+#[tokio::test]
+async fn the_schema_is_the_audit_subset_only() {
+    let (client, conn) = tokio_postgres::connect(&endpoint("DATABASE_URL"), tokio_postgres::NoTls)
+        .await
+        .expect("connect to DATABASE_URL");
+    tokio::spawn(conn);
+    let tables: Vec<String> = client
+        .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.iter().any(|t| t == "audit_events"), "{tables:?}");
+    assert!(
+        !tables.iter().any(|t| t == "remediation_workflow_catalog"),
+        "an audit-only subset must not create the workflow catalog: {tables:?}"
+    );
+}
