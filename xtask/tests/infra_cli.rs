@@ -199,3 +199,38 @@ fn sigint_at_random_points_leaves_nothing_behind() {
         assert!(runs(state.path()).is_empty(), "{what}: run directory left: {:?}\n{err}", runs(state.path()));
     }
 }
+
+/// xtask SIGKILLed while an environment without `--keep` is up: no teardown code of ours runs,
+/// yet its servers go with it (the parent-death signal), and `infra status` names the run it
+/// left as orphaned.
+#[test]
+fn sigkill_of_infra_up_takes_its_servers_along() {
+    use std::io::BufRead;
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["infra", "up", "workflowexecution"])
+        .env("XTASK_STATE_DIR", state.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Up once the endpoints are printed (stdout is a pipe, so as `export` lines).
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let up = stdout.lines().map_while(Result::ok).any(|l| l.starts_with("export DATASTORAGE_URL="));
+    assert!(up, "infra up printed its endpoints");
+    let servers = leftovers(state.path());
+    assert_eq!(servers.len(), 3, "postgres, redis and datastorage run: {servers:?}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !leftovers(state.path()).is_empty() {
+        assert!(Instant::now() < deadline, "still running after xtask died: {:?}", leftovers(state.path()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = xtask(state.path(), &["infra", "status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("orphaned"), "{text}");
+}

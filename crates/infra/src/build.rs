@@ -7,11 +7,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::runner::StepFailure;
 
-/// A command for `program`: the one place this crate creates blocking processes.
-#[allow(clippy::disallowed_methods)]
-pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    std::process::Command::new(program)
-}
+pub(crate) use procs::command;
 
 /// Builds binary `package` of the workspace at `root` and returns the executable's path.
 ///

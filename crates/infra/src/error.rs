@@ -14,6 +14,9 @@ pub enum InfraError {
         #[source]
         source: std::io::Error,
     },
+    /// Starting, stopping or writing for a process failed.
+    #[error(transparent)]
+    Process(#[from] procs::Error),
     /// A component could not render its workload.
     #[error("{0}")]
     Model(String),

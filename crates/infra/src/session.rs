@@ -338,7 +338,7 @@ fn restart_local(state: &mut RunState, component: &str) -> Result<(), InfraError
         "redis" => {
             let password =
                 state.endpoints.get("redis").and_then(|e| e.password()).map(|p| p.expose().to_string());
-            let options = redisserver::Options { port, password, detach: true };
+            let options = redisserver::Options { port, password, detach: true, die_with_us: false };
             redisserver::RedisServer::start_in(&dir, options).map_err(|e| failed(&e))?.keep_running()
         }
         other => {

@@ -193,7 +193,7 @@ impl Runs {
 
 /// Whether a process with this pid exists.
 pub fn pid_alive(pid: u32) -> bool {
-    pgserver::pid_alive(pid)
+    procs::pid_alive(pid)
 }
 
 /// The programs a run starts; teardown never signals anything else.

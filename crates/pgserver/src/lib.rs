@@ -17,12 +17,11 @@ mod binaries;
 mod process;
 
 pub use binaries::{BINDIR_ENV, Binaries};
-pub use process::{pid_alive, stop_pid};
+pub use process::stop_pid;
+pub use procs::pid_alive;
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -58,6 +57,9 @@ pub enum Error {
         /// The missing account.
         user: String,
     },
+    /// Starting, signalling or stopping the server process failed.
+    #[error(transparent)]
+    Process(#[from] procs::Error),
     /// A file-system or process operation failed.
     #[error("{action}: {source}")]
     Io {
@@ -113,8 +115,11 @@ pub struct Options {
     pub port: Option<u16>,
     /// Keep fsync and full-page writes on (off by default: a throwaway server trades durability for speed).
     pub durable: bool,
-    /// Start the server in its own session so it survives this process (for `infra up --keep`).
+    /// Start the server in its own process group, so a Ctrl-C meant for us does not reach it.
     pub detach: bool,
+    /// The server gets a fast shutdown when this process dies, however it dies (even SIGKILL):
+    /// for environments that must not outlive the tool that started them.
+    pub die_with_us: bool,
     /// The superuser password of an existing cluster in the directory (see [`PgServer::start_in`]).
     pub password: Option<String>,
 }
@@ -193,7 +198,7 @@ impl PgServer {
 
     fn initdb(&self, owner: &process::RunAs) -> Result<(), Error> {
         let pwfile = self.root.path().join("pwfile");
-        write_private(&pwfile, self.password.as_bytes()).map_err(io("writing the initdb password file"))?;
+        procs::write_file(&pwfile, self.password.as_bytes(), 0o600)?;
         owner.hand_over(&pwfile)?;
         let mut cmd = process::command(self.bin.tool("initdb"));
         cmd.arg("--pgdata")
@@ -230,7 +235,7 @@ impl PgServer {
         if self.options.detach {
             process::detach(&mut cmd);
         }
-        let child = cmd.spawn().map_err(io(format!("starting {}", self.bin.tool("postgres").display())))?;
+        let child = procs::spawn(cmd, process::tie(self.options.die_with_us))?;
         self.child = Some(child);
         self.wait_ready()
     }
@@ -387,14 +392,6 @@ fn pidfile_says_ready(text: &str, pid: u32) -> bool {
     owner == Some(pid) && lines.nth(6) == Some("ready")
 }
 
-/// Creates (or truncates) `path` readable by its owner only from the start, and writes `data`.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    // An existing file keeps its old mode through `open`: tighten it before writing the secret.
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(data)
-}
-
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -429,17 +426,5 @@ mod tests {
         assert!(!pidfile_says_ready(&PIDFILE.replace("ready", "starting"), 4242));
         assert!(!pidfile_says_ready("4242\n/tmp/data\n", 4242), "a file still being written");
         assert!(!pidfile_says_ready("", 4242));
-    }
-
-    #[test]
-    fn private_files_are_0600_from_creation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pwfile");
-        write_private(&path, b"first").unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, b"2nd").unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "2nd");
     }
 }

@@ -1,26 +1,21 @@
-//! Process plumbing for the server: dropping root privileges, detaching, stopping.
-//!
-//! The server is spawned with `std::process::Command` rather than xshell because it must run as
-//! another user, in its own session when detached, and outlive the call that started it.
+//! Process plumbing for the server: dropping root privileges, detaching, stopping, all through
+//! the workspace's process layer (`procs`).
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Gid, Pid, Uid, User, chown};
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid, User, chown};
 
 use crate::{Error, RUN_AS_ENV};
 
-/// A command for `program`: the one place this crate creates processes.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
-}
+pub(crate) use procs::command;
 
-/// How long a fast shutdown may take before the server is killed.
-const STOP_DEADLINE: Duration = Duration::from_secs(20);
+/// PostgreSQL's fast shutdown (SIGINT), and how long it may take before the server is killed.
+pub(crate) const STOP: procs::StopPolicy =
+    procs::StopPolicy { signal: Signal::SIGINT, deadline: Duration::from_secs(20) };
 
 /// The account the server's processes run as.
 pub(crate) struct RunAs {
@@ -64,52 +59,19 @@ pub(crate) fn detach(cmd: &mut Command) {
     cmd.process_group(0);
 }
 
-/// Asks a child server for a fast shutdown (SIGINT), waits, and kills it if it lingers.
-pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
-    let pid = Pid::from_raw(child.id() as i32);
-    let _ = kill(pid, Signal::SIGINT);
-    let deadline = Instant::now() + STOP_DEADLINE;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return Ok(()),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(());
-            }
-            Err(source) => return Err(Error::Io { action: "waiting for postgres to stop".into(), source }),
-        }
-    }
+/// How the server's life relates to ours: a fast shutdown when we die, if asked for.
+pub(crate) fn tie(die_with_us: bool) -> procs::Tie {
+    if die_with_us { procs::Tie::DieWithUs(STOP.signal) } else { procs::Tie::Detached }
 }
 
-/// Whether a process with this pid exists and has not exited: a zombie (exited, not yet reaped
-/// by its parent) counts as gone, or stopping a server handed over by `keep_running` from the
-/// same parent would wait for a process that is already dead.
-pub fn pid_alive(pid: u32) -> bool {
-    if kill(Pid::from_raw(pid as i32), None).is_err() {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself contain spaces.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
-        Err(_) => true,
-    }
+/// Asks a child server for a fast shutdown, kills it if it lingers, and reaps it.
+pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
+    procs::stop(child.id(), "postgres", STOP)?;
+    child.wait().map_err(|source| Error::Io { action: "waiting for postgres to stop".into(), source })?;
+    Ok(())
 }
 
 /// Stops a server started by another process (fast shutdown, then SIGKILL after a deadline).
 pub fn stop_pid(pid: u32) -> Result<(), Error> {
-    let target = Pid::from_raw(pid as i32);
-    if kill(target, Signal::SIGINT).is_err() {
-        return Ok(());
-    }
-    let deadline = Instant::now() + STOP_DEADLINE;
-    while pid_alive(pid) {
-        if Instant::now() > deadline {
-            let _ = kill(target, Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
+    Ok(procs::stop(pid, "postgres", STOP)?)
 }

@@ -15,9 +15,7 @@ mod process;
 mod resp;
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +37,9 @@ pub enum Error {
         /// Where the launcher looked.
         searched: String,
     },
+    /// Starting, signalling or stopping the server process failed.
+    #[error(transparent)]
+    Process(#[from] procs::Error),
     /// A file-system or process operation failed.
     #[error("{action}: {source}")]
     Io {
@@ -82,8 +83,11 @@ pub struct Options {
     pub port: Option<u16>,
     /// Password clients must send with `AUTH`.
     pub password: Option<String>,
-    /// Start the server in its own process group so it survives this process (for `infra up --keep`).
+    /// Start the server in its own process group, so a Ctrl-C meant for us does not reach it.
     pub detach: bool,
+    /// The server gets a clean shutdown when this process dies, however it dies (even SIGKILL):
+    /// for environments that must not outlive the tool that started them.
+    pub die_with_us: bool,
 }
 
 /// A running Redis server owned by this process; dropping it stops the server and, for a
@@ -176,7 +180,7 @@ impl RedisServer {
         if let Some(pw) = &self.options.password {
             text.push_str(&format!("requirepass \"{}\"\n", pw.replace('\\', "\\\\").replace('"', "\\\"")));
         }
-        write_private(&conf, text.as_bytes()).map_err(io("writing redis.conf"))?;
+        procs::write_file(&conf, text.as_bytes(), 0o600)?;
         // The log file is named in the config; stdout/stderr catch what is printed before it opens.
         let early =
             File::create(self.dir.path().join("stdout.log")).map_err(io("creating the output log"))?;
@@ -186,7 +190,7 @@ impl RedisServer {
         if self.options.detach {
             process::detach(&mut cmd);
         }
-        let child = cmd.spawn().map_err(io(format!("starting {}", self.binary.display())))?;
+        let child = procs::spawn(cmd, process::tie(self.options.die_with_us))?;
         self.child = Some(child);
         self.wait_ready()
     }
@@ -308,15 +312,6 @@ pub fn locate() -> Result<PathBuf, Error> {
         })
 }
 
-/// Creates (or truncates) `path` readable by its owner only from the start, and writes `data`:
-/// the password is never in a file others can read, not even for a moment.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    // An existing file keeps its old mode through `open`: tighten it before writing the secret.
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(data)
-}
-
 fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
     Ok(listener.local_addr().map_err(io("reading the probe socket address"))?.port())
@@ -331,18 +326,6 @@ mod tests {
         let text = Error::BinaryNotFound { searched: "PATH".into() }.to_string();
         assert!(text.contains("Debian's `redis-server` package"), "{text}");
         assert!(text.contains(BINARY_ENV), "{text}");
-    }
-
-    #[test]
-    fn private_files_are_0600_from_creation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("redis.conf");
-        write_private(&path, b"requirepass \"long secret\"\n").unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, b"port 1\n").unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "port 1\n", "the old text is truncated");
     }
 
     #[test]

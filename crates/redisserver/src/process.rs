@@ -1,21 +1,17 @@
-//! Process plumbing for the server: the one place this crate spawns, and stopping.
+//! Process plumbing for the server, through the workspace's process layer (`procs`).
 
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use crate::Error;
 
-/// How long a shutdown may take before the server is killed.
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) use procs::command;
 
-/// A command for `program`: the one place this crate creates processes.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
-}
+/// Redis's clean shutdown (SIGTERM), and how long it may take before the server is killed.
+const STOP: procs::StopPolicy =
+    procs::StopPolicy { signal: Signal::SIGTERM, deadline: Duration::from_secs(10) };
 
 /// Puts the child in its own process group, so a Ctrl-C meant for us does not reach it.
 pub(crate) fn detach(cmd: &mut Command) {
@@ -23,26 +19,14 @@ pub(crate) fn detach(cmd: &mut Command) {
     cmd.process_group(0);
 }
 
-/// Asks the server to shut down (SIGTERM), waits for it, and kills it if it lingers.
+/// How the server's life relates to ours: a clean shutdown when we die, if asked for.
+pub(crate) fn tie(die_with_us: bool) -> procs::Tie {
+    if die_with_us { procs::Tie::DieWithUs(STOP.signal) } else { procs::Tie::Detached }
+}
+
+/// Asks the server to shut down, kills it if it lingers, and reaps it.
 pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    let deadline = Instant::now() + STOP_DEADLINE;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return Ok(()),
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(Error::Io { action: "waiting for redis-server to stop".into(), source });
-            }
-        }
-    }
+    procs::stop(child.id(), "redis-server", STOP)?;
+    child.wait().map_err(|source| Error::Io { action: "waiting for redis-server to stop".into(), source })?;
+    Ok(())
 }

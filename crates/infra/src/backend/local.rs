@@ -2,25 +2,29 @@
 //! rendered files under the run directory.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::{Backend, Blocking, Started, endpoint, probe_for};
 use crate::error::InfraError;
 use crate::model::{Addr, EndpointSpec, FileKind, Placement, Program, Service, Workload};
 use crate::run::{Artifact, Run};
 use crate::runner::{BoxFuture, Progress, StepFailure};
-use crate::state::{Resource, pid_alive};
+use crate::state::Resource;
 
-/// How long a process may take to stop after SIGINT before it is killed.
-const STOP_DEADLINE: Duration = Duration::from_secs(15);
-/// How long a killed process may take to disappear before teardown reports it.
-const KILL_DEADLINE: Duration = Duration::from_secs(5);
+/// How the local backend stops what it started: SIGINT (PostgreSQL's fast shutdown, a clean stop
+/// for Redis and services), SIGKILL after 15 s.
+const STOP: procs::StopPolicy =
+    procs::StopPolicy { signal: Signal::SIGINT, deadline: Duration::from_secs(15) };
+
+/// How a server's life relates to xtask's: a run without `--keep` must not outlive it, even
+/// when xtask is SIGKILLed and no teardown runs.
+fn tie(run: &Run) -> procs::Tie {
+    if run.state().kept { procs::Tie::Detached } else { procs::Tie::DieWithUs(STOP.signal) }
+}
 
 /// Runs services as processes on this machine.
 pub struct Local {
@@ -194,10 +198,11 @@ impl Local {
         progress.say("initdb and start");
         let (r, c, pw) = (run.clone(), component.to_string(), password.clone());
         let (u, d) = (user.clone(), database.clone());
+        let die_with_us = tie(run) != procs::Tie::Detached;
         let port = self
             .blocking
             .run("starting PostgreSQL", move || {
-                let options = pgserver::Options { detach: true, ..Default::default() };
+                let options = pgserver::Options { detach: true, die_with_us, ..Default::default() };
                 let pg = pgserver::PgServer::start_in(&dir, options).map_err(failure)?;
                 let (port, superuser, log) = (pg.port(), pg.password().to_string(), pg.log_path());
                 if let Some(pid) = pg.pid() {
@@ -237,12 +242,14 @@ impl Local {
         let dir = run.dir().join(component);
         progress.say("start");
         let (r, c) = (run.clone(), component.to_string());
+        let die_with_us = tie(run) != procs::Tie::Detached;
         let port = self
             .blocking
             .run("starting Redis", move || {
                 let options = redisserver::Options {
                     password: Some(password.expose().to_string()),
                     detach: true,
+                    die_with_us,
                     ..Default::default()
                 };
                 let server = redisserver::RedisServer::start_in(&dir, options).map_err(failure)?;
@@ -280,7 +287,11 @@ impl Local {
         let dir = run.dir().join(component);
         std::fs::create_dir_all(&dir).map_err(|e| failure(format!("creating {}: {e}", dir.display())))?;
         for f in &service.files {
-            write_file(&f.path, &f.contents, f.kind).map_err(failure)?;
+            let mode = match f.kind {
+                FileKind::Config => 0o644,
+                FileKind::Secret => 0o600,
+            };
+            procs::write_file(&f.path, f.contents.as_bytes(), mode).map_err(failure)?;
         }
         let log_path = dir.join(format!("{component}.log"));
         let log = std::fs::File::create(&log_path)
@@ -299,7 +310,7 @@ impl Local {
             .stderr(log_err)
             .process_group(0);
         let command = format!("{} --config {}", binary.display(), config.display());
-        let child = cmd.spawn().map_err(|e| failure(format!("starting {command}: {e}")))?;
+        let child = procs::spawn(cmd, tie(run)).map_err(failure)?;
         let program = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         run.created(Resource::Process {
             component: component.to_string(),
@@ -315,66 +326,15 @@ impl Local {
     }
 }
 
-/// Writes a rendered file, a secret 0600 from its creation.
-fn write_file(path: &Path, contents: &str, kind: FileKind) -> Result<(), InfraError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mode = match kind {
-        FileKind::Config => 0o644,
-        FileKind::Secret => 0o600,
-    };
-    let err = InfraError::io(format!("writing {}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(InfraError::io(format!("creating {}", dir.display())))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(InfraError::io(format!("writing {}", path.display())))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(InfraError::io(format!("writing {}", path.display())))?;
-    f.write_all(contents.as_bytes()).map_err(err)
-}
-
-/// Stops a process the local backend started: SIGINT (PostgreSQL's fast shutdown, a clean stop
-/// for Redis and services), SIGKILL after a deadline, and an error saying why if it still lives.
+/// Stops a process the local backend started (see [`STOP`]); an error says why if it will not die.
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     let Resource::Process { pid, program, .. } = resource else {
         return Err(InfraError::Invalid(format!("the local backend did not create {resource}")));
     };
-    let target = Pid::from_raw(*pid as i32);
-    if !pid_alive(*pid) || !ours(*pid, program) {
+    if !procs::pid_alive(*pid) || !ours(*pid, program) {
         return Ok(());
     }
-    let _ = kill(target, Signal::SIGINT);
-    if wait_gone(*pid, STOP_DEADLINE) {
-        return Ok(());
-    }
-    match kill(target, Signal::SIGKILL) {
-        Err(nix::errno::Errno::ESRCH) => return Ok(()),
-        Err(e) => {
-            return Err(InfraError::Backend {
-                backend: "local",
-                message: format!("cannot kill pid {pid}: {e}"),
-            });
-        }
-        Ok(()) => {}
-    }
-    if wait_gone(*pid, KILL_DEADLINE) {
-        return Ok(());
-    }
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next().map(str::to_string)))
-        .unwrap_or_else(|| "?".into());
-    let why = if state == "D" { " (uninterruptible sleep: blocked in the kernel, e.g. on I/O)" } else { "" };
-    Err(InfraError::Backend {
-        backend: "local",
-        message: format!("pid {pid} ({program}) is still alive after SIGKILL; state {state}{why}"),
-    })
+    Ok(procs::stop(*pid, program, STOP)?)
 }
 
 /// Whether `pid` still runs `program` (a recycled pid belongs to someone else).
@@ -389,15 +349,4 @@ fn ours(pid: u32, program: &str) -> bool {
             first.rsplit('/').next() == Some(program) || first.starts_with(program)
         })
         .unwrap_or(false)
-}
-
-fn wait_gone(pid: u32, deadline: Duration) -> bool {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if !pid_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    !pid_alive(pid)
 }
