@@ -143,3 +143,144 @@ fn a_container_that_exits_is_diagnosed_and_its_log_kept() {
     let containers: Vec<String> = labelled(&id).into_iter().filter(|r| r.starts_with("container")).collect();
     assert_eq!(containers, Vec::<String>::new(), "the failed run's containers are removed");
 }
+
+/// The host port podman published for the running DataStorage container of a
+/// `workflowexecution` run, once it exists.
+fn datastorage_port() -> Option<u16> {
+    let ports = podman(&[
+        "ps",
+        "--filter",
+        "label=xtask.component=datastorage",
+        "--filter",
+        "name=^xtask-workflowexecution-",
+        "--format",
+        "{{.Ports}}",
+    ]);
+    // e.g. "127.0.0.1:34001->8080/tcp"
+    let host = ports.lines().next()?.split("->").next()?;
+    host.rsplit(':').next()?.parse().ok()
+}
+
+/// POSTs one audit batch with a bare HTTP/1.0 request; `None` when nothing answers yet.
+fn post_batch(port: u16, body: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "POST /api/v1/audit/events/batch HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Seed 002: the team's compose file started DataStorage next to PostgreSQL, and its first audit
+/// writes failed with 500s against a database without tables. Here a client writes from the
+/// moment DataStorage's container exists. The run's timeline shows PostgreSQL ready (it answered
+/// a query) before migrations began and migrations done before DataStorage started; PostgreSQL's
+/// own clock says the last migration was recorded before podman's says DataStorage started; no
+/// write gets a 5xx, and every accepted event is stored.
+#[test]
+fn seed_002_datastorage_starts_only_after_migrations_and_no_write_fails() {
+    if !podman_here() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["infra", "up", "workflowexecution", "--backend", "podman", "--json"])
+        .env("XTASK_STATE_DIR", state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let correlation = format!("seed-002-{}", std::process::id());
+            let body = format!(
+                r#"[{{"event_category":"workflow","event_action":"workflow.started","event_outcome":"success","resource_type":"WorkflowExecution","correlation_id":"{correlation}","event_data":{{}}}}]"#
+            );
+            let (mut statuses, mut port) = (Vec::new(), None);
+            let until = Instant::now() + Duration::from_secs(300);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                port = port.or_else(datastorage_port);
+                if let Some(status) = port.and_then(|p| post_batch(p, &body)) {
+                    statuses.push(status);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (correlation, statuses)
+        })
+    };
+
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let up: serde_json::Value = serde_json::from_str(&line).expect("infra up --json printed its result");
+    let id = up["run"].as_str().unwrap().to_string();
+    let step = |name: &str| {
+        let s = up["report"]["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).unwrap();
+        (s["start_ms"].as_u64().unwrap(), s["end_ms"].as_u64().unwrap())
+    };
+    let (postgres, migrations, datastorage) = (step("postgres"), step("migrations"), step("datastorage"));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (correlation, statuses) = writer.join().unwrap();
+
+    let started_ns: i128 =
+        podman(&["inspect", "--format", "{{.State.StartedAt.UnixNano}}", &format!("xtask-{id}-datastorage")])
+            .trim()
+            .parse()
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (migrated_ns, stored) = rt.block_on(async {
+        let (client, conn) =
+            tokio_postgres::connect(up["env"]["DATABASE_URL"].as_str().unwrap(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let migrated: f64 = client
+            .query_one(
+                "SELECT extract(epoch FROM max(recorded_at))::float8 FROM goose_db_version_checksum",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let stored: i64 = client
+            .query_one("SELECT count(*) FROM audit_events WHERE correlation_id = $1", &[&correlation])
+            .await
+            .unwrap()
+            .get(0);
+        ((migrated * 1e9) as i128, stored)
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    assert!(
+        postgres.1 <= migrations.0,
+        "migrations began before PostgreSQL was ready: {}",
+        up["report"]["steps"]
+    );
+    assert!(
+        migrations.1 <= datastorage.0,
+        "DataStorage started before migrations were done: {}",
+        up["report"]["steps"]
+    );
+    assert!(
+        started_ns > migrated_ns,
+        "DataStorage started {} ms before the last migration was recorded",
+        (migrated_ns - started_ns) / 1_000_000
+    );
+    let failed: Vec<&u16> = statuses.iter().filter(|s| **s >= 500).collect();
+    assert!(failed.is_empty(), "writes failed during start-up: {failed:?} of {statuses:?}");
+    let accepted = statuses.iter().filter(|s| **s == 201 || **s == 202).count() as i64;
+    assert!(accepted > 0, "some writes were made: {statuses:?}");
+    assert_eq!(stored, accepted, "every accepted event is stored");
+}
