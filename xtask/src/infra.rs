@@ -436,8 +436,12 @@ fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCo
         .iter()
         .map(|d| match RunState::load(d) {
             Ok(s) => infra::report::status_row(&s),
-            Err(e) => json!({"run": d.file_name().map(|n| n.to_string_lossy().into_owned()), "dir": d,
-                             "state": format!("unreadable: {e}; `cargo xtask infra down` removes it")}),
+            Err(e) => {
+                let id = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let file = d.join("state.json");
+                json!({"run": id, "dir": d, "state": format!(
+                    "unreadable: {}: {e}; `cargo xtask infra down {id}` removes it", file.display())})
+            }
         })
         .collect();
     let strays = session::stray_runs(runs).unwrap_or_default();

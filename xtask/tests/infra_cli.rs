@@ -234,3 +234,90 @@ fn sigkill_of_infra_up_takes_its_servers_along() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("orphaned"), "{text}");
 }
+
+#[test]
+fn an_image_for_a_component_the_suite_lacks_is_refused_before_anything_starts() {
+    let state = tempfile::tempdir().unwrap();
+    let out = xtask(state.path(), &["infra", "up", "gateway", "--image", "mysql=docker.io/library/mysql:8"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "bad input: {err}");
+    assert!(err.contains("--image mysql=") && err.contains("no component `mysql`"), "{err}");
+    assert!(err.contains("postgres, redis, migrations, datastorage"), "the components it has: {err}");
+    let out = xtask(state.path(), &["infra", "up", "gateway", "--image", "postgres"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("COMPONENT=IMAGE"), "the expected form is named: {err}");
+    assert!(runs(state.path()).is_empty(), "nothing was started: {:?}", runs(state.path()));
+}
+
+#[test]
+fn an_unreadable_run_is_listed_with_its_file_and_can_be_removed() {
+    let state = tempfile::tempdir().unwrap();
+    let id = "gateway-20260101-000000-abcd";
+    let dir = state.path().join("runs").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("state.json"), "{garbage").unwrap();
+
+    let out = xtask(state.path(), &["infra", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let file = dir.join("state.json");
+    assert!(
+        text.contains(id) && text.contains("unreadable") && text.contains(&*file.to_string_lossy()),
+        "{text}"
+    );
+    assert!(text.contains("line 1"), "where the file is broken: {text}");
+    assert!(text.contains(&format!("infra down {id}")), "how to remove it: {text}");
+
+    let out = xtask(state.path(), &["infra", "status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["runs"][0]["run"], id);
+    assert!(json["runs"][0]["state"].as_str().unwrap().starts_with("unreadable: "), "{json}");
+
+    let out = xtask(state.path(), &["infra", "down", id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(runs(state.path()).is_empty());
+}
+
+#[test]
+fn doctor_names_what_is_missing_and_how_to_get_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["doctor"])
+        .env("PG_BINDIR", "/nonexistent/pg")
+        .env("REDIS_SERVER", "/nonexistent/redis-server")
+        .env("XTASK_CONTAINER_ENGINE", "/nonexistent/podman")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "no backend can run: {text}");
+    for (missing, hint) in [
+        ("MISS PostgreSQL server binaries", "apt-get install postgresql"),
+        ("MISS redis-server", "apt-get install redis-server"),
+        ("MISS container engine `/nonexistent/podman`", "apt-get install podman runc"),
+    ] {
+        let at = text.find(missing).unwrap_or_else(|| panic!("{missing}: {text}"));
+        assert!(text[at..].lines().nth(1).unwrap().contains(hint), "{hint} follows {missing}: {text}");
+    }
+    assert!(text.contains("backend local: cannot run here"), "{text}");
+    assert!(text.contains("backend podman: cannot run here"), "{text}");
+
+    // This machine, as README's test command configures it: the local backend runs, and the
+    // engine options in effect are shown.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["doctor", "--json"])
+        .env("XTASK_CONTAINER_RUN_ARGS", "--ulimit nofile=1024:1024")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema"], "xtask.doctor/1");
+    let local =
+        json["report"]["backends"].as_array().unwrap().iter().find(|b| b["backend"] == "local").unwrap();
+    assert_eq!(local["ok"], true, "{json}");
+    let args = json["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"].as_str().unwrap().contains("XTASK_CONTAINER_RUN_ARGS"));
+    assert_eq!(args.unwrap()["found"], "--ulimit nofile=1024:1024");
+}
