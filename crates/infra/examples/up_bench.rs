@@ -1,7 +1,9 @@
-//! Benchmark: `xtask infra up workflowexecution` wall time against its critical path and
-//! against the same steps run one after another.
+//! Benchmark: `xtask infra up <suite>` wall time against its critical path and against the same
+//! steps run one after another.
 //!
-//! Usage: `cargo build -p xtask && cargo run -p infra --example up_bench -- target/debug/xtask [ROUNDS]`
+//! Usage: `cargo build -p xtask && cargo run -p infra --example up_bench -- target/debug/xtask
+//! [ROUNDS] [SUITE] [BACKEND]` (defaults: 7 rounds, workflowexecution, local). The podman backend
+//! takes its images and engine options from the environment (`.ci/with-env` on this machine).
 //!
 //! Each round brings the suite up with `--keep --json` in a fresh state directory, reads the
 //! recorded step durations, and tears it down; then the same with the hidden `--sequential`
@@ -12,9 +14,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn up(xtask: &Path, sequential: bool) -> (Duration, u64, u64, u64) {
+fn up(xtask: &Path, suite: &str, backend: &str, sequential: bool) -> (Duration, u64, u64, u64) {
     let state = tempfile::tempdir().unwrap();
-    let mut args = vec!["infra", "up", "workflowexecution", "--keep", "--json"];
+    let mut args = vec!["infra", "up", suite, "--backend", backend, "--keep", "--json"];
     if sequential {
         args.push("--sequential");
     }
@@ -45,11 +47,14 @@ fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let xtask = std::path::PathBuf::from(args.next().expect("usage: up_bench <xtask binary> [rounds]"));
-    let rounds: usize = args.next().map(|r| r.parse().unwrap()).unwrap_or(7);
-    up(&xtask, false); // warm: the DataStorage binary is built once
-    let par: Vec<_> = (0..rounds).map(|_| up(&xtask, false)).collect();
-    let seq: Vec<_> = (0..rounds).map(|_| up(&xtask, true)).collect();
+    let usage = "usage: up_bench <xtask binary> [rounds] [suite] [backend]";
+    let xtask = std::path::PathBuf::from(args.next().expect(usage));
+    let rounds: usize = args.next().map(|r| r.parse().expect(usage)).unwrap_or(7);
+    let suite = args.next().unwrap_or_else(|| "workflowexecution".into());
+    let backend = args.next().unwrap_or_else(|| "local".into());
+    up(&xtask, &suite, &backend, false); // warm: the DataStorage binary or image is built once
+    let par: Vec<_> = (0..rounds).map(|_| up(&xtask, &suite, &backend, false)).collect();
+    let seq: Vec<_> = (0..rounds).map(|_| up(&xtask, &suite, &backend, true)).collect();
     let process = median(par.iter().map(|r| r.0).collect());
     let wall = median(par.iter().map(|r| r.1).collect());
     let critical = median(par.iter().map(|r| r.2).collect());
@@ -59,7 +64,7 @@ fn main() {
     // wall time is compared with something it did not itself produce.
     let seq_critical = median(seq.iter().map(|r| r.2).collect());
     let seq_process = median(seq.iter().map(|r| r.0).collect());
-    println!("infra up workflowexecution, {rounds} rounds, medians");
+    println!("infra up {suite} --backend {backend}, {rounds} rounds, medians");
     println!("process wall time (parallel)            {:>7.0} ms", process.as_secs_f64() * 1000.0);
     println!("plan wall time (parallel)               {wall:>7} ms");
     println!(
