@@ -1,6 +1,7 @@
 //! Test environments as data. A [`Suite`] names components from the [`Registry`], each defined
 //! once ([`model::Component`]); a [`Backend`](backend::Backend) (local processes, podman
-//! containers) renders their workloads into actions; a [`Plan`] is the DAG of steps;
+//! containers) renders their workloads into actions, [`kubernetes`] into objects; a [`Plan`] is
+//! the DAG of steps;
 //! [`runner::run`] starts every step whose needs are ready, in parallel, and stops everything on
 //! the first failure with a diagnosis; run state under `.xtask/runs/<id>/` lists the resources a
 //! run created so another shell can see and tear them down. [`session`] holds the flows a front
@@ -13,6 +14,7 @@ pub mod doctor;
 pub mod error;
 mod exec;
 mod group;
+pub mod kubernetes;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -1,0 +1,351 @@
+//! A service rendered as Kubernetes objects (k8s-openapi values), for the kind and cluster
+//! backends: the same [`Service`] the local and podman backends start, so a component is still
+//! defined once. Config files become a ConfigMap and secret files a Secret, each mounted
+//! read-only at the path the service expects; readiness and liveness probes follow from the
+//! endpoint kind.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction, Namespace,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret as SecretObject, SecretVolumeSource,
+    Service as ServiceObject, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::error::InfraError;
+use crate::model::{EndpointSpec, FileKind, Service};
+
+/// The label every object of a run carries, as containers carry it on podman.
+pub const RUN_LABEL: &str = "xtask.run";
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "xtask";
+
+/// One object to apply, typed.
+// A run has a dozen objects, so their size does not matter; the biggest is boxed anyway.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// The run's namespace.
+    Namespace(Namespace),
+    /// A service's secret files.
+    Secret(SecretObject),
+    /// A service's config files.
+    ConfigMap(ConfigMap),
+    /// A service's pods.
+    Deployment(Box<Deployment>),
+    /// A service's stable address in the namespace.
+    Service(ServiceObject),
+}
+
+impl Object {
+    /// `Kind/name`, for plans and errors.
+    pub fn id(&self) -> String {
+        let (kind, meta) = match self {
+            Object::Namespace(o) => ("Namespace", &o.metadata),
+            Object::Secret(o) => ("Secret", &o.metadata),
+            Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
+            Object::Deployment(o) => ("Deployment", &o.metadata),
+            Object::Service(o) => ("Service", &o.metadata),
+        };
+        format!("{kind}/{}", meta.name.as_deref().unwrap_or_default())
+    }
+
+    /// The object as YAML, secret values replaced by `<redacted>`, for `--dry-run --render`.
+    pub fn to_redacted_yaml(&self) -> Result<String, InfraError> {
+        let yaml = |r: Result<String, serde_saphyr::ser::Error>| {
+            r.map_err(|e| InfraError::Model(format!("{}: rendering YAML: {e}", self.id())))
+        };
+        match self {
+            Object::Namespace(o) => yaml(serde_saphyr::to_string(o)),
+            Object::Secret(o) => {
+                // Keys stay (they say which files exist); values become a readable marker.
+                let mut o = o.clone();
+                let keys = o.data.take().unwrap_or_default().into_keys();
+                o.string_data = Some(keys.map(|k| (k, "<redacted>".to_string())).collect());
+                yaml(serde_saphyr::to_string(&o))
+            }
+            Object::ConfigMap(o) => yaml(serde_saphyr::to_string(o)),
+            Object::Deployment(o) => yaml(serde_saphyr::to_string(o)),
+            Object::Service(o) => yaml(serde_saphyr::to_string(o)),
+        }
+    }
+}
+
+fn labels(run: &str, component: Option<&str>) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_string(), FIELD_MANAGER.to_string()),
+        (RUN_LABEL.to_string(), run.to_string()),
+    ]);
+    if let Some(c) = component {
+        l.insert("app.kubernetes.io/name".into(), c.into());
+    }
+    l
+}
+
+fn meta(name: &str, namespace: Option<&str>, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+/// The run's namespace.
+pub fn namespace(name: &str, run: &str) -> Object {
+    Object::Namespace(Namespace { metadata: meta(name, None, labels(run, None)), ..Default::default() })
+}
+
+/// A service's objects: its ConfigMap and Secret (when it has such files), Deployment and
+/// Service, in the order they are applied. `image` is the reference the cluster pulls or was
+/// loaded with.
+pub fn service_objects(
+    namespace: &str,
+    run: &str,
+    component: &str,
+    service: &Service,
+    image: &str,
+) -> Result<Vec<Object>, InfraError> {
+    let labels = labels(run, Some(component));
+    let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), component.to_string())]);
+    let mut objects = Vec::new();
+    let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
+    for kind in [FileKind::Config, FileKind::Secret] {
+        let files: Vec<_> = service.files.iter().filter(|f| f.kind == kind).collect();
+        if files.is_empty() {
+            continue;
+        }
+        let (suffix, volume) = match kind {
+            FileKind::Config => ("config", "config"),
+            FileKind::Secret => ("secrets", "secrets"),
+        };
+        let name = format!("{component}-{suffix}");
+        let mut data = BTreeMap::new();
+        for f in &files {
+            let key = f.name().to_string();
+            if key.is_empty() || data.insert(key.clone(), f.contents.clone()).is_some() {
+                return Err(InfraError::Model(format!(
+                    "{component}: two {suffix} files named `{key}`; a {} needs unique file names",
+                    if kind == FileKind::Config { "ConfigMap" } else { "Secret" }
+                )));
+            }
+            mounts.push(VolumeMount {
+                name: volume.into(),
+                mount_path: f.path.display().to_string(),
+                sub_path: Some(key),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+        match kind {
+            FileKind::Config => {
+                volumes.push(Volume {
+                    name: volume.into(),
+                    config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..Default::default() }),
+                    ..Default::default()
+                });
+                objects.push(Object::ConfigMap(ConfigMap {
+                    metadata: meta(&name, Some(namespace), labels.clone()),
+                    data: Some(data),
+                    ..Default::default()
+                }));
+            }
+            FileKind::Secret => {
+                volumes.push(Volume {
+                    name: volume.into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(name.clone()),
+                        default_mode: Some(0o444),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                objects.push(Object::Secret(SecretObject {
+                    metadata: meta(&name, Some(namespace), labels.clone()),
+                    data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
+                    type_: Some("Opaque".into()),
+                    ..Default::default()
+                }));
+            }
+        }
+    }
+    let port = i32::from(service.port);
+    let (readiness, liveness) = probes(&service.endpoint, port);
+    let run_as_user = match service.user.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(uid)) => Some(uid),
+        Some(Err(_)) => {
+            return Err(InfraError::Model(format!(
+                "{component}: user `{}` must be numeric for Kubernetes (runAsUser)",
+                service.user.as_deref().unwrap_or_default()
+            )));
+        }
+    };
+    let container = Container {
+        name: component.into(),
+        image: Some(image.into()),
+        // A loaded image must never be pulled, and a pulled one only when missing.
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: (!service.args.is_empty()).then(|| service.args.clone()),
+        env: (!service.env.is_empty()).then(|| {
+            service
+                .env
+                .iter()
+                .map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() })
+                .collect()
+        }),
+        ports: Some(vec![ContainerPort {
+            container_port: port,
+            name: Some("service".into()),
+            ..Default::default()
+        }]),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        readiness_probe: Some(readiness),
+        liveness_probe: Some(liveness),
+        ..Default::default()
+    };
+    objects.push(Object::Deployment(Box::new(Deployment {
+        metadata: meta(component, Some(namespace), labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
+            // One pod with its data at a time: never two PostgreSQL pods during a rollout.
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    security_context: run_as_user.map(|uid| PodSecurityContext {
+                        run_as_user: Some(uid),
+                        run_as_non_root: Some(uid != 0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })));
+    objects.push(Object::Service(ServiceObject {
+        metadata: meta(component, Some(namespace), labels),
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("service".into()),
+                port,
+                target_port: Some(IntOrString::String("service".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    Ok(objects)
+}
+
+/// Readiness and liveness probes for an endpoint kind. The kubelet's probes gate traffic and
+/// restarts inside the cluster; xtask's own `wait` probe (a real query, PING after AUTH, GET
+/// through a port-forward) still decides when dependents start.
+fn probes(endpoint: &EndpointSpec, port: i32) -> (Probe, Probe) {
+    let action = match endpoint {
+        EndpointSpec::Http { ready_path } => Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(ready_path.clone()),
+                port: IntOrString::Int(port),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // pg_isready needs no password, so none lands in the pod spec.
+        EndpointSpec::Postgres { user, database, .. } => Probe {
+            exec: Some(ExecAction {
+                command: Some(
+                    ["pg_isready", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", database]
+                        .map(str::to_string)
+                        .to_vec(),
+                ),
+            }),
+            ..Default::default()
+        },
+        // A PING needs the password on redis-cli's command line: a TCP check keeps it out.
+        EndpointSpec::Redis { .. } => Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), ..Default::default() }),
+            ..Default::default()
+        },
+    };
+    let readiness = Probe { period_seconds: Some(1), failure_threshold: Some(3), ..action.clone() };
+    let liveness = Probe {
+        initial_delay_seconds: Some(10),
+        period_seconds: Some(10),
+        failure_threshold: Some(6),
+        ..action
+    };
+    (readiness, liveness)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::File;
+
+    fn service() -> Service {
+        Service {
+            program: crate::model::Program::Path("/bin/true".into()),
+            image: crate::model::Image::Pull("example/svc:1".into()),
+            args: vec![],
+            env: vec![("CONFIG_PATH".into(), "/etc/svc/config.yaml".into())],
+            files: vec![
+                File {
+                    path: "/etc/svc/config.yaml".into(),
+                    contents: "a: 1\n".into(),
+                    kind: FileKind::Config,
+                },
+                File {
+                    path: "/etc/svc/secrets/db.yaml".into(),
+                    contents: "pw: hunter2\n".into(),
+                    kind: FileKind::Secret,
+                },
+            ],
+            port: 8080,
+            endpoint: EndpointSpec::Http { ready_path: "/health".into() },
+            user: Some("65532".into()),
+        }
+    }
+
+    #[test]
+    fn secret_values_are_redacted_in_yaml_but_applied_whole() {
+        let objects = service_objects("ns", "run-1", "svc", &service(), "example/svc:1").unwrap();
+        let secret = objects.iter().find(|o| matches!(o, Object::Secret(_))).unwrap();
+        let Object::Secret(s) = secret else { unreachable!() };
+        assert_eq!(s.data.as_ref().unwrap()["db.yaml"].0, b"pw: hunter2\n");
+        let yaml = secret.to_redacted_yaml().unwrap();
+        assert!(!yaml.contains("hunter2") && !yaml.contains("cHc6IGh1bnRlcjI"), "{yaml}");
+        assert!(yaml.contains("db.yaml: <redacted>"), "{yaml}");
+    }
+
+    #[test]
+    fn two_files_with_one_name_are_refused() {
+        let mut s = service();
+        s.files.push(File {
+            path: "/other/config.yaml".into(),
+            contents: String::new(),
+            kind: FileKind::Config,
+        });
+        let err = service_objects("ns", "r", "svc", &s, "i").unwrap_err();
+        assert!(err.to_string().contains("two config files named `config.yaml`"), "{err}");
+    }
+
+    #[test]
+    fn a_user_name_is_refused_where_kubernetes_needs_a_number() {
+        let mut s = service();
+        s.user = Some("nobody".into());
+        let err = service_objects("ns", "r", "svc", &s, "i").unwrap_err();
+        assert!(err.to_string().contains("user `nobody` must be numeric"), "{err}");
+    }
+}
