@@ -1,0 +1,1 @@
+//! Typed wrappers for `kind` and the container engine it runs on (argv as data).

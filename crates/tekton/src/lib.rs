@@ -1,0 +1,1 @@
+//! A pinned Tekton Pipelines release: the verified manifest, its apply order, and readiness.
