@@ -415,7 +415,7 @@ fn down(runs: &Runs, run: Option<String>, all: bool) -> anyhow::Result<ExitCode>
     }
     if all {
         for id in session::stray_runs(runs)? {
-            match session::remove_stray(&id) {
+            match session::remove_stray(runs, &id) {
                 Ok(removed) => eprintln!("removed leftovers of run {id}: {}", removed.join(", ")),
                 Err(e) => {
                     failed = true;

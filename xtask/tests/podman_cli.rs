@@ -105,9 +105,24 @@ fn after_xtask_is_killed_down_all_finds_the_leftovers_by_label() {
         format!("{}{}", String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
     assert!(text.contains(&id), "stray resources are named by run even without its directory: {text}");
 
+    // A run of another checkout (another runs directory) is none of this `down --all`'s business,
+    // even without a run directory here: it may be running a suite right now.
+    let other = format!("{id}-elsewhere");
+    podman(&[
+        "network",
+        "create",
+        "--label",
+        &format!("xtask.run={other}"),
+        "--label",
+        "xtask.home=/elsewhere/.xtask/runs",
+        &format!("xtask-{other}"),
+    ]);
     let down = xtask(state.path(), &["infra", "down", "--all"]);
+    let kept = labelled(&other);
+    podman(&["network", "rm", &format!("xtask-{other}")]);
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
     assert_eq!(labelled(&id), Vec::<String>::new(), "nothing of run {id} is left");
+    assert_eq!(kept, [format!("network xtask-{other}")], "another checkout's run is left alone");
 }
 
 /// A container that exits during start-up fails the step at once (not at the readiness
@@ -222,6 +237,7 @@ fn seed_002_datastorage_starts_only_after_migrations_and_no_write_fails() {
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let up: serde_json::Value = serde_json::from_str(&line).expect("infra up --json printed its result");
+    assert_eq!(up["ok"], true, "infra up failed: {} {}", up["error"], up["report"]);
     let id = up["run"].as_str().unwrap().to_string();
     let step = |name: &str| {
         let s = up["report"]["steps"].as_array().unwrap().iter().find(|s| s["step"] == name).unwrap();

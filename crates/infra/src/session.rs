@@ -419,14 +419,15 @@ pub fn down(dirs: &[PathBuf]) -> Vec<(PathBuf, Result<Vec<String>, InfraError>)>
 /// Containers, networks and secrets labelled as runs that have no run directory any more
 /// (the run directory was deleted, or xtask was killed before it recorded them).
 pub fn stray_runs(runs: &Runs) -> Result<Vec<String>, InfraError> {
-    Ok(crate::backend::podman::leftover_runs()?.into_iter().filter(|id| !runs.dir(id).exists()).collect())
+    let ids = crate::backend::podman::leftover_runs(runs.base())?;
+    Ok(ids.into_iter().filter(|id| !runs.dir(id).exists()).collect())
 }
 
 /// Removes the engine resources of a run that has no directory.
-pub fn remove_stray(id: &str) -> Result<Vec<String>, InfraError> {
+pub fn remove_stray(runs: &Runs, id: &str) -> Result<Vec<String>, InfraError> {
     let mut removed = Vec::new();
     let mut failed = Vec::new();
-    for r in crate::backend::podman::leftovers(Some(id))?.iter().rev() {
+    for r in crate::backend::podman::leftovers(runs.base(), Some(id))?.iter().rev() {
         match backend::remove(r) {
             Ok(()) => removed.push(r.to_string()),
             Err(e) => failed.push(format!("{r}: {e}")),

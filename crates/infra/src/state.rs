@@ -261,7 +261,8 @@ fn stop(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
     };
     // Containers whose creation was under way when the state was last saved carry the label.
     if !local {
-        for r in crate::backend::podman::leftovers(Some(&id)).unwrap_or_default() {
+        let home = dir.parent().unwrap_or(dir);
+        for r in crate::backend::podman::leftovers(home, Some(&id)).unwrap_or_default() {
             if !resources.contains(&r) {
                 resources.push(r);
             }

@@ -20,6 +20,8 @@ use crate::state::Resource;
 pub const RUN_LABEL: &str = "xtask.run";
 /// The label naming the component a container serves.
 pub const COMPONENT_LABEL: &str = "xtask.component";
+/// The label naming the runs directory a resource's run lives in (see `home_label`).
+pub const HOME_LABEL: &str = "xtask.home";
 
 /// Runs services as podman containers.
 pub struct Podman {
@@ -65,8 +67,16 @@ fn secret_name(run_id: &str, component: &str, file: &str) -> String {
     format!("xtask-{}-{}", &digest[..12], readable.trim_end_matches(['-', '_', '.']))
 }
 
-fn labels(run_id: &str, component: Option<&str>) -> BTreeMap<String, String> {
-    let mut l = BTreeMap::from([(RUN_LABEL.to_string(), run_id.to_string())]);
+/// The label value naming the runs directory (one per checkout or `XTASK_STATE_DIR`) whose run
+/// made a resource: stray resources are looked for among our own only, so `down --all` in one
+/// checkout never removes another checkout's (or a concurrent test's) running environment.
+fn home_label(home: &Path) -> String {
+    std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf()).display().to_string()
+}
+
+fn labels(run: &Run, component: Option<&str>) -> BTreeMap<String, String> {
+    let home = run.dir().parent().map(home_label).unwrap_or_default();
+    let mut l = BTreeMap::from([(RUN_LABEL.to_string(), run.id()), (HOME_LABEL.to_string(), home)]);
     if let Some(c) = component {
         l.insert(COMPONENT_LABEL.to_string(), c.to_string());
     }
@@ -108,7 +118,7 @@ fn spec(run: &Run, component: &str, service: &Service) -> ContainerSpec {
         image: image_ref(run, component, service),
         network: Some(network(&id)),
         aliases: vec![component.to_string()],
-        labels: labels(&id, Some(component)),
+        labels: labels(run, Some(component)),
         env: service.env.clone(),
         publish: vec![service.port],
         mounts,
@@ -147,7 +157,7 @@ impl Backend for Podman {
             let (engine, n) = (self.engine.clone(), name.clone());
             self.blocking
                 .run("creating the network", move || {
-                    engine.create_network(&n, &labels(&id, None)).map_err(failure)
+                    engine.create_network(&n, &labels(&run, None)).map_err(failure)
                 })
                 .await?;
             Ok(name)
@@ -269,7 +279,7 @@ impl Backend for Podman {
                         let name = secret_name(&id, &component, f.name());
                         run.created(Resource::Secret { name: name.clone() })?;
                         let (engine, data, l) =
-                            (self.engine.clone(), f.contents.clone(), labels(&id, Some(&component)));
+                            (self.engine.clone(), f.contents.clone(), labels(&run, Some(&component)));
                         self.blocking
                             .run("creating a secret", move || {
                                 engine.create_secret(&name, &l, data.as_bytes()).map_err(failure)
@@ -423,16 +433,16 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     }
 }
 
-/// Resources labelled as a run's (`run`), or any run's, in creation order: networks, secrets,
-/// containers. Empty when the engine is not installed.
-pub fn leftovers(run: Option<&str>) -> Result<Vec<Resource>, InfraError> {
+/// Resources of the runs under `home` labelled as run `run`'s (or any run's), in creation order:
+/// networks, secrets, containers. Empty when the engine is not installed.
+pub fn leftovers(home: &Path, run: Option<&str>) -> Result<Vec<Resource>, InfraError> {
     let engine = Engine::from_env();
-    let label = match run {
-        Some(id) => format!("{RUN_LABEL}={id}"),
-        None => RUN_LABEL.to_string(),
-    };
+    let label = format!("{HOME_LABEL}={}", home_label(home));
     let list = |kind| match engine.list(kind, &label) {
-        Ok(l) => Ok(l),
+        Ok(l) => Ok(l
+            .into_iter()
+            .filter(|x| run.is_none_or(|id| x.labels.get(RUN_LABEL).map(String::as_str) == Some(id)))
+            .collect::<Vec<_>>()),
         Err(container::Error::NotInstalled { .. }) => Ok(vec![]),
         Err(e) => Err(InfraError::Backend { backend: "podman", message: e.to_string() }),
     };
@@ -446,12 +456,13 @@ pub fn leftovers(run: Option<&str>) -> Result<Vec<Resource>, InfraError> {
     Ok(out)
 }
 
-/// The run ids that have resources in the engine.
-pub fn leftover_runs() -> Result<Vec<String>, InfraError> {
+/// The ids of runs under `home` that have resources in the engine.
+pub fn leftover_runs(home: &Path) -> Result<Vec<String>, InfraError> {
     let engine = Engine::from_env();
+    let label = format!("{HOME_LABEL}={}", home_label(home));
     let mut ids = std::collections::BTreeSet::new();
     for kind in [Kind::Container, Kind::Network, Kind::Secret] {
-        match engine.list(kind, RUN_LABEL) {
+        match engine.list(kind, &label) {
             Ok(l) => ids.extend(l.into_iter().filter_map(|x| x.labels.get(RUN_LABEL).cloned())),
             Err(container::Error::NotInstalled { .. }) => return Ok(vec![]),
             Err(e) => return Err(InfraError::Backend { backend: "podman", message: e.to_string() }),
