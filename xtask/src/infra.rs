@@ -266,14 +266,21 @@ pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
                 );
             } else {
                 eprint!("{}", infra::report::summary(&report));
-                if let Some((_, f)) = &report.failure
-                    && let Some(d) = &f.diagnosis
-                {
+                let diagnosis = report.failure.as_ref().and_then(|(_, f)| f.diagnosis.as_deref());
+                if let Some(d) = diagnosis {
                     eprintln!("\ndiagnosis:\n{d}");
                 }
-                eprintln!("error: {step} did not come up: {message}");
+                // The diagnosis above already shows the log lines the message ends with.
+                let first = message.lines().next().unwrap_or_default();
+                match diagnosis {
+                    Some(_) if first != message => {
+                        eprintln!("error: {step} did not come up: {first} (see the diagnosis above)")
+                    }
+                    _ => eprintln!("error: {step} did not come up: {message}"),
+                }
+                let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 eprintln!(
-                    "logs and diagnosis kept in {}; remove with `cargo xtask infra down --all`",
+                    "logs and diagnosis kept in {}; remove with `cargo xtask infra down {id}`",
                     dir.display()
                 );
             }
