@@ -235,7 +235,7 @@ impl PgServer {
         if self.options.detach {
             process::detach(&mut cmd);
         }
-        let child = procs::spawn(cmd, process::tie(self.options.die_with_us))?;
+        let child = procs::spawn(cmd, process::STOP.tie(self.options.die_with_us))?;
         self.child = Some(child);
         self.wait_ready()
     }

@@ -59,11 +59,6 @@ pub(crate) fn detach(cmd: &mut Command) {
     cmd.process_group(0);
 }
 
-/// How the server's life relates to ours: a fast shutdown when we die, if asked for.
-pub(crate) fn tie(die_with_us: bool) -> procs::Tie {
-    if die_with_us { procs::Tie::DieWithUs(STOP.signal) } else { procs::Tie::Detached }
-}
-
 /// Asks a child server for a fast shutdown, kills it if it lingers, and reaps it.
 pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
     procs::stop(child.id(), "postgres", STOP)?;

@@ -18,6 +18,14 @@ pub struct StopPolicy {
     pub deadline: Duration,
 }
 
+impl StopPolicy {
+    /// How a child stopped this way relates to our life: it gets this policy's signal when we
+    /// die if `die_with_us`, else it is detached.
+    pub fn tie(&self, die_with_us: bool) -> crate::Tie {
+        if die_with_us { crate::Tie::DieWithUs(self.signal) } else { crate::Tie::Detached }
+    }
+}
+
 /// How long a SIGKILLed process may take to disappear before we report it.
 const KILL_DEADLINE: Duration = Duration::from_secs(5);
 

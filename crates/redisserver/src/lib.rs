@@ -190,7 +190,7 @@ impl RedisServer {
         if self.options.detach {
             process::detach(&mut cmd);
         }
-        let child = procs::spawn(cmd, process::tie(self.options.die_with_us))?;
+        let child = procs::spawn(cmd, process::STOP.tie(self.options.die_with_us))?;
         self.child = Some(child);
         self.wait_ready()
     }

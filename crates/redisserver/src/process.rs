@@ -10,18 +10,13 @@ use crate::Error;
 pub(crate) use procs::command;
 
 /// Redis's clean shutdown (SIGTERM), and how long it may take before the server is killed.
-const STOP: procs::StopPolicy =
+pub(crate) const STOP: procs::StopPolicy =
     procs::StopPolicy { signal: Signal::SIGTERM, deadline: Duration::from_secs(10) };
 
 /// Puts the child in its own process group, so a Ctrl-C meant for us does not reach it.
 pub(crate) fn detach(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-}
-
-/// How the server's life relates to ours: a clean shutdown when we die, if asked for.
-pub(crate) fn tie(die_with_us: bool) -> procs::Tie {
-    if die_with_us { procs::Tie::DieWithUs(STOP.signal) } else { procs::Tie::Detached }
 }
 
 /// Asks the server to shut down, kills it if it lingers, and reaps it.

@@ -20,10 +20,10 @@ use crate::state::Resource;
 const STOP: procs::StopPolicy =
     procs::StopPolicy { signal: Signal::SIGINT, deadline: Duration::from_secs(15) };
 
-/// How a server's life relates to xtask's: a run without `--keep` must not outlive it, even
+/// Whether a run's servers must die with xtask: a run without `--keep` must not outlive it, even
 /// when xtask is SIGKILLed and no teardown runs.
-fn tie(run: &Run) -> procs::Tie {
-    if run.state().kept { procs::Tie::Detached } else { procs::Tie::DieWithUs(STOP.signal) }
+fn die_with_us(run: &Run) -> bool {
+    !run.state().kept
 }
 
 /// Runs services as processes on this machine.
@@ -198,7 +198,7 @@ impl Local {
         progress.say("initdb and start");
         let (r, c, pw) = (run.clone(), component.to_string(), password.clone());
         let (u, d) = (user.clone(), database.clone());
-        let die_with_us = tie(run) != procs::Tie::Detached;
+        let die_with_us = die_with_us(run);
         let port = self
             .blocking
             .run("starting PostgreSQL", move || {
@@ -242,7 +242,7 @@ impl Local {
         let dir = run.dir().join(component);
         progress.say("start");
         let (r, c) = (run.clone(), component.to_string());
-        let die_with_us = tie(run) != procs::Tie::Detached;
+        let die_with_us = die_with_us(run);
         let port = self
             .blocking
             .run("starting Redis", move || {
@@ -310,7 +310,7 @@ impl Local {
             .stderr(log_err)
             .process_group(0);
         let command = format!("{} --config {}", binary.display(), config.display());
-        let child = procs::spawn(cmd, tie(run)).map_err(failure)?;
+        let child = procs::spawn(cmd, STOP.tie(die_with_us(run))).map_err(failure)?;
         let program = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         run.created(Resource::Process {
             component: component.to_string(),
