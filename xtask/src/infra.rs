@@ -21,6 +21,10 @@ pub(crate) enum Backend {
     Local,
     /// Podman containers on a network of the run's own, ports published on 127.0.0.1.
     Podman,
+    /// A kind cluster for the suite (created, or reused with --reuse), a namespace per run.
+    Kind,
+    /// An existing cluster from --kubeconfig/--context, a namespace per run.
+    Cluster,
 }
 
 impl Backend {
@@ -28,6 +32,8 @@ impl Backend {
         match self {
             Backend::Local => "local",
             Backend::Podman => "podman",
+            Backend::Kind => "kind",
+            Backend::Cluster => "cluster",
         }
     }
 }
@@ -93,9 +99,30 @@ pub struct UpArgs {
     /// One JSON document on stdout (progress events as JSON lines on stderr).
     #[arg(long)]
     pub(crate) json: bool,
-    /// Print the plan and change nothing.
+    /// Print the plan (steps, what each waits for, every argv, the expected critical path)
+    /// and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// With --dry-run on kind or cluster: write every object that would be applied into DIR,
+    /// one YAML file per object, secret values redacted.
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub(crate) render: Option<std::path::PathBuf>,
+    /// kind: use the suite's cluster if it exists (skipping what is in place) and keep it.
+    #[arg(long)]
+    pub(crate) reuse: bool,
+    /// cluster: the kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) kubeconfig: Option<std::path::PathBuf>,
+    /// cluster: the context in the kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) context: Option<String>,
+    /// cluster: the registry built images are pushed to, e.g. `registry.example.com/team`.
+    #[arg(long, value_name = "HOST[/PATH]")]
+    pub(crate) registry: Option<String>,
+    /// kind, cluster: a local copy of the pinned Tekton release.yaml (offline machines);
+    /// verified against the pinned SHA-256 like a download.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tekton_release: Option<std::path::PathBuf>,
     /// Run the steps one after another (for measuring what parallelism saves).
     #[arg(long, hide = true)]
     pub(crate) sequential: bool,
@@ -126,6 +153,13 @@ impl UpArgs {
             images: self.image.iter().cloned().collect(),
             keep: self.keep,
             sequential: self.sequential,
+            kube: infra::backend::kube::KubeOptions {
+                kubeconfig: self.kubeconfig.clone(),
+                context: self.context.clone(),
+                registry: self.registry.clone(),
+                reuse: self.reuse,
+                tekton_release: self.tekton_release.clone(),
+            },
         })
     }
 
@@ -133,11 +167,39 @@ impl UpArgs {
     pub(crate) fn print_plan(&self, root: &Path, runs: &Runs, suite: Suite) -> anyhow::Result<ExitCode> {
         let options = self.options(&suite)?;
         let name = suite.name.clone();
-        let plan = session::plan(root, runs, suite, &Registry::builtin(), &options)?;
+        let registry = Registry::builtin();
+        if let Some(dir) = &self.render {
+            let written = session::render(root, runs, suite.clone(), &registry, &options, dir)
+                .map_err(|e| BadInput(e.to_string()))?;
+            eprintln!("wrote {} objects into {}", written.files.len(), dir.display());
+            for s in &written.skipped {
+                eprintln!("not rendered: {s}");
+            }
+        }
+        let dry = session::dry_run(root, runs, suite, &registry, &options)?;
         if self.json {
-            println!("{}", json!({"schema": "xtask.plan/1", "suite": name, "plan": plan}));
+            println!(
+                "{}",
+                json!({"schema": "xtask.plan/2", "suite": name, "plan": dry.plan, "estimates_secs": dry.estimates,
+                       "critical_path": dry.critical_path, "critical_path_secs": dry.critical_path_secs})
+            );
         } else {
-            println!("plan for suite {name} on the {} backend:\n{plan}", plan.backend);
+            println!("plan for suite {name} on the {} backend:\n{}", dry.plan.backend, dry.plan);
+            if !dry.critical_path.is_empty() {
+                let steps: Vec<String> = dry
+                    .critical_path
+                    .iter()
+                    .map(|s| match dry.estimates.get(s) {
+                        Some(secs) => format!("{s} (~{secs} s)"),
+                        None => s.clone(),
+                    })
+                    .collect();
+                println!(
+                    "expected critical path (~{} s before the suite; estimates, see BENCHMARKS.md):\n  {}",
+                    dry.critical_path_secs,
+                    steps.join(" -> ")
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -120,6 +120,28 @@ impl Engine {
         self.exec_str(&["pull", "--quiet", image])?.ok().map(drop)
     }
 
+    /// Writes `image` as an image archive (`save`) to `archive`, as `kind load image-archive` reads it.
+    pub fn save(&self, image: &str, archive: &Path) -> Result<(), Error> {
+        let archive = archive.display().to_string();
+        let mut args = vec!["save", "--output", archive.as_str()];
+        if !self.is_docker() {
+            // podman's default is oci-archive, which kind's loader does not read.
+            args.extend(["--format", "docker-archive"]);
+        }
+        args.push(image);
+        self.exec_str(&args)?.ok().map(drop)
+    }
+
+    /// Gives `image` the additional name `target` (e.g. a registry's).
+    pub fn tag(&self, image: &str, target: &str) -> Result<(), Error> {
+        self.exec_str(&["tag", image, target])?.ok().map(drop)
+    }
+
+    /// Pushes `image` to the registry its name starts with.
+    pub fn push(&self, image: &str) -> Result<(), Error> {
+        self.exec_str(&["push", "--quiet", image])?.ok().map(drop)
+    }
+
     /// Builds `containerfile` in `context` as `tag`, writing the build output to `log`.
     pub fn build(&self, tag: &str, containerfile: &Path, context: &Path, log: &Path) -> Result<(), Error> {
         let args = ["build", "--tag", tag, "--file"].map(String::from).into_iter();

@@ -72,10 +72,32 @@ impl StepRunner for Executor {
             match step.kind.clone() {
                 StepKind::Setup => self.backend.clone().run_setup(self.run.clone()).await,
                 StepKind::Prepare(component) => {
-                    let Some(service) = self.plan.services.get(&component).cloned() else {
-                        return Err(StepFailure::new(format!("{component} is not a service")));
-                    };
-                    self.backend.clone().run_prepare(self.run.clone(), component, service, progress).await
+                    if let Some(service) = self.plan.services.get(&component).cloned() {
+                        return self
+                            .backend
+                            .clone()
+                            .run_prepare(self.run.clone(), component, service, progress)
+                            .await;
+                    }
+                    match self.plan.manifests.get(&component) {
+                        Some(crate::model::Manifests::Controller(spec)) => {
+                            let image = spec.image.clone();
+                            self.backend
+                                .clone()
+                                .run_prepare_image(self.run.clone(), component, image, progress)
+                                .await
+                        }
+                        _ => Err(StepFailure::new(format!("{component} has nothing to build"))),
+                    }
+                }
+                StepKind::Load(component) => {
+                    self.backend.clone().run_load(self.run.clone(), component, progress).await
+                }
+                StepKind::ApplyApi(component) => {
+                    self.backend.clone().apply(self.run.clone(), component, true, progress).await
+                }
+                StepKind::Apply(component) => {
+                    self.backend.clone().apply(self.run.clone(), component, false, progress).await
                 }
                 StepKind::Start(component) => self.start(component, progress).await,
                 StepKind::Job(component) => self.job(component, progress).await,

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod error;
 mod exec;
 mod group;
+mod images;
 pub mod kubernetes;
 pub mod model;
 pub mod plan;

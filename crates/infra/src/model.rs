@@ -36,6 +36,19 @@ pub enum Workload {
     Service(Box<Service>),
     /// A one-shot job run by xtask itself against its needs' endpoints.
     Job(Job),
+    /// Objects applied to a Kubernetes cluster as they are: only Kubernetes backends run these.
+    Manifests(Manifests),
+}
+
+/// A set of manifests a Kubernetes backend applies and waits for, in two steps: `<name>-api`
+/// (namespaces and CRDs, until Established: what dependents need to talk to it) and `<name>`
+/// (everything else, until ready: what the suite needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifests {
+    /// The pinned Tekton Pipelines release (`manifests/tekton/release.yaml`).
+    Tekton,
+    /// The controller under test: its manifests, its image set on one container.
+    Controller(crate::suite::ControllerSpec),
 }
 
 /// A server: its artifact for each kind of backend, arguments, environment, files, port and
@@ -89,6 +102,16 @@ pub enum Image {
         /// The Containerfile, relative to the workspace root.
         containerfile: PathBuf,
     },
+    /// An image built by the engine from a Containerfile and a build context (the monorepo's
+    /// own Dockerfiles), tagged by a hash of both.
+    Build {
+        /// The build context, relative to the workspace root.
+        context: PathBuf,
+        /// The Containerfile, relative to the workspace root.
+        containerfile: PathBuf,
+        /// The repository part of the tag, e.g. `localhost/xtask/workflowexecution-controller`.
+        repository: String,
+    },
 }
 
 impl fmt::Display for Image {
@@ -97,6 +120,9 @@ impl fmt::Display for Image {
             Image::Pull(r) => f.write_str(r),
             Image::Cargo { package, containerfile } => {
                 write!(f, "built from {} with {package}", containerfile.display())
+            }
+            Image::Build { context, containerfile, .. } => {
+                write!(f, "built from {} in {}", containerfile.display(), context.display())
             }
         }
     }

@@ -7,23 +7,29 @@ use serde::Serialize;
 
 use crate::backend::{self, Backend};
 use crate::error::InfraError;
-use crate::model::{Endpoint, Workload};
+use crate::model::{Endpoint, Image, Manifests, Workload};
 use crate::run::Run;
 
 /// What a step does, naming its component: the runner matches on this, never on id strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "component", rename_all = "snake_case")]
 pub enum StepKind {
-    /// The backend's own setup (podman: the run's network).
+    /// The backend's own setup (podman: the run's network; kind: the cluster and namespace).
     Setup,
     /// Build a component's artifact (a binary, an image).
     Prepare(String),
+    /// Put a component's built image where the cluster finds it (kind: load; cluster: push).
+    Load(String),
     /// Start a component's service and wait until it is ready.
     Start(String),
     /// Run a component's one-shot job.
     Job(String),
+    /// Apply a component's manifests, namespaces and CRDs first (`<name>-api`, what dependents
+    /// need), then the rest until ready (`<name>`, what the suite needs).
+    ApplyApi(String),
+    /// The second half of a manifests workload: everything else, until ready.
+    Apply(String),
 }
-
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
@@ -49,6 +55,11 @@ pub struct Plan {
     /// Each service as planned (with planned endpoints): what prepare steps build from.
     #[serde(skip)]
     pub services: BTreeMap<String, crate::model::Service>,
+    /// Each manifests workload as planned (Tekton, the controller).
+    #[serde(skip)]
+    pub manifests: BTreeMap<String, Manifests>,
+    /// Components of the suite this backend does not run, and why (Tekton on podman).
+    pub skipped: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -62,30 +73,69 @@ impl Plan {
                 needs: vec![],
                 description,
                 kind: StepKind::Setup,
-                actions: vec![],
+                actions: backend.setup_actions(run),
             });
             "setup".to_string()
         });
         let mut planned: BTreeMap<String, Endpoint> = BTreeMap::new();
         let mut services = BTreeMap::new();
+        let mut manifests = BTreeMap::new();
+        let mut skipped = Vec::new();
+        // The step a dependent of each component waits for.
+        let mut ready_step: BTreeMap<String, String> = BTreeMap::new();
         for name in &run.suite.components {
             let component = run.component(name)?;
             let placement = backend.placement(run, name);
-            let needs: Vec<String> = component.needs().iter().map(|n| n.to_string()).collect();
-            match run.workload(name, placement, &planned, None)? {
-                Workload::Service(service) => {
-                    let mut start_needs: Vec<String> = setup.iter().cloned().collect();
-                    if let Some(description) = backend.prepare(name, &service) {
-                        let id = format!("build-{name}");
-                        steps.push(Step {
-                            id: id.clone(),
-                            needs: vec![],
-                            description,
-                            kind: StepKind::Prepare(name.clone()),
-                            actions: vec![],
-                        });
-                        start_needs.push(id);
+            let needs: Vec<String> =
+                component.needs().iter().filter_map(|n| ready_step.get(*n).cloned()).collect();
+            let workload = run.workload(name, placement, &planned, None)?;
+            if let Workload::Manifests(_) = &workload
+                && !backend.kubernetes()
+            {
+                skipped.push((
+                    name.clone(),
+                    format!("needs a Kubernetes backend (kind, cluster), not {}", backend.name()),
+                ));
+                continue;
+            }
+            // Prepare (and load) steps for an image, at once: only the start waits for them.
+            let mut image_steps = |image: Option<&Image>, service: Option<&crate::model::Service>| {
+                let mut start_needs: Vec<String> = setup.iter().cloned().collect();
+                let description = match (service, image) {
+                    (Some(service), _) => backend.prepare(name, service),
+                    (None, Some(image)) => backend.prepare_image(name, image),
+                    (None, None) => None,
+                };
+                if let Some(description) = description {
+                    let id = format!("build-{name}");
+                    steps.push(Step {
+                        id: id.clone(),
+                        needs: vec![],
+                        description,
+                        kind: StepKind::Prepare(name.clone()),
+                        actions: vec![],
+                    });
+                    let load = image.or(service.map(|s| &s.image)).and_then(|i| backend.load(name, i));
+                    match load {
+                        Some(description) => {
+                            let load_id = format!("load-{name}");
+                            steps.push(Step {
+                                id: load_id.clone(),
+                                needs: setup.iter().cloned().chain([id]).collect(),
+                                description,
+                                kind: StepKind::Load(name.clone()),
+                                actions: vec![],
+                            });
+                            start_needs.push(load_id);
+                        }
+                        None => start_needs.push(id),
                     }
+                }
+                start_needs
+            };
+            match workload {
+                Workload::Service(service) => {
+                    let mut start_needs = image_steps(None, Some(&service));
                     start_needs.extend(needs);
                     let (host, inside) = backend.planned_addr(name, &service);
                     planned.insert(name.clone(), backend::endpoint(&service.endpoint, host, inside));
@@ -96,17 +146,19 @@ impl Plan {
                         kind: StepKind::Start(name.clone()),
                         actions: backend.render(run, name, &service),
                     });
+                    ready_step.insert(name.clone(), name.clone());
                     services.insert(name.clone(), *service);
                 }
                 Workload::Job(job) => {
                     let actions = match &job {
                         crate::model::Job::Migrations { dir, selection, database } => vec![format!(
-                            "migrate {} from {} as the {database} endpoint's user",
+                            "migrate {} from {} as the {database} endpoint's user{}",
                             match selection {
                                 migrations::Selection::All => "all".to_string(),
                                 migrations::Selection::Tables(t) => format!("--tables {}", t.join(",")),
                             },
-                            dir.strip_prefix(&run.root).unwrap_or(dir).display()
+                            dir.strip_prefix(&run.root).unwrap_or(dir).display(),
+                            backend.job_route(database)
                         )],
                     };
                     steps.push(Step {
@@ -116,10 +168,37 @@ impl Plan {
                         kind: StepKind::Job(name.clone()),
                         actions,
                     });
+                    ready_step.insert(name.clone(), name.clone());
+                }
+                Workload::Manifests(m) => {
+                    let image = match &m {
+                        Manifests::Controller(spec) => Some(&spec.image),
+                        Manifests::Tekton => None,
+                    };
+                    let mut api_needs = image_steps(image, None);
+                    api_needs.extend(needs);
+                    let api = format!("{name}-api");
+                    let (api_actions, actions) = backend.render_manifests(run, name, &m);
+                    steps.push(Step {
+                        id: api.clone(),
+                        needs: api_needs,
+                        description: format!("{name}: namespaces and CRDs applied, CRDs Established"),
+                        kind: StepKind::ApplyApi(name.clone()),
+                        actions: api_actions,
+                    });
+                    steps.push(Step {
+                        id: name.clone(),
+                        needs: vec![api.clone()],
+                        description: component.about().to_string(),
+                        kind: StepKind::Apply(name.clone()),
+                        actions,
+                    });
+                    ready_step.insert(name.clone(), api);
+                    manifests.insert(name.clone(), m);
                 }
             }
         }
-        Ok(Plan { backend: backend.name().to_string(), steps, services })
+        Ok(Plan { backend: backend.name().to_string(), steps, services, manifests, skipped })
     }
 
     /// The step with this id.
@@ -158,6 +237,9 @@ impl Plan {
 
 impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (component, why) in &self.skipped {
+            writeln!(f, "  {component:<18} skipped: {why}")?;
+        }
         for s in &self.steps {
             let after = if s.needs.is_empty() {
                 "at once".to_string()

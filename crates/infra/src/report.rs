@@ -59,6 +59,12 @@ pub fn status_row(state: &RunState) -> Value {
             }
             Resource::Network { name } => json!({"type": "network", "name": name}),
             Resource::Secret { name } => json!({"type": "secret", "name": name}),
+            Resource::Cluster { name, provider } => {
+                json!({"type": "cluster", "name": name, "provider": provider})
+            }
+            Resource::Namespace { name, kubeconfig, context } => {
+                json!({"type": "namespace", "name": name, "kubeconfig": kubeconfig, "context": context})
+            }
         })
         .collect();
     let endpoints: serde_json::Map<String, Value> =

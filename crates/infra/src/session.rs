@@ -24,6 +24,19 @@ pub struct Up {
     pub state: RunState,
     /// How the steps went.
     pub report: RunReport,
+    /// The backend, kept while the environment is used: its port-forwards (kind, cluster) live
+    /// as long as this value.
+    pub backend: Held,
+}
+
+/// A backend held alive; `Debug` shows its name.
+#[derive(Clone)]
+pub struct Held(pub Arc<dyn Backend>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({})", self.0.name())
+    }
 }
 
 /// Why an environment is not up.
@@ -63,11 +76,13 @@ pub struct UpOptions {
     pub keep: bool,
     /// Run the steps one after another instead of in parallel (to measure what parallelism saves).
     pub sequential: bool,
+    /// The kind and cluster backends' options.
+    pub kube: backend::kube::KubeOptions,
 }
 
 impl UpOptions {
     fn backend(&self) -> Result<Arc<dyn Backend>, InfraError> {
-        backend::for_name(if self.backend.is_empty() { "local" } else { &self.backend })
+        backend::with_options(if self.backend.is_empty() { "local" } else { &self.backend }, &self.kube)
     }
 }
 
@@ -110,6 +125,140 @@ pub fn plan(
     Plan::new(&run, &*backend)
 }
 
+/// A dry run's plan with what each step is expected to take on its backend.
+#[derive(Debug, serde::Serialize)]
+pub struct DryRun {
+    /// The plan.
+    pub plan: Plan,
+    /// Expected seconds per step, when the backend publishes estimates.
+    pub estimates: BTreeMap<String, u64>,
+    /// The expected critical path through the plan, then `suite` for an e2e run.
+    pub critical_path: Vec<String>,
+    /// Its expected total in seconds (the suite's own time not included).
+    pub critical_path_secs: u64,
+}
+
+/// The plan `up` would carry out, with the backend's step estimates and the expected critical path.
+pub fn dry_run(
+    root: &Path,
+    runs: &Runs,
+    suite: Suite,
+    registry: &Registry,
+    options: &UpOptions,
+) -> Result<DryRun, InfraError> {
+    let backend = options.backend()?;
+    let plan = plan(root, runs, suite, registry, options)?;
+    let estimates: BTreeMap<String, u64> =
+        plan.steps.iter().filter_map(|s| backend.estimate(s).map(|d| (s.id.clone(), d.as_secs()))).collect();
+    let (mut critical_path, total) = if estimates.is_empty() {
+        (Vec::new(), 0)
+    } else {
+        let ms = estimates.iter().map(|(k, v)| (k.clone(), u128::from(*v) * 1000)).collect();
+        plan.critical_path(&ms)
+    };
+    if !critical_path.is_empty() {
+        critical_path.push("suite".into());
+    }
+    Ok(DryRun { plan, estimates, critical_path, critical_path_secs: (total / 1000) as u64 })
+}
+
+/// What `--render` wrote.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The files, in apply order.
+    pub files: Vec<PathBuf>,
+    /// What could not be rendered here, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Writes every object a Kubernetes backend would apply for `suite` into `dir`, one YAML file
+/// per object (`NN-kind-name.yaml`), secret values redacted.
+pub fn render(
+    root: &Path,
+    runs: &Runs,
+    suite: Suite,
+    registry: &Registry,
+    options: &UpOptions,
+    dir: &Path,
+) -> Result<Rendered, InfraError> {
+    let backend = options.backend()?;
+    if !backend.kubernetes() {
+        return Err(InfraError::Invalid(format!(
+            "--render writes Kubernetes objects: use it with --backend kind or cluster, not {}",
+            backend.name()
+        )));
+    }
+    // A name Kubernetes accepts, unlike the `<run>` placeholder of a printed plan.
+    let id = format!("{}-dry-run", suite.name);
+    let state = RunState {
+        id: id.clone(),
+        suite: suite.name.clone(),
+        backend: backend.name().into(),
+        dir: runs.base().join(&id),
+        ..Default::default()
+    };
+    let run = new_run(root, suite, registry, options, state);
+    let plan = Plan::new(&run, &*backend)?;
+    let ns = backend::kube::namespace_name(&id);
+    let mut docs: Vec<(String, String)> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    let ns_object = crate::kubernetes::namespace(&ns, &id);
+    docs.push((ns_object.id(), ns_object.to_redacted_yaml()?));
+    for step in &plan.steps {
+        match &step.kind {
+            crate::plan::StepKind::Start(c) => {
+                let service = &plan.services[c];
+                let image = backend::kube::planned_image(&service.image);
+                for o in crate::kubernetes::service_objects(&ns, &id, c, service, &image)? {
+                    docs.push((o.id(), o.to_redacted_yaml()?));
+                }
+            }
+            crate::plan::StepKind::Apply(c) => {
+                if let Some(crate::model::Manifests::Tekton) = plan.manifests.get(c) {
+                    match backend::kube::local_tekton(options.kube.tekton_release.as_deref()) {
+                        Some(release) => {
+                            for step in release?.plan().steps() {
+                                if let tekton::Step::Apply(o) = step {
+                                    let name = tekton::object_ref(o);
+                                    let yaml = serde_saphyr::to_string(&**o)
+                                        .map_err(|e| InfraError::Model(format!("{name}: rendering YAML: {e}")))?;
+                                    docs.push((name, yaml));
+                                }
+                            }
+                        }
+                        None => skipped.push(format!(
+                            "{c}: the pinned release is not on this machine (it is downloaded by a real run; pass --tekton-release FILE to render it)"
+                        )),
+                    }
+                }
+                if let Some(crate::model::Manifests::Controller(spec)) = plan.manifests.get(c) {
+                    let image = backend::kube::planned_image(&spec.image);
+                    for o in backend::kube::controller_objects(root, spec, &ns, &image)? {
+                        let name = tekton::object_ref(&o);
+                        let yaml = serde_saphyr::to_string(&o)
+                            .map_err(|e| InfraError::Model(format!("{name}: rendering YAML: {e}")))?;
+                        docs.push((name, yaml));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(InfraError::io("creating the render directory"))?;
+    let mut written = Vec::new();
+    for (i, (name, yaml)) in docs.iter().enumerate() {
+        let slug: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .collect();
+        let path = dir.join(format!("{:02}-{slug}.yaml", i + 1));
+        std::fs::write(&path, yaml).map_err(InfraError::io("writing a rendered object"))?;
+        written.push(path);
+    }
+    Ok(Rendered { files: written, skipped })
+}
+
 /// Brings `suite` up on the chosen backend under `runs`, reporting on `on_event`.
 ///
 /// On failure everything started is stopped and the run directory keeps the logs, a
@@ -148,7 +297,7 @@ pub async fn up(
     let limit = if options.sequential { 1 } else { usize::MAX };
     let report = runner::run_limited(&plan, executor, limit, interrupt, on_event).await;
     if report.ok() {
-        return Ok(Up { state: run.state(), report });
+        return Ok(Up { state: run.state(), report, backend: Held(backend) });
     }
     // Start-ups still running in the background finish (or fail) before anything is removed.
     backend.settle().await;

@@ -44,6 +44,23 @@ pub enum Resource {
         /// Its name.
         name: String,
     },
+    /// A kind cluster this run created (kind backend; a reused cluster is not recorded).
+    Cluster {
+        /// Its name.
+        name: String,
+        /// The engine kind ran it on (`docker`, `podman`).
+        provider: String,
+    },
+    /// The run's namespace on a cluster (kind and cluster backends); deleting it deletes
+    /// everything the run applied in it.
+    Namespace {
+        /// Its name.
+        name: String,
+        /// The kubeconfig that reaches the cluster.
+        kubeconfig: PathBuf,
+        /// The context in it, when not the current one.
+        context: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Resource {
@@ -55,6 +72,8 @@ impl std::fmt::Display for Resource {
             Resource::Container { name, .. } => write!(f, "container {name}"),
             Resource::Network { name } => write!(f, "network {name}"),
             Resource::Secret { name } => write!(f, "secret {name}"),
+            Resource::Cluster { name, .. } => write!(f, "kind cluster {name}"),
+            Resource::Namespace { name, .. } => write!(f, "namespace {name}"),
         }
     }
 }

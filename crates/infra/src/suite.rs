@@ -45,6 +45,22 @@ pub struct Suite {
     pub test: TestCommand,
     /// How long each component may take to become ready.
     pub ready_timeout: Duration,
+    /// The controller under test, for suites that list the `controller` component.
+    pub controller: Option<ControllerSpec>,
+}
+
+/// The controller under test as the suite file names it: where its image and manifests come
+/// from, so a monorepo points at its own Dockerfile and deployment files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerSpec {
+    /// Its image: built from a Containerfile, a workspace binary, or a reference.
+    pub image: crate::model::Image,
+    /// Its manifest files (CRDs, RBAC, Deployment), relative to the workspace root, applied in order.
+    pub manifests: Vec<PathBuf>,
+    /// The Deployment that runs it (its readiness is the controller's).
+    pub deployment: String,
+    /// The container of that Deployment whose image is replaced by the built one.
+    pub container: String,
 }
 
 /// A suite file that cannot be used; the message names the file and the field.
@@ -71,6 +87,30 @@ struct Raw {
     ready_timeout: Option<GoDuration>,
     #[serde(default)]
     images: BTreeMap<String, String>,
+    #[serde(default)]
+    controller: Option<RawController>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawController {
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    build: Option<RawBuild>,
+    manifests: Vec<PathBuf>,
+    deployment: String,
+    container: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    containerfile: PathBuf,
+    #[serde(default)]
+    context: Option<PathBuf>,
+    #[serde(default)]
+    cargo: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +207,18 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, Suit
         Some(RawMigrations::Tables(t)) => MigrationSelection::Tables(t),
         None => return Err(fail("migrations: missing (write `all` or a list of tables)".into())),
     };
+    let controller = match (raw.controller, listed.contains(&"controller")) {
+        (None, true) => {
+            return Err(fail(
+                "controller: missing; the `controller` component needs its image (`build` or `image`), `manifests`, `deployment` and `container`".into(),
+            ));
+        }
+        (Some(_), false) => {
+            return Err(fail("controller: the suite does not list the `controller` component".into()));
+        }
+        (None, false) => None,
+        (Some(c), true) => Some(controller(c).map_err(fail)?),
+    };
     if raw.test.command.is_empty() {
         return Err(fail("test.command: empty; give the program and its arguments as a list".into()));
     }
@@ -181,6 +233,41 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, Suit
             timeout: raw.test.timeout.map_or(Duration::from_secs(15 * 60), |d| d.get()),
         },
         ready_timeout: raw.ready_timeout.map_or(Duration::from_secs(120), |d| d.get()),
+        controller,
+    })
+}
+
+fn controller(raw: RawController) -> Result<ControllerSpec, String> {
+    use crate::model::Image;
+    let image = match (raw.image, raw.build) {
+        (Some(_), Some(_)) => return Err("controller: give `image` or `build`, not both".into()),
+        (None, None) => {
+            return Err("controller: missing `image` (a reference) or `build` (how to build it)".into());
+        }
+        (Some(reference), None) => Image::Pull(reference),
+        (None, Some(RawBuild { containerfile, context: None, cargo: Some(package) })) => {
+            Image::Cargo { package, containerfile }
+        }
+        (None, Some(RawBuild { containerfile, context: Some(context), cargo: None })) => {
+            Image::Build { context, containerfile, repository: format!("localhost/xtask/{}", raw.deployment) }
+        }
+        (None, Some(_)) => {
+            return Err("controller.build: give `context` (a Containerfile's build context) or `cargo` (a workspace binary), exactly one".into());
+        }
+    };
+    if raw.manifests.is_empty() {
+        return Err("controller.manifests: empty; list the files with its CRDs, RBAC and Deployment".into());
+    }
+    for (field, value) in [("deployment", &raw.deployment), ("container", &raw.container)] {
+        if value.is_empty() {
+            return Err(format!("controller.{field}: empty"));
+        }
+    }
+    Ok(ControllerSpec {
+        image,
+        manifests: raw.manifests,
+        deployment: raw.deployment,
+        container: raw.container,
     })
 }
 
@@ -231,7 +318,7 @@ mod tests {
     fn bad_suites_name_file_and_field() {
         assert_eq!(
             err(&GOOD.replace("redis, migrations]", "redis, migrations, mysql]")),
-            "suites/demo.yaml: components[4]: unknown component `mysql` (known: postgres, redis, migrations, datastorage)"
+            "suites/demo.yaml: components[4]: unknown component `mysql` (known: postgres, redis, migrations, datastorage, tekton, controller)"
         );
         assert_eq!(
             err(&GOOD.replace("postgres, redis, ", "")),
@@ -256,5 +343,62 @@ mod tests {
         );
         let bad_duration = err(&GOOD.replace("30s", "thirty"));
         assert!(bad_duration.contains("thirty"), "{bad_duration}");
+    }
+
+    const CONTROLLER: &str = "controller:\n  build: {cargo: standin, containerfile: c.Containerfile}\n  \
+                              manifests: [m.yaml]\n  deployment: ctl\n  container: manager\n";
+
+    fn with_controller(controller: &str) -> String {
+        format!("{}{controller}", GOOD.replace("migrations]", "migrations, tekton, controller]"))
+    }
+
+    #[test]
+    fn a_controller_section_names_image_manifests_deployment_and_container() {
+        let s =
+            parse(&with_controller(CONTROLLER), Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap();
+        let c = s.controller.unwrap();
+        assert_eq!(
+            c.image,
+            crate::model::Image::Cargo { package: "standin".into(), containerfile: "c.Containerfile".into() }
+        );
+        assert_eq!((c.deployment.as_str(), c.container.as_str()), ("ctl", "manager"));
+        assert_eq!(s.components.last().map(String::as_str), Some("controller"), "after what it needs");
+        let built = with_controller(&CONTROLLER.replace("cargo: standin", "context: ."));
+        let c =
+            parse(&built, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap().controller.unwrap();
+        assert_eq!(
+            c.image,
+            crate::model::Image::Build {
+                context: ".".into(),
+                containerfile: "c.Containerfile".into(),
+                repository: "localhost/xtask/ctl".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_controller_sections_name_the_field() {
+        let e = |text: String| {
+            parse(&text, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap_err().to_string()
+        };
+        assert!(e(with_controller("")).starts_with("suites/demo.yaml: controller: missing;"));
+        assert_eq!(
+            e(format!("{GOOD}{CONTROLLER}")),
+            "suites/demo.yaml: controller: the suite does not list the `controller` component"
+        );
+        assert!(
+            e(with_controller(&CONTROLLER.replace("cargo: standin", "cargo: standin, context: .")))
+                .starts_with("suites/demo.yaml: controller.build: give `context`")
+        );
+        assert!(
+            e(with_controller(&CONTROLLER.replace("[m.yaml]", "[]")))
+                .starts_with("suites/demo.yaml: controller.manifests: empty")
+        );
+        assert_eq!(
+            e(with_controller(&CONTROLLER.replace("container: manager", "container: \"\""))),
+            "suites/demo.yaml: controller.container: empty"
+        );
+        let typo = e(with_controller(&CONTROLLER.replace("deployment:", "deploymnt:")));
+        assert!(typo.contains("deploymnt"), "{typo}");
     }
 }

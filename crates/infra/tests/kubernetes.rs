@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use infra::kubernetes::{Object, namespace, service_objects};
-use infra::model::{EndpointSpec, Image};
+use infra::model::EndpointSpec;
 use infra::{Plan, Registry, RunState};
 
 fn root() -> &'static Path {
@@ -24,10 +24,7 @@ fn objects(name: &str) -> (Vec<Object>, Vec<String>) {
     let mut out = vec![namespace(&ns, &format!("{name}-RUN"))];
     let mut passwords = Vec::new();
     for (component, service) in &plan.services {
-        let image = match &service.image {
-            Image::Pull(r) => r.clone(),
-            Image::Cargo { package, .. } => format!("localhost/xtask/{package}:HASH"),
-        };
+        let image = infra::backend::kube::planned_image(&service.image);
         out.extend(service_objects(&ns, &format!("{name}-RUN"), component, service, &image).unwrap());
         match &service.endpoint {
             EndpointSpec::Postgres { password, .. } | EndpointSpec::Redis { password } => {

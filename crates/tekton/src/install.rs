@@ -83,7 +83,7 @@ impl fmt::Display for Event {
 }
 
 /// The callback that hears about events.
-type EventFn = Box<dyn FnMut(&Event) + Send>;
+type EventFn = Box<dyn FnMut(&Event) + Send + Sync>;
 
 /// Installs a verified release into a cluster and waits until Tekton is usable.
 pub struct Installer {
@@ -119,7 +119,7 @@ impl Installer {
     }
 
     /// Calls `f` with every event (they are also logged through `tracing`).
-    pub fn on_event(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
+    pub fn on_event(mut self, f: impl FnMut(&Event) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Box::new(f));
         self
     }

@@ -42,6 +42,19 @@ impl Plan {
         Plan { steps: apply_order(objects) }
     }
 
+    /// The plan of manifests that are not a pinned release: the controller under test's own
+    /// files, read from the workspace, ordered by the same rules.
+    pub fn unpinned(objects: &[DynamicObject]) -> Plan {
+        Plan::new(objects)
+    }
+
+    /// Splits the plan after its API part (namespaces, CRDs and the wait for them to be
+    /// Established): what dependents need before the rest (Deployments, webhooks) is ready.
+    pub fn split_api(&self) -> (Plan, Plan) {
+        let cut = self.steps.iter().rposition(|s| matches!(s, Step::WaitEstablished(_))).map_or(0, |i| i + 1);
+        (Plan { steps: self.steps[..cut].to_vec() }, Plan { steps: self.steps[cut..].to_vec() })
+    }
+
     /// The steps in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps

@@ -142,3 +142,44 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// A probe that checks `second` only once `first` has been ready, e.g. a Deployment rolled
+/// out, then PostgreSQL answering through a port-forward to it. Failing fast on either.
+pub struct Then<A, B> {
+    first: A,
+    second: B,
+    first_ready: bool,
+}
+
+/// `first`, then `second`: see [`Then`].
+pub fn then<A: Probe, B: Probe>(first: A, second: B) -> Then<A, B> {
+    Then { first, second, first_ready: false }
+}
+
+impl<A: Probe, B: Probe> Probe for Then<A, B> {
+    fn name(&self) -> String {
+        format!("{} (after {})", self.second.name(), self.first.name())
+    }
+
+    fn check(&mut self) -> BoxFuture<'_, Status> {
+        Box::pin(async move {
+            if !self.first_ready {
+                match self.first.check().await {
+                    Status::Ready => self.first_ready = true,
+                    other => return other,
+                }
+            }
+            self.second.check().await
+        })
+    }
+
+    fn diagnose(&mut self) -> BoxFuture<'_, Vec<Detail>> {
+        Box::pin(async move {
+            let mut details = self.first.diagnose().await;
+            if self.first_ready {
+                details.extend(self.second.diagnose().await);
+            }
+            details
+        })
+    }
+}

@@ -3,13 +3,16 @@
 //! to wait on, and removes what it created. Adding a backend is one new file here plus one line
 //! in [`for_name`].
 
+mod forward;
+pub mod kube;
 pub mod local;
 pub mod podman;
 
 use std::sync::Arc;
 
 use crate::error::InfraError;
-use crate::model::{Addr, Endpoint, EndpointKind, EndpointSpec, Placement, Service};
+use crate::model::{Addr, Endpoint, EndpointKind, EndpointSpec, Image, Manifests, Placement, Service};
+use crate::plan::Step;
 use crate::run::Run;
 use crate::runner::{BoxFuture, Progress, StepFailure};
 use crate::state::Resource;
@@ -37,6 +40,86 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A step that must run before any service starts (podman: the run's network).
     fn setup(&self) -> Option<String> {
+        None
+    }
+
+    /// What the setup step runs, as values (argv, objects), for plans.
+    fn setup_actions(&self, _run: &Run) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Whether it runs Kubernetes manifests (Tekton, a controller); other backends skip them.
+    fn kubernetes(&self) -> bool {
+        false
+    }
+
+    /// How a job reaches a service's endpoint, for plans (kind: through a port-forward).
+    fn job_route(&self, _component: &str) -> String {
+        String::new()
+    }
+
+    /// A step preparing the image of a manifests workload (the controller): its description.
+    fn prepare_image(&self, _component: &str, _image: &Image) -> Option<String> {
+        None
+    }
+
+    /// Carries out [`Backend::prepare_image`]'s step.
+    fn run_prepare_image(
+        self: Arc<Self>,
+        _run: Arc<Run>,
+        component: String,
+        _image: Image,
+        _progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            Err(StepFailure::new(format!("the {} backend builds no image for {component}", self.name())))
+        })
+    }
+
+    /// A step putting a built image where the workloads find it (kind: loaded into the node).
+    fn load(&self, _component: &str, _image: &Image) -> Option<String> {
+        None
+    }
+
+    /// Carries out the load step of `component`'s built image.
+    fn run_load(
+        self: Arc<Self>,
+        _run: Arc<Run>,
+        component: String,
+        _progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            Err(StepFailure::new(format!("the {} backend loads no image for {component}", self.name())))
+        })
+    }
+
+    /// What applying a manifests workload does, for plans: the API step's and the ready step's lines.
+    fn render_manifests(
+        &self,
+        _run: &Run,
+        _component: &str,
+        _manifests: &Manifests,
+    ) -> (Vec<String>, Vec<String>) {
+        (Vec::new(), Vec::new())
+    }
+
+    /// Applies a manifests workload: its API (namespaces, CRDs Established) when `api`, else the
+    /// rest until ready.
+    fn apply(
+        self: Arc<Self>,
+        _run: Arc<Run>,
+        component: String,
+        _api: bool,
+        _progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            Err(StepFailure::new(format!("the {} backend applies no manifests ({component})", self.name())))
+        })
+    }
+
+    /// How long a step is expected to take on this backend, from published timings (for the
+    /// expected critical path of a dry run); `None` when unknown.
+    fn estimate(&self, _step: &Step) -> Option<std::time::Duration> {
         None
     }
 
@@ -84,23 +167,31 @@ pub trait Backend: Send + Sync + 'static {
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     match resource {
         Resource::Process { .. } => local::remove(resource),
+        Resource::Cluster { .. } | Resource::Namespace { .. } => kube::remove(resource),
         Resource::Container { .. } | Resource::Network { .. } | Resource::Secret { .. } => {
             podman::remove(resource)
         }
     }
 }
 
-/// The backend called `name`, or what exists.
+/// The backend called `name` with its default options, or what exists.
 pub fn for_name(name: &str) -> Result<Arc<dyn Backend>, InfraError> {
+    with_options(name, &kube::KubeOptions::default())
+}
+
+/// The backend called `name`; the Kubernetes ones take `kube`'s options.
+pub fn with_options(name: &str, kube: &kube::KubeOptions) -> Result<Arc<dyn Backend>, InfraError> {
     match name {
         "local" => Ok(Arc::new(local::Local::new())),
         "podman" => Ok(Arc::new(podman::Podman::from_env())),
+        "kind" => Ok(Arc::new(kube::Kube::kind(kube.clone())?)),
+        "cluster" => Ok(Arc::new(kube::Kube::cluster(kube.clone())?)),
         other => Err(InfraError::Invalid(format!("no backend `{other}` (backends: {})", NAMES.join(", ")))),
     }
 }
 
 /// Every backend's name.
-pub const NAMES: [&str; 2] = ["local", "podman"];
+pub const NAMES: [&str; 4] = ["local", "podman", "kind", "cluster"];
 
 /// The endpoint a service's spec publishes at these addresses.
 pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr) -> Endpoint {

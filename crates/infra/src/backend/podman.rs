@@ -3,7 +3,7 @@
 //! engine's secret store, readiness probed from this machine.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use container::{ContainerSpec, Engine, Kind, Mount, SecretMount};
@@ -89,6 +89,7 @@ fn image_ref(run: &Run, component: &str, service: &Service) -> String {
         (_, Some(Artifact::Image(r))) => r,
         (Image::Pull(r), _) => r.clone(),
         (Image::Cargo { package, .. }, _) => format!("localhost/xtask/{package}:<hash of its inputs>"),
+        (Image::Build { repository, .. }, _) => format!("{repository}:<hash of its inputs>"),
     }
 }
 
@@ -165,14 +166,7 @@ impl Backend for Podman {
     }
 
     fn prepare(&self, _component: &str, service: &Service) -> Option<String> {
-        Some(match &service.image {
-            Image::Pull(r) => format!("image {r}: present, or pulled"),
-            Image::Cargo { package, containerfile } => format!(
-                "cargo build --package {package}, then {} build -f {} (tagged by a hash of its inputs; skipped when present)",
-                self.engine.program(),
-                containerfile.display()
-            ),
-        })
+        Some(crate::images::describe(&self.engine, &service.image))
     }
 
     fn run_prepare(
@@ -183,52 +177,45 @@ impl Backend for Podman {
         progress: Progress,
     ) -> BoxFuture<Result<String, StepFailure>> {
         Box::pin(async move {
-            match service.image.clone() {
-                Image::Pull(reference) => {
-                    let engine = self.engine.clone();
-                    let r = reference.clone();
-                    let p = progress.clone();
-                    let c = component.clone();
-                    let summary = self
-                        .blocking
-                        .run("checking the image", move || {
-                            if engine.image_exists(&r).map_err(failure)? {
-                                return Ok(format!("{r} (present)"));
-                            }
-                            p.say(format!("pulling {r}"));
-                            engine.pull(&r).map_err(|e| {
-                                failure(format!(
-                                    "{e}\nhint: name an image this machine has with `images: {{{c}: REF}}` in the suite file, `--image {c}=REF` or {}",
-                                    crate::session::image_env(&c)
-                                ))
-                            })?;
-                            Ok(format!("{r} (pulled)"))
-                        })
-                        .await?;
-                    run.set_artifact(&component, Artifact::Image(reference));
-                    Ok(summary)
-                }
-                Image::Cargo { package, containerfile } => {
-                    progress.say(format!("cargo build --package {package}"));
-                    let log = run.dir().join(format!("build-{component}.log"));
-                    let binary = crate::build::cargo_build_bin(&run.root, &package, &log).await?;
-                    let containerfile = run.root.join(containerfile);
-                    let (engine, dir) = (self.engine.clone(), run.dir().join(format!("image-{component}")));
-                    let p = progress.clone();
-                    let (tag, built) = self
-                        .blocking
-                        .run("building the image", move || {
-                            build_image(&engine, &package, &binary, &containerfile, &dir, &p)
-                        })
-                        .await?;
-                    run.set_artifact(&component, Artifact::Image(tag.clone()));
-                    Ok(if built {
-                        format!("{tag} (built)")
-                    } else {
-                        format!("{tag} (unchanged, not rebuilt)")
-                    })
-                }
-            }
+            let Image::Pull(reference) = service.image.clone() else {
+                let (tag, built) = crate::images::build(
+                    &self.engine,
+                    &self.blocking,
+                    &run,
+                    &component,
+                    &service.image,
+                    &progress,
+                )
+                .await?;
+                run.set_artifact(&component, Artifact::Image(tag.clone()));
+                return Ok(if built {
+                    format!("{tag} (built)")
+                } else {
+                    format!("{tag} (unchanged, not rebuilt)")
+                });
+            };
+            let engine = self.engine.clone();
+            let r = reference.clone();
+            let p = progress.clone();
+            let c = component.clone();
+            let summary = self
+                .blocking
+                .run("checking the image", move || {
+                    if engine.image_exists(&r).map_err(failure)? {
+                        return Ok(format!("{r} (present)"));
+                    }
+                    p.say(format!("pulling {r}"));
+                    engine.pull(&r).map_err(|e| {
+                        failure(format!(
+                            "{e}\nhint: name an image this machine has with `images: {{{c}: REF}}` in the suite file, `--image {c}=REF` or {}",
+                            crate::session::image_env(&c)
+                        ))
+                    })?;
+                    Ok(format!("{r} (pulled)"))
+                })
+                .await?;
+            run.set_artifact(&component, Artifact::Image(reference));
+            Ok(summary)
         })
     }
 
@@ -369,52 +356,6 @@ fn write_config(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
-/// Puts a workspace binary and the shared libraries it links into a build context, tags the
-/// image by a hash of the Containerfile and every file, and builds it unless the engine has that
-/// tag already. Returns the tag and whether it was built.
-fn build_image(
-    engine: &Engine,
-    package: &str,
-    binary: &Path,
-    containerfile: &Path,
-    dir: &Path,
-    progress: &Progress,
-) -> Result<(String, bool), StepFailure> {
-    let mut files: Vec<(PathBuf, PathBuf)> =
-        vec![(binary.to_path_buf(), PathBuf::from("usr/local/bin").join(package))];
-    for lib in crate::build::shared_libraries(binary).map_err(failure)? {
-        let inside = lib.strip_prefix("/").unwrap_or(&lib).to_path_buf();
-        files.push((lib, inside));
-    }
-    let mut hash = Sha256::new();
-    let recipe = std::fs::read(containerfile)
-        .map_err(|e| failure(format!("reading {}: {e}", containerfile.display())))?;
-    hash.update(&recipe);
-    for (from, to) in &files {
-        hash.update(to.as_os_str().as_encoded_bytes());
-        hash.update(std::fs::read(from).map_err(|e| failure(format!("reading {}: {e}", from.display())))?);
-    }
-    let digest = format!("{:x}", hash.finalize());
-    let tag = format!("localhost/xtask/{package}:{}", &digest[..16]);
-    if engine.image_exists(&tag).map_err(failure)? {
-        return Ok((tag, false));
-    }
-    progress.say(format!("building {tag}"));
-    let rootfs = dir.join("rootfs");
-    for (from, to) in &files {
-        let dest = rootfs.join(to);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| failure(format!("creating {}: {e}", parent.display())))?;
-        }
-        std::fs::copy(from, &dest).map_err(|e| failure(format!("copying {}: {e}", from.display())))?;
-    }
-    let log = dir.join("build.log");
-    let result = engine.build(&tag, containerfile, dir, &log).map_err(failure);
-    let _ = std::fs::remove_dir_all(&rootfs);
-    result.map(|()| (tag, true))
-}
-
 /// Removes a container, network or secret the podman backend created.
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     let engine = Engine::from_env();
@@ -427,7 +368,7 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
             Err(e) if e.stderr().contains("invalid secret name") => Ok(()),
             r => r.map(drop).map_err(err),
         },
-        Resource::Process { .. } => {
+        Resource::Process { .. } | Resource::Cluster { .. } | Resource::Namespace { .. } => {
             Err(InfraError::Invalid(format!("the podman backend did not create {resource}")))
         }
     }

@@ -2,19 +2,23 @@
 //!
 //! Adding a component is one new file here plus one line in [`Registry::builtin`].
 
+mod controller;
 mod datastorage;
 mod migrations;
 mod postgres;
 mod redis;
+mod tekton;
 
 use std::sync::Arc;
 
 use crate::model::Component;
 
+pub use controller::Controller;
 pub use datastorage::DataStorage;
 pub use migrations::Migrations;
 pub use postgres::Postgres;
 pub use redis::Redis;
+pub use tekton::Tekton;
 
 /// The components a suite may name.
 #[derive(Clone)]
@@ -31,6 +35,8 @@ impl Registry {
                 Arc::new(Redis),
                 Arc::new(Migrations),
                 Arc::new(DataStorage),
+                Arc::new(Tekton),
+                Arc::new(Controller),
             ],
         }
     }

@@ -1,0 +1,866 @@
+//! The Kubernetes backends: `kind` (a kind cluster xtask creates, or reuses with `--reuse`) and
+//! `cluster` (an existing cluster from a kubeconfig). Both put a run in a namespace of its own,
+//! apply each service as typed objects ([`crate::kubernetes`]) with server-side apply, wait for
+//! the Deployment with fail-fast pod rules, then for the service's own probe through a kube-rs
+//! port-forward on a free loopback port, which is also how migrations and tests reach it.
+//! Built images are loaded into the kind node (unless it has them) or pushed to `--registry`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use container::Engine;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::DynamicObject;
+use kube::{Client, Config};
+use tokio::sync::OnceCell;
+
+use super::forward::{self, Forward};
+use super::{Backend, Blocking, Started, endpoint, probe_for};
+use crate::error::InfraError;
+use crate::kubernetes::{FIELD_MANAGER, Object, namespace, service_objects};
+use crate::model::{Addr, Image, Manifests, Placement, Service, Workload};
+use crate::plan::{Step, StepKind};
+use crate::run::{Artifact, Run};
+use crate::runner::{BoxFuture, Progress, StepFailure};
+use crate::state::Resource;
+
+/// What the Kubernetes backends are told on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct KubeOptions {
+    /// The kubeconfig of an existing cluster (`cluster` backend; default: `$KUBECONFIG`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The context in it (default: its current context).
+    pub context: Option<String>,
+    /// Where built images are pushed for an existing cluster, e.g. `registry.example.com/team`.
+    pub registry: Option<String>,
+    /// Use a kind cluster of the same name if one exists, and keep it afterwards.
+    pub reuse: bool,
+    /// A local copy of the pinned Tekton release (offline machines); default: the cache.
+    pub tekton_release: Option<PathBuf>,
+}
+
+enum Target {
+    Kind(kind::Kind),
+    Cluster,
+}
+
+/// The kind and cluster backends.
+pub struct Kube {
+    target: Target,
+    options: KubeOptions,
+    engine: Engine,
+    blocking: Blocking,
+    client: OnceCell<Client>,
+    tekton: OnceCell<tekton::Release>,
+    forwards: Mutex<Vec<Forward>>,
+}
+
+fn failure(e: impl std::fmt::Display) -> StepFailure {
+    StepFailure::new(e.to_string())
+}
+
+/// The kind cluster of a suite: one per suite, so `--reuse` finds it again.
+pub fn cluster_name(suite: &str) -> String {
+    format!("xtask-{suite}")
+}
+
+/// The run's namespace: a DNS label (63 characters at most).
+pub fn namespace_name(run_id: &str) -> String {
+    let name: String = format!("xtask-{run_id}")
+        .to_lowercase()
+        .chars()
+        // `<run>` stays readable in printed plans; real run ids have no brackets.
+        .map(|c| if c.is_ascii_alphanumeric() || c == '<' || c == '>' { c } else { '-' })
+        .take(63)
+        .collect();
+    name.trim_end_matches('-').to_string()
+}
+
+/// The kind config of a suite: `manifests/kind/<suite>.yaml`.
+pub fn kind_config(root: &Path, suite: &str) -> PathBuf {
+    root.join("manifests").join("kind").join(format!("{suite}.yaml"))
+}
+
+/// Where downloads (the Tekton release) are kept between runs.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("xtask")
+}
+
+impl Kube {
+    /// The kind backend.
+    pub fn kind(options: KubeOptions) -> Result<Self, InfraError> {
+        let kind = kind::Kind::from_env().map_err(|e| InfraError::Invalid(e.to_string()))?;
+        Ok(Self::new(Target::Kind(kind), options))
+    }
+
+    /// The backend for an existing cluster.
+    pub fn cluster(options: KubeOptions) -> Result<Self, InfraError> {
+        Ok(Self::new(Target::Cluster, options))
+    }
+
+    fn new(target: Target, options: KubeOptions) -> Self {
+        Self {
+            target,
+            options,
+            engine: Engine::from_env(),
+            blocking: Blocking::new(),
+            client: OnceCell::new(),
+            tekton: OnceCell::new(),
+            forwards: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn client(&self) -> Result<Client, StepFailure> {
+        self.client
+            .get()
+            .cloned()
+            .ok_or_else(|| StepFailure::new("no cluster client: the setup step did not run"))
+    }
+
+    /// The kubeconfig of the `cluster` backend.
+    fn user_kubeconfig(&self) -> Option<PathBuf> {
+        self.options
+            .kubeconfig
+            .clone()
+            .or_else(|| std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config")))
+    }
+
+    fn create_spec(&self, run: &Run) -> kind::CreateCluster {
+        let mut spec =
+            kind::CreateCluster::new(cluster_name(&run.suite.name), kind_config(&run.root, &run.suite.name));
+        // kind waits for nothing: xtask's own probes wait for what each step needs.
+        spec.kubeconfig = Some(run.dir().join("kubeconfig"));
+        spec
+    }
+
+    /// The image a service's pods run: what a load step produced, else the reference.
+    fn image_ref(run: &Run, component: &str, image: &Image) -> String {
+        match run.artifact(component) {
+            Some(Artifact::Image(r)) => r,
+            _ => planned_image(image),
+        }
+    }
+
+    async fn connect(&self, kubeconfig: &Path, context: Option<&str>) -> Result<Client, StepFailure> {
+        client_for(kubeconfig, context).await.map_err(failure)
+    }
+
+    async fn release(&self, progress: &Progress) -> Result<tekton::Release, StepFailure> {
+        let explicit = self.options.tekton_release.clone();
+        self.tekton
+            .get_or_try_init(|| async {
+                let blocking = self.blocking.clone();
+                let p = progress.clone();
+                blocking.run("loading the Tekton release", move || load_tekton(explicit, &p)).await
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// The reference an image will have before it is built: `HASH` stands for the hash of its inputs.
+pub fn planned_image(image: &Image) -> String {
+    match image {
+        Image::Pull(r) => r.clone(),
+        Image::Cargo { package, .. } => format!("localhost/xtask/{package}:HASH"),
+        Image::Build { repository, .. } => format!("{repository}:HASH"),
+    }
+}
+
+/// A client for `context` (or the current one) of `kubeconfig`.
+pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<Client, InfraError> {
+    let bad = |e: &dyn std::fmt::Display| InfraError::Invalid(format!("{}: {e}", kubeconfig.display()));
+    let file = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| bad(&e))?;
+    let options =
+        kube::config::KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let config = Config::from_custom_kubeconfig(file, &options).await.map_err(|e| bad(&e))?;
+    Client::try_from(config).map_err(|e| bad(&e))
+}
+
+/// The pinned Tekton release if it is on this machine (`explicit`, else the cache), verified;
+/// `None` when it would have to be downloaded.
+pub fn local_tekton(explicit: Option<&Path>) -> Option<Result<tekton::Release, InfraError>> {
+    let source = match explicit {
+        Some(path) => tekton::Source::File(path.to_path_buf()),
+        None => tekton::Source::Cache(cache_dir()),
+    };
+    let pin = match tekton::Pin::pinned() {
+        Ok(pin) => pin,
+        Err(e) => return Some(Err(InfraError::Invalid(e.to_string()))),
+    };
+    if explicit.is_none() && !source.path(&pin).exists() {
+        return None;
+    }
+    Some(tekton::Release::load_pinned(&pin, &source).map_err(|e| InfraError::Invalid(e.to_string())))
+}
+
+/// The pinned Tekton release: a local copy, else the cache, else downloaded into the cache
+/// once; always verified against the pin before anything is parsed.
+fn load_tekton(explicit: Option<PathBuf>, progress: &Progress) -> Result<tekton::Release, StepFailure> {
+    if let Some(path) = explicit {
+        return tekton::Release::load(&tekton::Source::File(path)).map_err(failure);
+    }
+    let pin = tekton::Pin::pinned().map_err(failure)?;
+    let source = tekton::Source::Cache(cache_dir());
+    let path = source.path(&pin);
+    if !path.exists() {
+        progress.say(format!("downloading Tekton {} once into {}", pin.version, path.display()));
+        let dir = path.parent().expect("a cache path has a parent");
+        std::fs::create_dir_all(dir).map_err(|e| failure(format!("creating {}: {e}", dir.display())))?;
+        let partial = dir.join("release.yaml.partial");
+        let sh = xshell::Shell::new().map_err(failure)?;
+        let url = &pin.url;
+        xshell::cmd!(sh, "curl --fail --location --silent --show-error --output {partial} {url}")
+            .quiet()
+            .run()
+            .map_err(|e| {
+                failure(format!(
+                    "downloading {url}: {e}\nhint: on an offline machine, copy the release file here and pass --tekton-release FILE"
+                ))
+            })?;
+        // Verified before it takes the cache's name: a bad download is never "cached".
+        tekton::Release::load_pinned(&pin, &tekton::Source::File(partial.clone())).map_err(failure)?;
+        std::fs::rename(&partial, &path).map_err(|e| failure(format!("keeping {}: {e}", path.display())))?;
+    }
+    tekton::Release::load_pinned(&pin, &source).map_err(failure)
+}
+
+/// Server-side applies one of the run's typed objects with field manager `xtask`.
+pub async fn apply_object(client: &Client, object: &Object) -> Result<(), kube::Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    async fn put<K>(api: Api<K>, name: &str, params: &PatchParams, object: &K) -> Result<(), kube::Error>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        api.patch(name, params, &Patch::Apply(object)).await.map(drop)
+    }
+    let ns = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.clone().unwrap_or_default()
+    };
+    let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.name.clone().unwrap_or_default()
+    };
+    let c = client.clone();
+    match object {
+        Object::Namespace(o) => put(Api::all(c), &name(&o.metadata), &params, o).await,
+        Object::Secret(o) => put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, o).await,
+        Object::ConfigMap(o) => {
+            put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, o).await
+        }
+        Object::Deployment(o) => {
+            put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, &**o).await
+        }
+        Object::Service(o) => put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, o).await,
+    }
+}
+
+/// Kinds that live outside namespaces, among those a controller's manifests carry.
+const CLUSTER_SCOPED: [&str; 9] = [
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PriorityClass",
+    "StorageClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+];
+
+/// The controller's manifests as objects to apply: namespaced objects without a namespace go
+/// into the run's, and the controller's container runs `image`. An error names the file.
+pub fn controller_objects(
+    root: &Path,
+    spec: &crate::suite::ControllerSpec,
+    namespace: &str,
+    image: &str,
+) -> Result<Vec<DynamicObject>, InfraError> {
+    let mut objects = Vec::new();
+    for file in &spec.manifests {
+        let path = root.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| InfraError::Invalid(format!("controller.manifests: {}: {e}", path.display())))?;
+        let parsed = tekton::parse_manifest(&path, &text).map_err(|e| InfraError::Invalid(e.to_string()))?;
+        objects.extend(parsed);
+    }
+    let mut found = false;
+    for o in &mut objects {
+        let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
+        if !CLUSTER_SCOPED.contains(&kind.as_str()) && o.metadata.namespace.is_none() {
+            o.metadata.namespace = Some(namespace.to_string());
+        }
+        let labels = o.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into());
+        if kind == "Deployment" && o.metadata.name.as_deref() == Some(&spec.deployment) {
+            let containers =
+                o.data.pointer_mut("/spec/template/spec/containers").and_then(|c| c.as_array_mut());
+            let container = containers.and_then(|cs| {
+                cs.iter_mut().find(|c| c.get("name").and_then(|n| n.as_str()) == Some(&spec.container))
+            });
+            let Some(container) = container else {
+                return Err(InfraError::Invalid(format!(
+                    "controller.container: Deployment/{} has no container `{}`",
+                    spec.deployment, spec.container
+                )));
+            };
+            container["image"] = serde_json::Value::String(image.to_string());
+            container["imagePullPolicy"] = serde_json::Value::String("IfNotPresent".into());
+            found = true;
+        }
+    }
+    if !found {
+        return Err(InfraError::Invalid(format!(
+            "controller.deployment: no Deployment `{}` in {}",
+            spec.deployment,
+            spec.manifests.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(objects)
+}
+
+/// The namespace a controller's Deployment lands in.
+fn deployment_namespace(objects: &[DynamicObject], deployment: &str, default: &str) -> String {
+    objects
+        .iter()
+        .find(|o| {
+            o.types.as_ref().is_some_and(|t| t.kind == "Deployment")
+                && o.metadata.name.as_deref() == Some(deployment)
+        })
+        .and_then(|o| o.metadata.namespace.clone())
+        .unwrap_or_else(|| default.to_string())
+}
+
+impl Backend for Kube {
+    fn name(&self) -> &'static str {
+        match self.target {
+            Target::Kind(_) => "kind",
+            Target::Cluster => "cluster",
+        }
+    }
+
+    fn kubernetes(&self) -> bool {
+        true
+    }
+
+    fn placement(&self, _run: &Run, _component: &str) -> Placement {
+        Placement::Container
+    }
+
+    fn planned_addr(&self, component: &str, service: &Service) -> (Addr, Addr) {
+        (
+            Addr { host: "127.0.0.1".into(), port: service.port },
+            Addr { host: component.to_string(), port: service.port },
+        )
+    }
+
+    fn setup(&self) -> Option<String> {
+        Some(match &self.target {
+            Target::Kind(_) if self.options.reuse => {
+                "the suite's kind cluster (reused when it exists, else created), then the run's namespace"
+                    .into()
+            }
+            Target::Kind(_) => "a kind cluster for the suite, then the run's namespace".into(),
+            Target::Cluster => "the run's namespace on the existing cluster".into(),
+        })
+    }
+
+    fn setup_actions(&self, run: &Run) -> Vec<String> {
+        let ns = namespace_name(&run.id());
+        let mut lines = Vec::new();
+        match &self.target {
+            Target::Kind(kind) => {
+                let name = cluster_name(&run.suite.name);
+                lines.push(kind.get_clusters_cmd().to_string());
+                let create = kind.create_cluster_cmd(&self.create_spec(run)).to_string();
+                lines.push(if self.options.reuse {
+                    format!("{create}    (only when `{name}` is not listed)")
+                } else {
+                    format!("{create}    (refused when `{name}` exists: pass --reuse)")
+                });
+                lines.push(format!("kubeconfig: {} (0600)", run.dir().join("kubeconfig").display()));
+            }
+            Target::Cluster => lines.push(format!(
+                "kubeconfig: {}{}",
+                self.user_kubeconfig().map(|p| p.display().to_string()).unwrap_or_else(|| "<none>".into()),
+                self.options.context.as_deref().map(|c| format!(", context {c}")).unwrap_or_default()
+            )),
+        }
+        lines.push(format!("server-side apply (field manager {FIELD_MANAGER}): Namespace/{ns}"));
+        lines
+    }
+
+    fn run_setup(self: Arc<Self>, run: Arc<Run>) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            let (kubeconfig, context, mut summary) = match &self.target {
+                Target::Kind(kind) => {
+                    let spec = self.create_spec(&run);
+                    let name = spec.name.clone();
+                    let (k, s, reuse) = (kind.clone(), spec.clone(), self.options.reuse);
+                    let provider = kind.provider().as_str().to_string();
+                    let exists = self
+                        .blocking
+                        .run("listing kind clusters", move || k.get_clusters().map_err(failure))
+                        .await?
+                        .contains(&name);
+                    let summary = match (exists, reuse) {
+                        (true, false) => {
+                            return Err(StepFailure::new(format!(
+                                "kind cluster `{name}` exists already (an earlier run with --keep or --reuse?); \
+                                 pass --reuse to use it, or remove it: kind delete cluster --name {name}"
+                            )));
+                        }
+                        (true, true) => {
+                            let (k, n, path) = (kind.clone(), name.clone(), run.dir().join("kubeconfig"));
+                            self.blocking
+                                .run("reading the kubeconfig", move || {
+                                    let config = k.get_kubeconfig(&n).map_err(failure)?;
+                                    procs::write_file(&path, config.as_str().as_bytes(), 0o600)
+                                        .map_err(failure)
+                                })
+                                .await?;
+                            format!("kind cluster {name} (reused)")
+                        }
+                        (false, _) => {
+                            // Recorded first: a create that fails half-way still leaves a node to remove.
+                            // A reused (kept) cluster outlives the run, so only one created here is.
+                            if !reuse {
+                                run.created(Resource::Cluster { name: name.clone(), provider })?;
+                            }
+                            let k = kind.clone();
+                            self.blocking
+                                .run("creating the kind cluster", move || {
+                                    k.create_cluster(&s).map_err(failure)
+                                })
+                                .await?;
+                            format!("kind cluster {name} (created)")
+                        }
+                    };
+                    (run.dir().join("kubeconfig"), None, summary)
+                }
+                Target::Cluster => {
+                    let path = self.user_kubeconfig().ok_or_else(|| {
+                        StepFailure::new("no kubeconfig: pass --kubeconfig PATH or set KUBECONFIG")
+                    })?;
+                    (path.clone(), self.options.context.clone(), format!("cluster from {}", path.display()))
+                }
+            };
+            let client = self.connect(&kubeconfig, context.as_deref()).await?;
+            let _ = self.client.set(client.clone());
+            let ns = namespace_name(&run.id());
+            run.created(Resource::Namespace { name: ns.clone(), kubeconfig: kubeconfig.clone(), context })?;
+            apply_object(&client, &namespace(&ns, &run.id()))
+                .await
+                .map_err(|e| failure(format!("creating namespace {ns}: {e}")))?;
+            run.update(|s| {
+                s.env.insert("KUBECONFIG".into(), kubeconfig.display().to_string());
+                s.env.insert("XTASK_NAMESPACE".into(), ns.clone());
+            })?;
+            summary.push_str(&format!(", namespace {ns}"));
+            Ok(summary)
+        })
+    }
+
+    fn job_route(&self, component: &str) -> String {
+        format!(", through a port-forward to Service/{component}")
+    }
+
+    fn prepare(&self, component: &str, service: &Service) -> Option<String> {
+        self.prepare_image(component, &service.image)
+    }
+
+    fn prepare_image(&self, _component: &str, image: &Image) -> Option<String> {
+        match image {
+            // The node pulls it; an image that cannot be pulled fails the start at once.
+            Image::Pull(_) => None,
+            built => Some(crate::images::describe(&self.engine, built)),
+        }
+    }
+
+    fn run_prepare(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        service: Service,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        self.run_prepare_image(run, component, service.image, progress)
+    }
+
+    fn run_prepare_image(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        image: Image,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            let (tag, built) =
+                crate::images::build(&self.engine, &self.blocking, &run, &component, &image, &progress)
+                    .await?;
+            run.set_artifact(&component, Artifact::Image(tag.clone()));
+            Ok(if built { format!("{tag} (built)") } else { format!("{tag} (unchanged, not rebuilt)") })
+        })
+    }
+
+    fn load(&self, _component: &str, image: &Image) -> Option<String> {
+        if matches!(image, Image::Pull(_)) {
+            return None;
+        }
+        Some(match (&self.target, &self.options.registry) {
+            (Target::Kind(_), _) => {
+                "kind load image-archive into the node, unless the node has the tag (crictl images)".into()
+            }
+            (Target::Cluster, Some(registry)) => format!("{} push to {registry}", self.engine.program()),
+            (Target::Cluster, None) => {
+                "push to a registry: none given, pass --registry (this step fails without)".into()
+            }
+        })
+    }
+
+    fn run_load(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            let Some(Artifact::Image(tag)) = run.artifact(&component) else {
+                return Err(StepFailure::new(format!("{component}: no image was built to load")));
+            };
+            match &self.target {
+                Target::Kind(kind) => {
+                    let cluster = cluster_name(&run.suite.name);
+                    let (k, c, t, engine) = (kind.clone(), cluster.clone(), tag.clone(), self.engine.clone());
+                    let archive = run.dir().join(format!("image-{component}.tar"));
+                    let p = progress.clone();
+                    self.blocking
+                        .run("loading the image", move || {
+                            let on_node = k.node_images(&c).map_err(failure)?;
+                            if kind::has_image(&on_node, &t) {
+                                return Ok(format!("{t} (already on the node, not reloaded)"));
+                            }
+                            p.say(format!("saving {t} and loading it into {c}"));
+                            engine.save(&t, &archive).map_err(failure)?;
+                            let loaded = k.load_image_archive(&archive, &c).map_err(failure);
+                            let _ = std::fs::remove_file(&archive);
+                            loaded.map(|()| format!("{t} (loaded into {c})"))
+                        })
+                        .await
+                }
+                Target::Cluster => {
+                    let Some(registry) = self.options.registry.clone() else {
+                        return Err(StepFailure::new(format!(
+                            "{component}: the built image {tag} cannot reach the cluster; pass --registry HOST[/PATH] \
+                             (it is pushed there), or --image {component}=REF (an image the cluster can pull)"
+                        )));
+                    };
+                    let name = tag.rsplit('/').next().unwrap_or(&tag).to_string();
+                    let target = format!("{}/{name}", registry.trim_end_matches('/'));
+                    let (engine, t, to) = (self.engine.clone(), tag.clone(), target.clone());
+                    self.blocking
+                        .run("pushing the image", move || {
+                            engine.tag(&t, &to).map_err(failure)?;
+                            engine.push(&to).map_err(failure)
+                        })
+                        .await?;
+                    run.set_artifact(&component, Artifact::Image(target.clone()));
+                    Ok(format!("{target} (pushed)"))
+                }
+            }
+        })
+    }
+
+    fn render(&self, run: &Run, component: &str, service: &Service) -> Vec<String> {
+        let ns = namespace_name(&run.id());
+        let image = Self::image_ref(run, component, &service.image);
+        let mut lines = match service_objects(&ns, &run.id(), component, service, &image) {
+            Ok(objects) => vec![format!(
+                "server-side apply (field manager {FIELD_MANAGER}): {}",
+                objects.iter().map(Object::id).collect::<Vec<_>>().join(", ")
+            )],
+            Err(e) => vec![format!("cannot render: {e}")],
+        };
+        lines.push(format!("image {image}"));
+        lines.push(format!(
+            "ready: Deployment/{component} available (fails at once on ImagePullBackOff, ErrImageNeverPull, \
+             CrashLoopBackOff, CreateContainerConfigError), then {} through a port-forward 127.0.0.1:<free port> -> pod port {}",
+            describe_probe(&service.endpoint),
+            service.port
+        ));
+        lines
+    }
+
+    fn start(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        progress: Progress,
+    ) -> BoxFuture<Result<Started, StepFailure>> {
+        Box::pin(async move {
+            let client = self.client()?;
+            let endpoints = run.endpoints();
+            let workload =
+                run.workload(&component, Placement::Container, &endpoints, None).map_err(failure)?;
+            let Workload::Service(service) = workload else {
+                return Err(StepFailure::new(format!("{component} is not a service")));
+            };
+            let ns = namespace_name(&run.id());
+            let image = Self::image_ref(&run, &component, &service.image);
+            let objects = service_objects(&ns, &run.id(), &component, &service, &image).map_err(failure)?;
+            for o in &objects {
+                progress.say(format!("applying {}", o.id()));
+                apply_object(&client, o).await.map_err(|e| failure(format!("applying {}: {e}", o.id())))?;
+            }
+            let selector =
+                format!("app.kubernetes.io/name={component},{}={}", crate::kubernetes::RUN_LABEL, run.id());
+            let connect = forward::to_pods(client.clone(), ns.clone(), selector, service.port);
+            let fwd = Forward::start(connect).await.map_err(|e| failure(format!("port-forward: {e}")))?;
+            let port = fwd.port();
+            self.forwards.lock().expect("forwards lock").push(fwd);
+            let ep = endpoint(
+                &service.endpoint,
+                Addr { host: "127.0.0.1".into(), port },
+                Addr { host: component.clone(), port: service.port },
+            );
+            let ready = probe_for(&service.endpoint, &ep)?;
+            let rollout = wait::kube::KubeProbe::deployment(client, &ns, &component);
+            Ok(Started {
+                endpoint: ep,
+                probe: Box::new(wait::then(rollout, ready)),
+                summary: format!("Deployment/{component} in {ns} ({image}), forwarded to 127.0.0.1:{port}"),
+            })
+        })
+    }
+
+    fn render_manifests(
+        &self,
+        run: &Run,
+        component: &str,
+        manifests: &Manifests,
+    ) -> (Vec<String>, Vec<String>) {
+        let ns = namespace_name(&run.id());
+        match manifests {
+            Manifests::Tekton => {
+                let source = match &self.options.tekton_release {
+                    Some(path) => format!("{} (--tekton-release)", path.display()),
+                    None => match tekton::Pin::pinned() {
+                        Ok(pin) => format!(
+                            "{} (downloaded once from {} when missing)",
+                            tekton::Source::Cache(cache_dir()).path(&pin).display(),
+                            pin.url
+                        ),
+                        Err(e) => format!("<no pin: {e}>"),
+                    },
+                };
+                let pin = tekton::Pin::pinned()
+                    .map(|p| format!("{} sha256:{}", p.version, p.sha256))
+                    .unwrap_or_default();
+                (
+                    vec![
+                        format!("Tekton Pipelines {pin}, verified before parsing, from {source}"),
+                        "server-side apply: Namespace/tekton-pipelines*, the CRDs; wait: every CRD Established".into(),
+                    ],
+                    vec![
+                        "server-side apply: RBAC, ConfigMaps, Deployments, Services, then the webhook configurations".into(),
+                        format!(
+                            "ready: Deployments {} and {} available AND a server-side dry-run create of Task/{} in {ns} admitted by the webhook",
+                            tekton::CONTROLLER,
+                            tekton::WEBHOOK,
+                            tekton::PROBE_TASK
+                        ),
+                    ],
+                )
+            }
+            Manifests::Controller(spec) => {
+                let image = Self::image_ref(run, component, &spec.image);
+                match controller_objects(&run.root, spec, &ns, &image) {
+                    Ok(objects) => {
+                        let (api, rest) = tekton::Plan::unpinned(&objects).split_api();
+                        let deployment_ns = deployment_namespace(&objects, &spec.deployment, &ns);
+                        let mut rest_lines: Vec<String> =
+                            rest.lines().into_iter().map(|l| format!("server-side apply: {l}")).collect();
+                        rest_lines.push(format!(
+                            "ready: Deployment/{deployment_ns}/{} available, container {} running {image}",
+                            spec.deployment, spec.container
+                        ));
+                        (
+                            api.lines().into_iter().map(|l| format!("server-side apply: {l}")).collect(),
+                            rest_lines,
+                        )
+                    }
+                    Err(e) => (vec![format!("cannot render: {e}")], vec![]),
+                }
+            }
+        }
+    }
+
+    fn apply(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        component: String,
+        api: bool,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            let client = self.client()?;
+            let ns = namespace_name(&run.id());
+            let endpoints = run.endpoints();
+            let workload =
+                run.workload(&component, Placement::Container, &endpoints, None).map_err(failure)?;
+            let Workload::Manifests(manifests) = workload else {
+                return Err(StepFailure::new(format!("{component} has no manifests")));
+            };
+            let p = progress.clone();
+            let mut installer = tekton::Installer::new(client.clone())
+                .probe_namespace(&ns)
+                .on_event(move |e| p.say(e.to_string()));
+            match manifests {
+                Manifests::Tekton => {
+                    let release = self.release(&progress).await?;
+                    let (api_plan, rest) = release.plan().split_api();
+                    if api {
+                        installer.apply(&api_plan).await.map_err(failure)?;
+                        return Ok(format!("Tekton {} CRDs Established", release.pin().version));
+                    }
+                    installer.apply(&rest).await.map_err(failure)?;
+                    installer.wait_ready().await.map_err(failure)?;
+                    Ok(format!("Tekton {} ready, admission webhook answering", release.pin().version))
+                }
+                Manifests::Controller(spec) => {
+                    let image = Self::image_ref(&run, &component, &spec.image);
+                    let objects = controller_objects(&run.root, &spec, &ns, &image).map_err(failure)?;
+                    let (api_plan, rest) = tekton::Plan::unpinned(&objects).split_api();
+                    if api {
+                        installer.apply(&api_plan).await.map_err(failure)?;
+                        return Ok(format!("{} objects applied", api_plan.steps().len()));
+                    }
+                    installer.apply(&rest).await.map_err(failure)?;
+                    let deployment_ns = deployment_namespace(&objects, &spec.deployment, &ns);
+                    let mut probe =
+                        wait::kube::KubeProbe::deployment(client, &deployment_ns, &spec.deployment);
+                    crate::exec::wait_ready(&mut probe, run.suite.ready_timeout, &progress).await?;
+                    Ok(format!("Deployment/{deployment_ns}/{} available ({image})", spec.deployment))
+                }
+            }
+        })
+    }
+
+    fn estimate(&self, step: &Step) -> Option<Duration> {
+        Some(Duration::from_secs(estimate_secs(&step.kind, self.options.reuse)))
+    }
+
+    fn settle(&self) -> wait::BoxFuture<'_, ()> {
+        Box::pin(self.blocking.settle())
+    }
+
+    fn collect_logs(&self, run: &Run) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Target::Kind(kind) = &self.target {
+            let dir = run.dir().join("kind-logs");
+            let name = cluster_name(&run.suite.name);
+            let text = match kind.export_logs(&dir, &name) {
+                Ok(()) => format!("kind export logs: {}\n", dir.display()),
+                Err(e) => format!("kind export logs failed: {e}\n"),
+            };
+            out.push(("kind-logs.txt".into(), text));
+        }
+        out
+    }
+}
+
+fn describe_probe(spec: &crate::model::EndpointSpec) -> String {
+    match spec {
+        crate::model::EndpointSpec::Postgres { user, .. } => format!("a query as {user}"),
+        crate::model::EndpointSpec::Redis { .. } => "PING after AUTH".into(),
+        crate::model::EndpointSpec::Http { ready_path } => format!("GET {ready_path} = 200"),
+    }
+}
+
+/// Expected seconds per step, for a dry run's expected critical path: the monorepo's own
+/// published step timings (seed 001: cluster ~30 s, PostgreSQL ~30 s, Redis ~20 s, an image
+/// build ~30 s and its load ~10-20 s, DataStorage and the controller ~10 s deploy + ~10 s
+/// ready), except where xtask does less work (migrations: one connection, ~2 s, not 15 s) and
+/// Tekton (see BENCHMARKS.md: an assumption until the kind workflow publishes a measurement).
+/// With `--reuse` the cluster, the loaded images and Tekton are in place already.
+/// Estimates, not measurements.
+fn estimate_secs(kind: &StepKind, reuse: bool) -> u64 {
+    let tekton = |c: &str| c == "tekton";
+    match (kind, reuse) {
+        (StepKind::Setup, false) => 30,
+        (StepKind::Setup, true) => 2,
+        (StepKind::Prepare(_), false) => 30,
+        (StepKind::Prepare(_), true) => 2,
+        (StepKind::Load(_), false) => 15,
+        (StepKind::Load(_), true) => 1,
+        (StepKind::Start(c), false) if c == "postgres" => 30,
+        (StepKind::Start(c), true) if c == "postgres" => 6,
+        (StepKind::Start(c), false) if c == "redis" => 20,
+        (StepKind::Start(c), true) if c == "redis" => 3,
+        (StepKind::Start(_), false) => 20,
+        (StepKind::Start(_), true) => 5,
+        (StepKind::Job(_), _) => 2,
+        (StepKind::ApplyApi(c), false) if tekton(c) => 5,
+        (StepKind::ApplyApi(_), _) => 2,
+        (StepKind::Apply(c), false) if tekton(c) => 60,
+        (StepKind::Apply(c), true) if tekton(c) => 3,
+        (StepKind::Apply(_), false) => 20,
+        (StepKind::Apply(_), true) => 5,
+    }
+}
+
+/// Removes a kind cluster or a run's namespace.
+pub fn remove(resource: &Resource) -> Result<(), InfraError> {
+    let err = |message: String| InfraError::Backend { backend: "kind", message };
+    match resource {
+        Resource::Cluster { name, provider } => {
+            let provider = kind::Provider::parse(provider).unwrap_or(kind::Provider::Docker);
+            let binary = std::env::var(kind::KIND_VAR).ok().filter(|b| !b.trim().is_empty());
+            kind::Kind::new(binary.unwrap_or_else(|| "kind".into()), provider)
+                .delete_cluster(name)
+                .map_err(|e| err(e.to_string()))
+        }
+        Resource::Namespace { name, kubeconfig, context } => {
+            let (name, kubeconfig, context) = (name.clone(), kubeconfig.clone(), context.clone());
+            // Teardown is synchronous and may run inside or outside a runtime: a thread of its own.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(async {
+                    if !kubeconfig.exists() {
+                        // The kind cluster (and its kubeconfig) went first: nothing left to delete.
+                        return Ok(());
+                    }
+                    let client =
+                        client_for(&kubeconfig, context.as_deref()).await.map_err(|e| e.to_string())?;
+                    let api: Api<Namespace> = Api::all(client);
+                    match tokio::time::timeout(
+                        Duration::from_secs(30),
+                        api.delete(&name, &DeleteParams::background()),
+                    )
+                    .await
+                    {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+                        Ok(Err(e)) => Err(format!("deleting namespace {name}: {e}")),
+                        Err(_) => {
+                            Err(format!("deleting namespace {name}: no answer from the API server in 30 s"))
+                        }
+                    }
+                })
+            })
+            .join()
+            .map_err(|_| err("the namespace deletion thread panicked".into()))?
+            .map_err(err)
+        }
+        other => Err(InfraError::Invalid(format!("the kind and cluster backends did not create {other}"))),
+    }
+}
