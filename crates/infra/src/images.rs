@@ -2,6 +2,7 @@
 //! Containerfile built in its context; each tagged by a hash of its inputs and built only when
 //! the engine lacks that tag, so an unchanged image is never rebuilt.
 
+use crate::backend::failure;
 use std::path::{Path, PathBuf};
 
 use container::Engine;
@@ -10,10 +11,6 @@ use sha2::{Digest, Sha256};
 use crate::model::Image;
 use crate::run::Run;
 use crate::runner::{Progress, StepFailure};
-
-fn failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(e.to_string())
-}
 
 /// Builds (or finds) the image of a `Cargo` or `Build` image description and returns its tag and
 /// whether it was built; `Pull` images are not built here.

@@ -5,6 +5,7 @@
 //! port-forward on a free loopback port, which is also how migrations and tests reach it.
 //! Built images are loaded into the kind node (unless it has them) or pushed to `--registry`.
 
+use super::failure;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,10 +56,6 @@ pub struct Kube {
     client: OnceCell<Client>,
     tekton: OnceCell<tekton::Release>,
     forwards: Mutex<Vec<Forward>>,
-}
-
-fn failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(e.to_string())
 }
 
 /// The kind cluster of a suite: one per suite, so `--reuse` finds it again.

@@ -1,6 +1,7 @@
 //! The local backend: services as processes on free loopback ports, their data, logs and
 //! rendered files under the run directory.
 
+use super::failure;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -46,10 +47,6 @@ impl Default for Local {
 
 fn loopback(port: u16) -> Addr {
     Addr { host: "127.0.0.1".into(), port }
-}
-
-fn failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(e.to_string())
 }
 
 impl Backend for Local {

@@ -220,6 +220,11 @@ pub fn probe_for(spec: &EndpointSpec, endpoint: &Endpoint) -> Result<Box<dyn wai
     })
 }
 
+/// A step failure whose message is `e`: how every backend turns its crates' errors into one.
+pub(crate) fn failure(e: impl std::fmt::Display) -> StepFailure {
+    StepFailure::new(e.to_string())
+}
+
 /// The most blocking operations (server start-ups, engine calls) in flight at once.
 const MAX_BLOCKING: u32 = 16;
 

@@ -2,6 +2,7 @@
 //! run id, ports published on 127.0.0.1 only, config files mounted read-only and secrets from the
 //! engine's secret store, readiness probed from this machine.
 
+use super::failure;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -39,10 +40,6 @@ impl Podman {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
-}
-
-fn failure(e: impl std::fmt::Display) -> StepFailure {
-    StepFailure::new(e.to_string())
 }
 
 /// The run's network.
