@@ -75,6 +75,7 @@ async fn e2e(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode>
             run.state.id,
             run.state.dir.join("state.json").display()
         );
+        crate::infra::print_reach(&run.state);
     } else if run.diagnosis.is_some() {
         eprintln!(
             "logs and diagnosis kept in {}; remove with `cargo xtask infra down {}`",

@@ -320,11 +320,11 @@ pub(crate) async fn bring_up(
 /// Prints why an environment did not come up; returns the exit status.
 pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
     match e {
-        UpError::Failed { step, message, report, dir } => {
+        UpError::Failed { step, message, report, dir, evidence } => {
             if json {
                 println!(
                     "{}",
-                    json!({"schema": "xtask.up/1", "ok": false, "failed_step": step, "error": message, "report": report, "run_dir": dir})
+                    json!({"schema": "xtask.up/1", "ok": false, "failed_step": step, "error": message, "report": report, "run_dir": dir, "evidence": evidence})
                 );
             } else {
                 eprint!("{}", infra::report::summary(&report));
@@ -339,6 +339,12 @@ pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
                         eprintln!("error: {step} did not come up: {first} (see the diagnosis above)")
                     }
                     _ => eprintln!("error: {step} did not come up: {message}"),
+                }
+                if !evidence.is_empty() {
+                    eprintln!("kept for a look:");
+                    for line in &evidence {
+                        eprintln!("  {line}");
+                    }
                 }
                 let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 eprintln!(
@@ -428,6 +434,7 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     }
     if args.keep {
         eprintln!("run {} keeps running; stop it with `cargo xtask infra down {}`", up.state.id, up.state.id);
+        print_reach(&up.state);
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("environment up; press Ctrl-C to stop it");
@@ -435,6 +442,17 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     tear_down(&up.state).await?;
     eprintln!("stopped and removed run {}", up.state.id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a cluster, how to reach a kept run once this process (and its port-forwards) is gone.
+pub(crate) fn print_reach(state: &RunState) {
+    let lines = infra::report::reach(state);
+    if !lines.is_empty() {
+        eprintln!("its port-forwards end with this xtask; to keep the endpoints' URLs working, run:");
+        for l in lines {
+            eprintln!("  {l}");
+        }
+    }
 }
 
 /// Tears a run down from a blocking thread.

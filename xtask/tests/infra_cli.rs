@@ -125,6 +125,37 @@ fn a_datastorage_that_never_gets_healthy_is_diagnosed_fast() {
     let diagnosis =
         std::fs::read_to_string(state.path().join("runs").join(&kept[0]).join("diagnosis.txt")).unwrap();
     assert!(diagnosis.contains("audit_events"), "{diagnosis}");
+    // The schema as applied is kept and summarised: the table that is there, not the one missing.
+    let evidence = v["evidence"].as_array().unwrap();
+    let line = evidence.iter().filter_map(|e| e.as_str()).find(|e| e.starts_with("schema as applied:"));
+    assert!(line.is_some_and(|l| l.contains("schema.txt (") && l.contains("migration(s) applied")), "{v}");
+    let schema =
+        std::fs::read_to_string(state.path().join("runs").join(&kept[0]).join("schema.txt")).unwrap();
+    assert!(schema.contains("\ntable public.notification_audit\n"), "{schema}");
+    assert!(!schema.contains("table public.audit_events"), "{schema}");
+}
+
+#[test]
+fn a_failing_suite_exits_3_with_the_schema_it_ran_against_kept() {
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let suite = state.path().join("failing.yaml");
+    std::fs::write(
+        &suite,
+        "name: failing\ncomponents: [postgres, migrations]\nmigrations: [notification_audit]\n\
+         test: {command: [sh, -c, \"echo one spec failed; exit 7\"]}\n",
+    )
+    .unwrap();
+    let out = xtask(state.path(), &["e2e", suite.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("schema as applied: ") && err.contains("migration(s) applied"), "{err}");
+    let kept = runs(state.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let schema =
+        std::fs::read_to_string(state.path().join("runs").join(&kept[0]).join("schema.txt")).unwrap();
+    assert!(schema.contains("\ntable public.notification_audit\n"), "{schema}");
+    assert!(leftovers(state.path()).is_empty(), "{:?}", leftovers(state.path()));
 }
 
 #[test]

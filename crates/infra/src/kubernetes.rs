@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction, Namespace,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret as SecretObject, SecretVolumeSource,
-    Service as ServiceObject, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
+    HTTPGetAction, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret as SecretObject,
+    SecretVolumeSource, Service as ServiceObject, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -173,6 +174,19 @@ pub fn service_objects(
             }
         }
     }
+    if let Some(data) = &service.data {
+        // An emptyDir lives as long as the pod: a restarted container finds its data again.
+        volumes.push(Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "data".into(),
+            mount_path: data.display().to_string(),
+            ..Default::default()
+        });
+    }
     let port = i32::from(service.port);
     let (readiness, liveness) = probes(&service.endpoint, port);
     let run_as_user = match service.user.as_deref().map(str::parse::<i64>) {
@@ -315,6 +329,7 @@ mod tests {
             port: 8080,
             endpoint: EndpointSpec::Http { ready_path: "/health".into() },
             user: Some("65532".into()),
+            data: Some("/var/lib/svc".into()),
         }
     }
 
@@ -327,6 +342,21 @@ mod tests {
         let yaml = secret.to_redacted_yaml().unwrap();
         assert!(!yaml.contains("hunter2") && !yaml.contains("cHc6IGh1bnRlcjI"), "{yaml}");
         assert!(yaml.contains("db.yaml: <redacted>"), "{yaml}");
+    }
+
+    #[test]
+    fn the_data_directory_is_a_volume_that_outlives_the_container() {
+        let objects = service_objects("ns", "run-1", "svc", &service(), "example/svc:1").unwrap();
+        let Some(Object::Deployment(d)) = objects.iter().find(|o| matches!(o, Object::Deployment(_))) else {
+            panic!("no Deployment in {objects:?}")
+        };
+        let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let volume = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "data").unwrap();
+        assert!(volume.empty_dir.is_some(), "{volume:?}");
+        let mounts = pod.containers[0].volume_mounts.as_ref().unwrap();
+        let mount = mounts.iter().find(|m| m.name == "data").unwrap();
+        assert_eq!(mount.mount_path, "/var/lib/svc");
+        assert_eq!(mount.read_only, None, "the service writes its data");
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Service {
     pub endpoint: EndpointSpec,
     /// The user a container runs as, when the image needs one.
     pub user: Option<String>,
+    /// Where the container keeps what must survive a restart of the service (PostgreSQL's data
+    /// directory): a volume that outlives the container on Kubernetes.
+    pub data: Option<PathBuf>,
 }
 
 /// What the local backend starts for a service.

@@ -45,6 +45,30 @@ pub fn exports(state: &RunState) -> String {
     out
 }
 
+/// For a run on a cluster: the `kubectl port-forward` commands that give its endpoints the same
+/// loopback ports once the xtask that forwarded them is gone (after `--keep`), so the URLs it
+/// printed keep working. Empty for other backends.
+pub fn reach(state: &RunState) -> Vec<String> {
+    let Some((ns, kubeconfig, context)) = state.resources.iter().find_map(|r| match r {
+        Resource::Namespace { name, kubeconfig, context } => Some((name, kubeconfig, context)),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let context = context.as_ref().map(|c| format!(" --context {}", shell_quote(c))).unwrap_or_default();
+    let kubeconfig = shell_quote(&kubeconfig.display().to_string());
+    state
+        .endpoints
+        .iter()
+        .map(|(component, e)| {
+            format!(
+                "kubectl --kubeconfig {kubeconfig}{context} -n {ns} port-forward service/{component} {}:{} &",
+                e.host.port, e.inside.port
+            )
+        })
+        .collect()
+}
+
 /// One run for `infra status`: resources with liveness, endpoints without passwords.
 pub fn status_row(state: &RunState) -> Value {
     let resources: Vec<Value> = state
@@ -130,5 +154,38 @@ mod tests {
         state.env.insert("REDIS_URL".into(), "redis://:s3cret@127.0.0.1:1".into());
         let row = status_row(&state).to_string();
         assert!(row.contains("redis://:***@127.0.0.1:1") && !row.contains("s3cret"), "{row}");
+    }
+
+    #[test]
+    fn a_cluster_run_says_how_to_forward_its_endpoints_on_the_same_ports() {
+        use crate::model::{Addr, Endpoint, EndpointKind, Secret};
+        let mut state = RunState { id: "we-1".into(), ..Default::default() };
+        assert!(reach(&state).is_empty(), "nothing to say for a run without a namespace");
+        state.resources.push(Resource::Namespace {
+            name: "xtask-we-1".into(),
+            kubeconfig: "/home/me/.xtask/runs/we-1/kubeconfig".into(),
+            context: Some("kind-xtask".into()),
+        });
+        state.endpoints.insert(
+            "postgres".into(),
+            Endpoint {
+                kind: EndpointKind::Postgres {
+                    user: "u".into(),
+                    database: "d".into(),
+                    password: Secret::new("hunter2"),
+                },
+                host: Addr { host: "127.0.0.1".into(), port: 40111 },
+                inside: Addr { host: "postgres".into(), port: 5432 },
+            },
+        );
+        let lines = reach(&state);
+        assert_eq!(
+            lines,
+            [
+                "kubectl --kubeconfig '/home/me/.xtask/runs/we-1/kubeconfig' --context 'kind-xtask' -n xtask-we-1 \
+              port-forward service/postgres 40111:5432 &"
+            ]
+        );
+        assert!(!lines.concat().contains("hunter2"));
     }
 }

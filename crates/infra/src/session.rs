@@ -56,6 +56,8 @@ pub enum UpError {
         report: Box<RunReport>,
         /// The run directory holding logs, `diagnosis.txt` and `diagnosis.json`.
         dir: PathBuf,
+        /// What else was kept there, a line each (the schema as applied, the cluster's logs).
+        evidence: Vec<String>,
     },
     /// Interrupted (Ctrl-C); everything was stopped and removed.
     #[error("interrupted; everything that was started has been stopped and removed")]
@@ -311,22 +313,53 @@ pub async fn up(
     let (step, failure) = report.failure.clone().unwrap_or_else(|| {
         ("run".into(), StepFailure::new("the run ended with steps that never became ready"))
     });
-    keep_evidence(&run, &*backend, &step, &failure);
+    let mut evidence = save_schema(&run.endpoints(), &run.dir()).await.into_iter().collect::<Vec<_>>();
+    evidence.extend(keep_evidence(&run, &*backend, &step, &failure));
     let d = dir.clone();
     tokio::task::spawn_blocking(move || stop_keep_logs(&d))
         .await
         .map_err(|e| InfraError::Invalid(format!("teardown crashed: {e}")))??;
-    Err(UpError::Failed { step, message: failure.message, report: Box::new(report), dir })
+    Err(UpError::Failed { step, message: failure.message, report: Box::new(report), dir, evidence })
 }
 
-/// Writes the diagnosis and the backend's logs (container logs) into the run directory.
-fn keep_evidence(run: &Run, backend: &dyn Backend, step: &str, failure: &StepFailure) {
+/// Saves the PostgreSQL schema as applied into `schema.txt` when the run's PostgreSQL was up,
+/// and says what it holds: after a failed migration or a service that cannot find its tables,
+/// the first question is what the database really has.
+async fn save_schema(endpoints: &BTreeMap<String, crate::model::Endpoint>, dir: &Path) -> Option<String> {
+    let endpoint = endpoints.get("postgres")?.clone();
+    let url = endpoint.url(crate::model::View::Host);
+    let read = async {
+        let client = migrations::connect(url.expose()).await?;
+        migrations::schema::describe(&client).await
+    };
+    let line = match tokio::time::timeout(Duration::from_secs(10), read).await {
+        Ok(Ok(schema)) => {
+            let path = dir.join("schema.txt");
+            match std::fs::write(&path, schema.to_string()) {
+                Ok(()) => format!("schema as applied: {} ({})", path.display(), schema.summary()),
+                Err(e) => {
+                    format!("schema as applied: {} (writing {}: {e})", schema.summary(), path.display())
+                }
+            }
+        }
+        Ok(Err(e)) => format!("schema as applied: not read ({e})"),
+        Err(_) => "schema as applied: not read (PostgreSQL did not answer in 10 s)".into(),
+    };
+    Some(line)
+}
+
+/// Writes the diagnosis and the backend's logs (container logs) into the run directory;
+/// returns a line for each kind of log kept.
+fn keep_evidence(run: &Run, backend: &dyn Backend, step: &str, failure: &StepFailure) -> Vec<String> {
     let dir = run.dir();
+    let mut kept = Vec::new();
     for (name, text) in backend.collect_logs(run) {
-        let path = dir.join(name);
+        let path = dir.join(&name);
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
+        // The first line says what the file is (a container's exit status, where kind's logs went).
+        kept.push(format!("{}: {}", path.display(), text.lines().next().unwrap_or_default()));
         let _ = std::fs::write(path, text);
     }
     let text =
@@ -338,6 +371,7 @@ fn keep_evidence(run: &Run, backend: &dyn Backend, step: &str, failure: &StepFai
             serde_json::to_string_pretty(json).unwrap_or_default(),
         );
     }
+    kept
 }
 
 /// How a suite's test command ended.
@@ -427,6 +461,25 @@ pub async fn restart(state: &mut RunState, component: &str) -> Result<(), InfraE
                 .await
                 .map_err(|e| InfraError::Invalid(e.to_string()))?
                 .map_err(|e| InfraError::Backend { backend: "podman", message: e.to_string() })?;
+        }
+        "kind" | "cluster" => {
+            let (ns, kubeconfig, context) = state
+                .resources
+                .iter()
+                .find_map(|r| match r {
+                    crate::state::Resource::Namespace { name, kubeconfig, context } => {
+                        Some((name.clone(), kubeconfig.clone(), context.clone()))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| InfraError::Invalid(format!("run {} has no namespace", state.id)))?;
+            let client = backend::kube::client_for(&kubeconfig, context.as_deref()).await?;
+            backend::kube::restart_component(client, &ns, &state.id, component, Duration::from_secs(120))
+                .await?;
+            if !state.owner_alive() {
+                // The endpoint is a port-forward of the xtask that brought the run up: gone with it.
+                return Ok(());
+            }
         }
         other => {
             return Err(InfraError::Invalid(format!("restarting on the {other} backend is not supported")));
@@ -544,9 +597,12 @@ pub async fn e2e<F: Future<Output = ()>>(
         Err(e) => (TestOutcome::Failed(format!("could not start the test command: {e}")), Duration::ZERO),
     };
     let failed = !matches!(outcome, TestOutcome::Passed | TestOutcome::Interrupted);
-    let diagnosis = failed.then(|| crate::report::log_tails(&state, 15));
-    if let Some(d) = &diagnosis {
+    let mut diagnosis = failed.then(|| crate::report::log_tails(&state, 15));
+    if let Some(d) = &mut diagnosis {
         let _ = std::fs::write(state.dir.join("diagnosis.txt"), format!("tests {outcome:?}\n\n{d}"));
+        if let Some(schema) = save_schema(&state.endpoints, &state.dir).await {
+            d.push_str(&format!("\n{schema}\n"));
+        }
     }
     let kept = keep && outcome != TestOutcome::Interrupted;
     if !kept {

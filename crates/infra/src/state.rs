@@ -134,9 +134,14 @@ impl RunState {
         self.resources.iter().any(|r| matches!(r, Resource::Process { pid, .. } if pid_alive(*pid)))
     }
 
+    /// Whether the xtask that brought the run up still runs (and holds its port-forwards).
+    pub fn owner_alive(&self) -> bool {
+        self.owner_pid != 0 && pid_alive(self.owner_pid)
+    }
+
     /// Whether the owning xtask is gone while the run was not kept: a leftover to tear down.
     pub fn orphaned(&self) -> bool {
-        !self.kept && self.owner_pid != 0 && !pid_alive(self.owner_pid)
+        !self.kept && self.owner_pid != 0 && !self.owner_alive()
     }
 }
 

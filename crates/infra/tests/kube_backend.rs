@@ -243,3 +243,132 @@ fn render_is_refused_on_backends_without_kubernetes() {
     .to_string();
     assert!(e.contains("--render writes Kubernetes objects: use it with --backend kind or cluster"), "{e}");
 }
+
+fn pod(name: &str, phase: &str, ready: bool, restarts: i32, data: bool) -> k8s_openapi::api::core::v1::Pod {
+    let volumes =
+        if data { serde_json::json!([{"name": "data", "emptyDir": {}}]) } else { serde_json::json!([]) };
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "creationTimestamp": "2026-11-23T10:00:00Z"},
+        "spec": {"containers": [{"name": "postgres", "image": "postgres:16"}], "volumes": volumes},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{"name": "postgres", "image": "postgres:16", "imageID": "", "ready": ready,
+                                   "restartCount": restarts, "state": {"running": {}}}]
+        }
+    }))
+    .unwrap()
+}
+
+fn fixture_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+    let path = root().join("../shared/fixtures/k8s-status").join(name);
+    serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_service_with_data_restarts_in_its_pod_and_one_without_is_replaced() {
+    use infra::backend::kube::{Restart, restart_plan};
+    let terminating = {
+        let mut p = pod("postgres-old", "Running", true, 0, true);
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-23T10:01:00Z".parse().unwrap(),
+        ));
+        p
+    };
+    let pods = [terminating, pod("postgres-a", "Running", true, 2, true)];
+    assert_eq!(
+        restart_plan(&pods, "postgres").unwrap(),
+        Restart::InPlace { pod: "postgres-a".into(), container: "postgres".into(), restarts: 2 }
+    );
+    assert_eq!(
+        restart_plan(&[pod("ds-a", "Running", true, 0, false)], "datastorage").unwrap(),
+        Restart::Replace { pod: "ds-a".into() }
+    );
+    let err = restart_plan(&[pod("postgres-b", "Pending", false, 0, true)], "postgres").unwrap_err();
+    assert!(err.starts_with("no running pod of postgres (pods: postgres-b"), "{err}");
+    assert_eq!(restart_plan(&[], "redis").unwrap_err(), "no running pod of redis");
+}
+
+#[test]
+fn a_restart_is_over_when_the_restarted_container_is_ready_and_fails_fast_on_a_crash_loop() {
+    use infra::backend::kube::{Restart, restart_status};
+    use wait::Status;
+    let now = "2026-11-23T10:05:00Z".parse().unwrap();
+    let in_place = Restart::InPlace { pod: "postgres-a".into(), container: "postgres".into(), restarts: 0 };
+    // Still the old container (the exec's signal not yet acted on): not over, whatever Ready says.
+    let before = restart_status(&[pod("postgres-a", "Running", true, 0, true)], &in_place, now);
+    assert!(
+        matches!(before, Status::NotYet(ref r) if r.contains("waiting for postgres to stop")),
+        "{before:?}"
+    );
+    let starting = restart_status(&[pod("postgres-a", "Running", false, 1, true)], &in_place, now);
+    assert!(matches!(starting, Status::NotYet(_)), "{starting:?}");
+    assert_eq!(restart_status(&[pod("postgres-a", "Running", true, 1, true)], &in_place, now), Status::Ready);
+    let gone = restart_status(&[pod("postgres-z", "Running", true, 0, true)], &in_place, now);
+    assert!(matches!(gone, Status::Failed(ref r) if r.contains("pod postgres-a disappeared")), "{gone:?}");
+    // The real CrashLoopBackOff status: the restarted container will not come back.
+    let looping = fixture_pod("pod-crashloopbackoff.yaml");
+    let how = Restart::InPlace { pod: "my-pod".into(), container: "main".into(), restarts: 0 };
+    let failed = restart_status(&[looping], &how, now);
+    assert!(
+        matches!(failed, Status::Failed(ref r) if r.contains("my-pod: container main: CrashLoopBackOff")),
+        "{failed:?}"
+    );
+
+    let replace = Restart::Replace { pod: "ds-a".into() };
+    let waiting = restart_status(&[pod("ds-a", "Running", true, 0, false)], &replace, now);
+    assert!(matches!(waiting, Status::NotYet(ref r) if r.contains("to replace ds-a")), "{waiting:?}");
+    let new = [pod("ds-a", "Running", true, 0, false), pod("ds-b", "Running", true, 0, false)];
+    assert_eq!(restart_status(&new, &replace, now), Status::Ready);
+    let image = fixture_pod("pod-imagepullbackoff.yaml");
+    let failed = restart_status(&[pod("ds-a", "Running", true, 0, false), image], &replace, now);
+    assert!(matches!(failed, Status::Failed(ref r) if r.contains("ImagePullBackOff")), "{failed:?}");
+}
+
+/// A stateless service is restarted by deleting its pod: the requests, in order, against the
+/// mocked API server, and the wait ends once the Deployment's new pod is Ready.
+#[tokio::test]
+async fn a_replaced_pod_is_deleted_then_its_successor_awaited() {
+    use http::{Request, Response};
+    use kube::client::Body;
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut lists = 0;
+        while let Some((request, send)) = handle.next_request().await {
+            let line = format!("{} {}", request.method(), request.uri());
+            let body = if request.method() == http::Method::DELETE {
+                serde_json::to_value(pod("datastorage-a", "Running", true, 0, false)).unwrap()
+            } else {
+                lists += 1;
+                let items = match lists {
+                    1 => vec![pod("datastorage-a", "Running", true, 0, false)],
+                    2 => vec![pod("datastorage-a", "Running", true, 0, false)],
+                    _ => vec![pod("datastorage-b", "Running", true, 0, false)],
+                };
+                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+            };
+            seen.push(line);
+            send.send_response(
+                Response::builder().body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap(),
+            );
+        }
+        seen
+    });
+    let done = infra::backend::kube::restart_component(
+        client,
+        "xtask-we-1",
+        "we-1",
+        "datastorage",
+        std::time::Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done, "pod datastorage-a replaced");
+    let seen = server.await.unwrap();
+    let list = "GET /api/v1/namespaces/xtask-we-1/pods?&labelSelector=app.kubernetes.io%2Fname%3Ddatastorage%2Cxtask.run%3Dwe-1";
+    assert_eq!(seen[0], list);
+    assert_eq!(seen[1], "DELETE /api/v1/namespaces/xtask-we-1/pods/datastorage-a?");
+    assert!(seen.len() >= 4 && seen[2..].iter().all(|l| l == list), "{seen:#?}");
+}

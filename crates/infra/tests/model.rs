@@ -30,6 +30,7 @@ impl Component for Echo {
             port: 9000,
             endpoint: EndpointSpec::Http { ready_path: "/ready".into() },
             user: None,
+            data: None,
         })))
     }
 }

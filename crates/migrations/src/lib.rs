@@ -21,6 +21,7 @@ mod lex;
 pub mod lint;
 pub mod parse;
 pub mod plan;
+pub mod schema;
 pub mod source;
 pub mod status;
 pub mod store;

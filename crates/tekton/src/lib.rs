@@ -28,7 +28,7 @@ pub use pin::Pin;
 pub use plan::{Plan, Step, apply_order, object_ref};
 pub use readiness::{
     CONTROLLER, NAMESPACE, PROBE_TASK, WEBHOOK, WEBHOOK_CONFIGURATIONS, admission_status, crd_established,
-    deployment_available, probe_task, tekton_status, webhook_configured,
+    deployment_available, probe_task, release_in_place, tekton_status, webhook_configured,
 };
 pub use release::{Release, Source};
 /// Readiness as the `wait` crate states it: ready, not yet (with why), or failed for good.

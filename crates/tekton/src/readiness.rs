@@ -65,6 +65,14 @@ pub fn deployment_available(deployment: &Deployment) -> Status {
     wait::kube::deployment_status(deployment, &[], &PodRules::default(), Timestamp::now())
 }
 
+/// Whether `version` of Tekton is installed and running: the controller Deployment carries the
+/// release's `app.kubernetes.io/version` label and is available. On a reused cluster such a
+/// release is not applied again.
+pub fn release_in_place(controller: &Deployment, version: &str) -> bool {
+    let labelled = controller.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/version"));
+    labelled.is_some_and(|v| v == version) && deployment_available(controller).is_ready()
+}
+
 /// Ready when every webhook of the configuration has rules, i.e. the Tekton webhook has
 /// reconciled it and the API server will call it.
 pub fn webhook_configured(configuration: &DynamicObject) -> Status {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tekton::{
     PROBE_TASK, Release, Source, Status, admission_status, crd_established, deployment_available, probe_task,
-    tekton_status, webhook_configured,
+    release_in_place, tekton_status, webhook_configured,
 };
 
 fn value(file: &str) -> Value {
@@ -72,6 +72,25 @@ fn deployments_available_progressing_and_past_their_deadline() {
     let reason = failed(deployment_available(&typed(value("deployment-progress-deadline-exceeded.yaml"))));
     assert!(reason.contains("ProgressDeadlineExceeded"), "{reason}");
     assert!(reason.contains("has timed out progressing"), "{reason}");
+}
+
+#[test]
+fn a_release_is_in_place_when_its_version_runs_available() {
+    let labelled = |file: &str, version: &str| {
+        let mut d: Deployment = typed(value(file));
+        d.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("app.kubernetes.io/version".into(), version.into());
+        d
+    };
+    assert!(release_in_place(&labelled("deployment-available.yaml", "v1.6.0"), "v1.6.0"));
+    assert!(
+        !release_in_place(&labelled("deployment-available.yaml", "v1.5.0"), "v1.6.0"),
+        "another version is upgraded"
+    );
+    assert!(!release_in_place(&labelled("deployment-progressing.yaml", "v1.6.0"), "v1.6.0"), "mid-rollout");
+    assert!(!release_in_place(&typed(value("deployment-available.yaml")), "v1.6.0"), "no version label");
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use container::Engine;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
@@ -659,11 +659,20 @@ impl Backend for Kube {
                 let pin = tekton::Pin::pinned()
                     .map(|p| format!("{} sha256:{}", p.version, p.sha256))
                     .unwrap_or_default();
+                let mut api = vec![
+                    format!("Tekton Pipelines {pin}, verified before parsing, from {source}"),
+                    "server-side apply: Namespace/tekton-pipelines*, the CRDs; wait: every CRD Established"
+                        .into(),
+                ];
+                if self.options.reuse {
+                    api.push(format!(
+                        "--reuse: nothing applied when Deployment/{}/{} runs this version already",
+                        tekton::NAMESPACE,
+                        tekton::CONTROLLER
+                    ));
+                }
                 (
-                    vec![
-                        format!("Tekton Pipelines {pin}, verified before parsing, from {source}"),
-                        "server-side apply: Namespace/tekton-pipelines*, the CRDs; wait: every CRD Established".into(),
-                    ],
+                    api,
                     vec![
                         "server-side apply: RBAC, ConfigMaps, Deployments, Services, then the webhook configurations".into(),
                         format!(
@@ -721,6 +730,16 @@ impl Backend for Kube {
             match manifests {
                 Manifests::Tekton => {
                     let release = self.release(&progress).await?;
+                    let version = release.pin().version.clone();
+                    if self.options.reuse && tekton_in_place(&client, &version).await {
+                        if api {
+                            return Ok(format!(
+                                "Tekton {version} in place on the reused cluster, not applied"
+                            ));
+                        }
+                        installer.wait_ready().await.map_err(failure)?;
+                        return Ok(format!("Tekton {version} in place, admission webhook answering"));
+                    }
                     let (api_plan, rest) = release.plan().split_api();
                     if api {
                         installer.apply(&api_plan).await.map_err(failure)?;
@@ -769,6 +788,16 @@ impl Backend for Kube {
             out.push(("kind-logs.txt".into(), text));
         }
         out
+    }
+}
+
+/// Whether the pinned Tekton runs already (a reused cluster); any doubt means "apply it".
+async fn tekton_in_place(client: &Client, version: &str) -> bool {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), tekton::NAMESPACE);
+    match deployments.get_opt(tekton::CONTROLLER).await {
+        Ok(Some(d)) => tekton::release_in_place(&d, version),
+        _ => false,
     }
 }
 
@@ -860,4 +889,169 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
         }
         other => Err(InfraError::Invalid(format!("the kind and cluster backends did not create {other}"))),
     }
+}
+
+/// How a service's pod is restarted in place of the process or container of other backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restart {
+    /// The pod has a data volume: its container is stopped from inside (SIGINT to PID 1, a fast
+    /// shutdown for PostgreSQL and Redis) and the kubelet starts it again in the same pod, on
+    /// the same volume.
+    InPlace {
+        /// The pod.
+        pod: String,
+        /// The container that restarts.
+        container: String,
+        /// Its restart count before.
+        restarts: i32,
+    },
+    /// Nothing in the pod must survive: it is deleted and the Deployment makes a new one.
+    Replace {
+        /// The pod deleted.
+        pod: String,
+    },
+}
+
+fn pod_name(pod: &Pod) -> &str {
+    pod.metadata.name.as_deref().unwrap_or_default()
+}
+
+fn restart_count(pod: &Pod, container: &str) -> Option<i32> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find(|c| c.name == container).map(|c| c.restart_count)
+}
+
+/// How to restart `component`, from its pods: the running one (not being deleted) is
+/// restarted, in place when it mounts a `data` volume. An error lists the pods seen.
+pub fn restart_plan(pods: &[Pod], component: &str) -> Result<Restart, String> {
+    let running = pods.iter().find(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    });
+    let Some(pod) = running else {
+        let seen: Vec<String> = pods.iter().map(wait::kube::pod_summary).collect();
+        return Err(format!(
+            "no running pod of {component}{}",
+            if seen.is_empty() { String::new() } else { format!(" (pods: {})", seen.join("; ")) }
+        ));
+    };
+    let name = pod_name(pod).to_string();
+    let spec = pod.spec.as_ref();
+    let has_data = spec.and_then(|s| s.volumes.as_ref()).is_some_and(|v| v.iter().any(|v| v.name == "data"));
+    if !has_data {
+        return Ok(Restart::Replace { pod: name });
+    }
+    let container = spec.and_then(|s| s.containers.first()).map(|c| c.name.clone()).unwrap_or_default();
+    let restarts = restart_count(pod, &container).unwrap_or(0);
+    Ok(Restart::InPlace { pod: name, container, restarts })
+}
+
+/// Whether a restart is over, from the component's pods now: Ready once the restarted
+/// container (or the new pod) is ready; Failed on a terminal pod state, or when a pod that
+/// had to keep its data disappeared.
+pub fn restart_status(pods: &[Pod], how: &Restart, now: k8s_openapi::jiff::Timestamp) -> wait::Status {
+    let rules = wait::kube::PodRules::default();
+    match how {
+        Restart::InPlace { pod, container, restarts } => {
+            let Some(p) = pods.iter().find(|p| pod_name(p) == pod) else {
+                return wait::Status::Failed(format!(
+                    "pod {pod} disappeared while {container} restarted in it"
+                ));
+            };
+            match restart_count(p, container) {
+                Some(n) if n > *restarts => wait::kube::pod_status(p, &rules, now),
+                _ => match wait::kube::pod_failure(p, &rules, now) {
+                    Some(f) => wait::Status::Failed(f),
+                    None => wait::Status::NotYet(format!(
+                        "{pod}: waiting for {container} to stop and start again"
+                    )),
+                },
+            }
+        }
+        Restart::Replace { pod } => {
+            let new = pods.iter().find(|p| pod_name(p) != pod && p.metadata.deletion_timestamp.is_none());
+            match new {
+                Some(p) => wait::kube::pod_status(p, &rules, now),
+                None => wait::Status::NotYet(format!("waiting for a pod to replace {pod}")),
+            }
+        }
+    }
+}
+
+struct Restarted {
+    pods: Api<Pod>,
+    selector: String,
+    how: Restart,
+}
+
+impl wait::Probe for Restarted {
+    fn name(&self) -> String {
+        match &self.how {
+            Restart::InPlace { pod, container, .. } => {
+                format!("container {container} of pod {pod} restarted")
+            }
+            Restart::Replace { pod } => format!("a new pod in place of {pod}"),
+        }
+    }
+
+    fn check(&mut self) -> wait::BoxFuture<'_, wait::Status> {
+        Box::pin(async move {
+            match self.pods.list(&ListParams::default().labels(&self.selector)).await {
+                Ok(list) => restart_status(&list.items, &self.how, k8s_openapi::jiff::Timestamp::now()),
+                Err(e) => wait::Status::NotYet(format!("listing pods: {e}")),
+            }
+        })
+    }
+}
+
+/// Restarts `component` of a run in namespace `namespace`, waiting up to `timeout` until its
+/// pod is ready again; returns what was done.
+pub async fn restart_component(
+    client: Client,
+    namespace: &str,
+    run_id: &str,
+    component: &str,
+    timeout: Duration,
+) -> Result<String, InfraError> {
+    let err = |message: String| InfraError::Backend { backend: "kind", message };
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let selector = format!("app.kubernetes.io/name={component},{}={run_id}", crate::kubernetes::RUN_LABEL);
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| err(format!("listing the pods of {component} in {namespace}: {e}")))?;
+    let how =
+        restart_plan(&list.items, component).map_err(|e| err(format!("{e} in namespace {namespace}")))?;
+    match &how {
+        Restart::InPlace { pod, container, .. } => {
+            let params = AttachParams::default().container(container.clone()).stdout(true).stderr(true);
+            let mut process = pods.exec(pod, ["sh", "-c", "kill -INT 1"], &params).await.map_err(|e| {
+                err(format!("stopping {container} in pod {pod} (exec sh -c 'kill -INT 1'): {e}"))
+            })?;
+            // The session may end with the container it stopped: the wait below decides.
+            if let Some(status) = process.take_status()
+                && let Some(s) = status.await
+                && s.status.as_deref() == Some("Failure")
+            {
+                return Err(err(format!(
+                    "stopping {container} in pod {pod}: {}",
+                    s.message.unwrap_or_else(|| "the exec failed".into())
+                )));
+            }
+        }
+        Restart::Replace { pod } => {
+            pods.delete(pod, &DeleteParams::default())
+                .await
+                .map_err(|e| err(format!("deleting pod {pod} of {component}: {e}")))?;
+        }
+    }
+    let mut probe = Restarted { pods, selector, how: how.clone() };
+    wait::Waiter::new(timeout)
+        .wait_for(&mut probe)
+        .await
+        .map_err(|e| err(format!("{component} did not come back: {e}")))?;
+    Ok(match how {
+        Restart::InPlace { pod, container, .. } => format!("container {container} restarted in pod {pod}"),
+        Restart::Replace { pod } => format!("pod {pod} replaced"),
+    })
 }

@@ -94,6 +94,7 @@ impl Component for DataStorage {
             port,
             endpoint: EndpointSpec::Http { ready_path: "/health".into() },
             user: None,
+            data: None,
         })))
     }
 }

@@ -10,6 +10,8 @@ pub const DATABASE: &str = "action_history";
 pub const USER: &str = "slm_user";
 /// The image users' machines pull.
 pub const IMAGE: &str = "docker.io/library/postgres:16-alpine";
+/// The official image's data directory (`PGDATA`): kept across restarts.
+const DATA_DIR: &str = "/var/lib/postgresql/data";
 /// Where the password file is mounted in the container.
 const PASSWORD_FILE: &str = "/run/secrets/postgres-password";
 
@@ -52,6 +54,7 @@ impl Component for Postgres {
             port: 5432,
             endpoint: EndpointSpec::Postgres { user: USER.into(), database: DATABASE.into(), password },
             user: None,
+            data: Some(DATA_DIR.into()),
         })))
     }
 }
