@@ -178,6 +178,7 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
                 | Error::UnknownTable { .. }
                 | Error::UnknownVersion { .. }
                 | Error::NoDown { .. }
+                | Error::NeedsNoTransaction { .. }
         )
     )
 }
@@ -229,7 +230,11 @@ fn print_plan(plan: &Plan, note: &str) {
     }
     println!("would {verb} {} migration(s){note}:", plan.steps.len());
     for s in &plan.steps {
-        let mode = if s.no_transaction { ", no transaction" } else { "" };
+        let mode = match (s.no_transaction, s.unannotated) {
+            (true, _) => ", no transaction",
+            (false, true) => ", no goose annotations: applied whole, goose would refuse it",
+            (false, false) => "",
+        };
         let why = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
         println!("  {:>6}  {}  [{} statement(s){mode}]{why}", s.version, s.name, s.statements);
     }

@@ -139,7 +139,7 @@ fn lint_reports_every_problem_with_file_and_line() {
             "{d}/003_down_typo.sql:4: error: Down: SQL does not parse: syntax error at or near \"DROPP\""
         ),
         format!("{d}/004_block.sql:2: error: '-- +goose StatementBegin' has no matching"),
-        format!("{d}/005_noup.sql:1: error: SQL before '-- +goose Up'"),
+        format!("{d}/005_noup.sql:1: warning: no goose annotations: applied whole as its Up section"),
         format!("{d}/006_annot.sql:2: warning: '-- +goose ENVSUBST ON' is not a goose annotation"),
         "error: version 6 is also used by".to_string(),
     ] {
@@ -198,4 +198,62 @@ fn dry_run_refuses_an_edited_applied_file_like_a_real_run() {
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains("001_a.sql") && err.contains("must not be edited"), "{args:?}: {err}");
     }
+}
+
+/// The monorepo's folder as it is: plain SQL files next to goose ones, applied by `--all`;
+/// lint, status and the dry run say goose itself would refuse the plain ones; a transactional
+/// CONCURRENTLY stops the run at its file and line, as a file error (exit 2).
+#[test]
+fn a_folder_mixing_plain_and_goose_files_applies_and_stops_at_a_transactional_concurrently() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let dir = folder(&[
+        ("001_audit.sql", "CREATE TABLE audit (id int, kind text);\n"),
+        (
+            "002_catalog.sql",
+            "-- +goose Up\nCREATE TABLE catalog (id int);\n-- +goose Down\nDROP TABLE catalog;\n",
+        ),
+    ]);
+    let d = s(dir.path());
+    let dry = xtask(&["migrate", "--all", "--dir", d, "--dry-run"], None);
+    let (out, err) = text(&dry);
+    assert!(dry.status.success(), "{out}{err}");
+    assert!(
+        out.contains(
+            "001_audit.sql  [1 statement(s), no goose annotations: applied whole, goose would refuse it]"
+        ),
+        "{out}"
+    );
+
+    let lint = xtask(&["migrate", "lint", "--dir", d], None);
+    let (out, _) = text(&lint);
+    assert_eq!(lint.status.code(), Some(0), "warnings only: {out}");
+    assert!(out.contains(&format!("{d}/001_audit.sql:1: warning: no goose annotations")), "{out}");
+    assert!(out.contains("make '-- +goose Up' its first line"), "{out}");
+
+    let all = xtask(&["migrate", "--all", "--dir", d], Some(&url));
+    let (out, err) = text(&all);
+    assert!(all.status.success(), "{out}{err}");
+    assert!(out.contains("applied 2 migration(s)"), "{out}");
+    let status = xtask(&["migrate", "status", "--dir", d], Some(&url));
+    let (out, _) = text(&status);
+    assert!(out.contains("applied") && out.contains("no goose annotations: applied whole"), "{out}");
+
+    std::fs::write(
+        dir.path().join("003_index.sql"),
+        "SELECT 1;\nCREATE INDEX CONCURRENTLY audit_kind ON audit (kind);\n",
+    )
+    .unwrap();
+    let stop = xtask(&["migrate", "--all", "--dir", d], Some(&url));
+    let (out, err) = text(&stop);
+    assert_eq!(stop.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{d}/003_index.sql:2: Up: CREATE INDEX CONCURRENTLY cannot run inside a transaction"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("add '-- +goose NO TRANSACTION'"), "{err}");
+    assert_eq!(pg.psql("app", "SELECT max(version_id) FROM goose_db_version").unwrap().trim(), "2");
 }

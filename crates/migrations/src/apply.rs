@@ -258,6 +258,20 @@ async fn run_one(client: &Client, m: &Migration, direction: Direction, step: &St
         }
         return Ok(());
     }
+    // PostgreSQL would refuse it half-way through the transaction; say so before anything runs.
+    if let Some((stmt, what)) =
+        statements.iter().find_map(|s| crate::lint::refused_in_transaction(&s.sql).map(|w| (s, w)))
+    {
+        return Err(Error::NeedsNoTransaction {
+            file: m.path.clone(),
+            line: stmt.line,
+            direction: match direction {
+                Direction::Up => "Up",
+                Direction::Down => "Down",
+            },
+            what,
+        });
+    }
     client.batch_execute("BEGIN").await.map_err(record_err)?;
     for stmt in statements {
         if let Err(failure) = execute(client, m, direction, stmt).await {

@@ -102,6 +102,24 @@ pub enum Error {
         /// Its version.
         version: i64,
     },
+    /// A transactional migration holds a statement PostgreSQL refuses inside a transaction;
+    /// found before anything of the file runs.
+    #[error(
+        "{}:{line}: {direction}: {what} cannot run inside a transaction, and this migration runs in one: \
+         add '-- +goose NO TRANSACTION' to the file (and keep such statements in a file of their own); \
+         nothing of this file was run, later migrations were not attempted",
+        .file.display()
+    )]
+    NeedsNoTransaction {
+        /// The file.
+        file: PathBuf,
+        /// The statement's line.
+        line: usize,
+        /// `Up` or `Down`.
+        direction: &'static str,
+        /// The statement kind, e.g. `CREATE INDEX CONCURRENTLY`.
+        what: &'static str,
+    },
     /// The server could not be reached.
     #[error("cannot connect to {url}: {source}")]
     Connect {

@@ -86,10 +86,12 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
     for (line, text) in &m.parsed.unknown_annotations {
         push(Some(*line), Severity::Warning, unknown_annotation_message(text));
     }
-    if m.parsed.up.statements.is_empty() {
+    if !m.parsed.annotated {
+        push(Some(1), Severity::Warning, crate::parse::UNANNOTATED.into());
+    } else if m.parsed.up.statements.is_empty() {
         push(Some(m.parsed.up.line), Severity::Warning, "the Up section has no statements".into());
     }
-    if m.parsed.down.is_none() {
+    if m.parsed.down.is_none() && m.parsed.annotated {
         push(
             None,
             Severity::Warning,
@@ -153,6 +155,17 @@ fn unknown_annotation_message(text: &str) -> String {
         "goose knows Up, Down, StatementBegin, StatementEnd, NO TRANSACTION, ENVSUB ON and ENVSUB OFF, in any letter case"
     };
     format!("'{text}' is not a goose annotation and is ignored as a comment ({hint})")
+}
+
+/// The kind of statement in `sql` that PostgreSQL refuses inside a transaction block, if any
+/// (SQL that does not parse here is left for the server to judge).
+pub(crate) fn refused_in_transaction(sql: &str) -> Option<&'static str> {
+    let parsed = pg_query::parse(sql, 0).ok()?;
+    parsed
+        .protobuf
+        .stmts
+        .iter()
+        .find_map(|raw| raw.stmt.as_ref()?.node.as_ref().and_then(needs_no_transaction))
 }
 
 /// Statements PostgreSQL refuses inside a transaction block.

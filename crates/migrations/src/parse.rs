@@ -47,7 +47,16 @@ pub struct Parsed {
     pub no_transaction: bool,
     /// Lines that look like goose annotations but are not (goose treats them as comments).
     pub unknown_annotations: Vec<(usize, String)>,
+    /// Whether the file has goose annotations at all. A file without any (plain SQL, as the
+    /// monorepo applied with `psql`) is its Up section whole, with no Down; goose itself
+    /// refuses such a file, which lint, status and dry runs say ([`UNANNOTATED`]).
+    pub annotated: bool,
 }
+
+/// What lint, status and dry runs say of a file without goose annotations.
+pub const UNANNOTATED: &str = "no goose annotations: applied whole as its Up section (as `psql -f` would), with no Down; \
+     goose itself refuses this file (\"SQL before '-- +goose Up'\"): make '-- +goose Up' its first line, \
+     and add a '-- +goose Down' section to make it reversible";
 
 /// Why a migration file could not be parsed; every variant names the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,7 +167,15 @@ impl Buffer {
 
 /// Parses one goose SQL migration.
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
-    let mut dir = Dir::Start;
+    // Any `+goose` comment, even a misspelt or indented one, means the file was meant for goose:
+    // then goose's rules hold, and SQL before `-- +goose Up` stays an error.
+    let annotated = text.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("--")
+            .map(normalise)
+            .is_some_and(|c| c.replace(' ', "").starts_with("+goose"))
+    });
+    let mut dir = if annotated { Dir::Start } else { Dir::Up };
     let mut up = Section::default();
     let mut down: Option<Section> = None;
     let mut no_transaction = false;
@@ -280,7 +297,11 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         return Err(ParseError::MissingUp { near_miss: unknown.first().cloned() });
     }
     finish(&buf, "the end of the file")?;
-    Ok(Parsed { up, down, no_transaction, unknown_annotations: unknown })
+    if !annotated && up.statements.is_empty() {
+        // Neither goose SQL nor plain SQL: most likely not the file that was meant.
+        return Err(ParseError::MissingUp { near_miss: None });
+    }
+    Ok(Parsed { up, down, no_transaction, unknown_annotations: unknown, annotated })
 }
 
 /// An annotation candidate as goose compares it: trimmed, lowercased, whitespace runs collapsed.

@@ -62,6 +62,8 @@ pub struct Step {
     pub statements: usize,
     /// Whether it runs outside a transaction.
     pub no_transaction: bool,
+    /// Whether the file has no goose annotations and runs whole as its Up section.
+    pub unannotated: bool,
     /// Why a `--tables` run includes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -96,6 +98,7 @@ impl Plan {
                 name: m.name.clone(),
                 statements: m.parsed.up.statements.len(),
                 no_transaction: m.parsed.no_transaction,
+                unannotated: !m.parsed.annotated,
                 reason: reason.clone(),
             });
         }
@@ -123,6 +126,7 @@ impl Plan {
                 name: m.name.clone(),
                 statements: down.statements.len(),
                 no_transaction: m.parsed.no_transaction,
+                unannotated: !m.parsed.annotated,
                 reason: None,
             });
         }

@@ -19,6 +19,9 @@ pub struct Row {
     pub applied_at: Option<String>,
     /// `applied`, `pending`, `edited` (applied, file changed since), or `missing-file`.
     pub state: &'static str,
+    /// What to know about the file, e.g. that it has no goose annotations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
 }
 
 /// The state of every version known to the files or the database.
@@ -56,6 +59,7 @@ pub async fn status(client: &Client, set: &MigrationSet) -> Result<Status, Error
                 name: file.map(|m| m.name.clone()),
                 applied_at: db.map(|a| a.applied_at.format("%Y-%m-%d %H:%M:%S").to_string()),
                 state,
+                note: file.filter(|m| !m.parsed.annotated).map(|_| crate::parse::UNANNOTATED),
             }
         })
         .collect();
@@ -74,6 +78,9 @@ impl std::fmt::Display for Status {
                 r.applied_at.as_deref().unwrap_or("-"),
                 r.name.as_deref().unwrap_or("(no file)")
             )?;
+            if let Some(note) = r.note {
+                writeln!(f, "{:>8}  {note}", "")?;
+            }
         }
         Ok(())
     }

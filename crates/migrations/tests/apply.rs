@@ -223,3 +223,54 @@ async fn status_lists_every_version() {
     assert_eq!(states, vec![(1, "applied", true), (2, "pending", false)]);
     assert_eq!(status.pending(), 1);
 }
+
+/// The monorepo's folder as it is: plain SQL files (applied whole, as its `psql` helper did)
+/// beside goose files, tracked and checksummed alike; and a transactional CONCURRENTLY that
+/// stops the run at its file and line before any of that file runs.
+#[tokio::test]
+async fn plain_sql_files_apply_whole_beside_goose_files_and_concurrently_stops_precisely() {
+    let db = Db::start();
+    let p = Project::new(&[
+        (
+            "001_plain.sql",
+            "-- audit events, as psql -f applied them\nCREATE TABLE events (id int);\nINSERT INTO events VALUES (1);\n",
+        ),
+        ("002_goose.sql", "-- +goose Up\nCREATE TABLE runs (id int);\n-- +goose Down\nDROP TABLE runs;\n"),
+        ("003_plain.sql", "ALTER TABLE events ADD COLUMN kind text;\n"),
+    ]);
+    let report = up(&db, &p, Selection::All).await.unwrap();
+    assert_eq!(versions(&report), [1, 2, 3]);
+    assert_eq!(db.query("SELECT string_agg(version_id::text, ',' ORDER BY version_id) FROM goose_db_version WHERE version_id > 0"), "1,2,3");
+    assert_eq!(db.query("SELECT count(*) FROM goose_db_version_checksum"), "3");
+    assert_eq!(db.query("SELECT count(*) FROM events WHERE kind IS NULL"), "1");
+    // Exactly once, and an edit to an applied plain file is caught like any other.
+    assert!(versions(&up(&db, &p, Selection::All).await.unwrap()).is_empty());
+    p.write("003_plain.sql", "ALTER TABLE events ADD COLUMN kind varchar(10);\n");
+    let err = up(&db, &p, Selection::All).await.unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { version: 3, .. }), "{err}");
+    p.write("003_plain.sql", "ALTER TABLE events ADD COLUMN kind text;\n");
+    // A plain file has no Down: rolling it back is refused before anything runs.
+    let err = down(&db, &p, Some(0)).await.unwrap_err();
+    assert!(matches!(err, Error::NoDown { version: 3, .. }), "{err}");
+
+    p.write("004_plain.sql", "CREATE TABLE later (id int);\n");
+    p.write(
+        "005_index.sql",
+        "CREATE TABLE flags (id int);\n\nCREATE INDEX CONCURRENTLY events_kind ON events (kind);\n",
+    );
+    p.write("006_after.sql", "-- +goose Up\nCREATE TABLE after (id int);\n");
+    let err = up(&db, &p, Selection::All).await.unwrap_err();
+    let Error::NeedsNoTransaction { file, line, what, .. } = &err else { panic!("{err}") };
+    assert_eq!(
+        (file.file_name().unwrap().to_str().unwrap(), *line, *what),
+        ("005_index.sql", 3, "CREATE INDEX CONCURRENTLY")
+    );
+    assert!(err.to_string().contains("add '-- +goose NO TRANSACTION'"), "{err}");
+    assert_eq!(db.query("SELECT to_regclass('later') IS NOT NULL"), "t", "the files before it were applied");
+    assert_eq!(
+        db.query("SELECT to_regclass('flags') IS NULL AND to_regclass('after') IS NULL"),
+        "t",
+        "nothing of it, nothing after"
+    );
+    assert_eq!(db.query("SELECT max(version_id) FROM goose_db_version"), "4");
+}

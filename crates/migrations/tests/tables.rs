@@ -140,3 +140,15 @@ async fn repository_migrations_up_down_up() {
     up(&db, &project, Selection::All).await.unwrap();
     assert_eq!(schema(&db), applied);
 }
+
+#[test]
+fn subsets_follow_plain_sql_files_too() {
+    let p = Project::new(&[
+        ("001_events.sql", "CREATE TABLE events (id int PRIMARY KEY);\n"),
+        ("002_other.sql", "CREATE TABLE other (id int);\n"),
+        ("003_links.sql", "-- +goose Up\nCREATE TABLE links (event_id int REFERENCES events (id));\n"),
+        ("004_alter.sql", "ALTER TABLE links ADD COLUMN note text;\n"),
+    ]);
+    let wanted = Selection::Tables(vec!["links".into()]).resolve(&p.set()).unwrap();
+    assert_eq!(wanted.keys().copied().collect::<Vec<_>>(), [1, 3, 4], "{wanted:?}");
+}

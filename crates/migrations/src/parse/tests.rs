@@ -174,3 +174,28 @@ fn up_only_migration_has_no_down_section() {
     let p = parse("-- +goose Up\nSELECT 1;\n").unwrap();
     assert!(p.down.is_none());
 }
+
+#[test]
+fn a_file_without_annotations_is_its_up_section_whole() {
+    let p = parse("-- the monorepo's plain SQL\nCREATE TABLE a (id int);\n\nCREATE INDEX a_id ON a (id);\n")
+        .unwrap();
+    assert!(!p.annotated);
+    let lines: Vec<(usize, &str)> = p.up.statements.iter().map(|s| (s.line, s.sql.as_str())).collect();
+    assert_eq!(lines, [(2, "CREATE TABLE a (id int)"), (4, "CREATE INDEX a_id ON a (id)")]);
+    assert_eq!((p.up.line, p.down, p.no_transaction), (0, None, false));
+    // Still SQL as PostgreSQL reads it: an unterminated statement is named by line.
+    assert_eq!(
+        parse("CREATE TABLE a (id int);\nSELECT 1\n").unwrap_err(),
+        ParseError::Unfinished { line: 2, before: "the end of the file" }
+    );
+    // Nothing to run at all is not a migration.
+    assert!(matches!(parse("-- only a comment\n\n").unwrap_err(), ParseError::MissingUp { .. }));
+}
+
+#[test]
+fn sql_before_up_stays_an_error_in_a_file_with_annotations() {
+    let err = parse("CREATE TABLE a (id int);\n-- +goose Up\nSELECT 1;\n").unwrap_err();
+    assert_eq!(err, ParseError::CodeBeforeUp { line: 1, near_miss: None });
+    let err = parse("CREATE TABLE a (id int);\n-- +goose Down\nSELECT 1;\n").unwrap_err();
+    assert!(matches!(err, ParseError::CodeBeforeUp { line: 1, .. }), "{err}");
+}
