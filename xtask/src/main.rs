@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, long_about = None)]
 #[command(
-    after_help = "Exit status: 0 success; 1 the operation failed (a migration, a connection, a lock); \
-2 bad usage or invalid input files."
+    after_help = "Exit status: 0 success; 1 the operation failed (a migration, a connection, a lock, a \
+service that never became ready); 2 bad usage or invalid input files; 3 e2e: the suite's tests failed; \
+130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,6 +29,23 @@ enum Command {
     Infra(infra::Infra),
     E2e(e2e::E2e),
     Doctor(doctor::Doctor),
+    Completions(Completions),
+}
+
+/// Print a shell completion script for the xtask commands
+///
+/// `cargo xtask` is a cargo alias, which shells do not complete into; the script completes a
+/// command named by --name (default `xtask`), so pair it with an alias, e.g. for bash:
+///   alias xtask='cargo xtask'
+///   source <(cargo xtask completions bash)
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+struct Completions {
+    /// The shell.
+    shell: clap_complete::Shell,
+    /// The command name the script completes.
+    #[arg(long, default_value = "xtask")]
+    name: String,
 }
 
 /// Failures that are the caller's input rather than the operation: exit status 2.
@@ -57,6 +75,11 @@ fn main() -> ExitCode {
         Command::Infra(i) => i.run(),
         Command::E2e(e) => e.run(),
         Command::Doctor(d) => d.run(),
+        Command::Completions(c) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(c.shell, &mut command, &c.name, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
