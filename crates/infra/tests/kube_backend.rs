@@ -261,7 +261,7 @@ fn pod(name: &str, phase: &str, ready: bool, restarts: i32, data: bool) -> k8s_o
 }
 
 fn fixture_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
-    let path = root().join("../shared/fixtures/k8s-status").join(name);
+    let path = root().join("fixtures/k8s-status").join(name);
     serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
