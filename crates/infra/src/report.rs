@@ -49,13 +49,10 @@ pub fn exports(state: &RunState) -> String {
 /// loopback ports once the xtask that forwarded them is gone (after `--keep`), so the URLs it
 /// printed keep working. Empty for other backends.
 pub fn reach(state: &RunState) -> Vec<String> {
-    let Some((ns, kubeconfig, context)) = state.resources.iter().find_map(|r| match r {
-        Resource::Namespace { name, kubeconfig, context } => Some((name, kubeconfig, context)),
-        _ => None,
-    }) else {
+    let Some((ns, kubeconfig, context)) = state.namespace() else {
         return Vec::new();
     };
-    let context = context.as_ref().map(|c| format!(" --context {}", shell_quote(c))).unwrap_or_default();
+    let context = context.map(|c| format!(" --context {}", shell_quote(c))).unwrap_or_default();
     let kubeconfig = shell_quote(&kubeconfig.display().to_string());
     state
         .endpoints

@@ -464,17 +464,10 @@ pub async fn restart(state: &mut RunState, component: &str) -> Result<(), InfraE
         }
         "kind" | "cluster" => {
             let (ns, kubeconfig, context) = state
-                .resources
-                .iter()
-                .find_map(|r| match r {
-                    crate::state::Resource::Namespace { name, kubeconfig, context } => {
-                        Some((name.clone(), kubeconfig.clone(), context.clone()))
-                    }
-                    _ => None,
-                })
+                .namespace()
                 .ok_or_else(|| InfraError::Invalid(format!("run {} has no namespace", state.id)))?;
-            let client = backend::kube::client_for(&kubeconfig, context.as_deref()).await?;
-            backend::kube::restart_component(client, &ns, &state.id, component, Duration::from_secs(120))
+            let client = backend::kube::client_for(kubeconfig, context).await?;
+            backend::kube::restart_component(client, ns, &state.id, component, Duration::from_secs(120))
                 .await?;
             if !state.owner_alive() {
                 // The endpoint is a port-forward of the xtask that brought the run up: gone with it.

@@ -134,6 +134,16 @@ impl RunState {
         self.resources.iter().any(|r| matches!(r, Resource::Process { pid, .. } if pid_alive(*pid)))
     }
 
+    /// The run's namespace on a cluster (kind, cluster backends): name, kubeconfig, context.
+    pub fn namespace(&self) -> Option<(&str, &Path, Option<&str>)> {
+        self.resources.iter().find_map(|r| match r {
+            Resource::Namespace { name, kubeconfig, context } => {
+                Some((name.as_str(), kubeconfig.as_path(), context.as_deref()))
+            }
+            _ => None,
+        })
+    }
+
     /// Whether the xtask that brought the run up still runs (and holds its port-forwards).
     pub fn owner_alive(&self) -> bool {
         self.owner_pid != 0 && pid_alive(self.owner_pid)

@@ -130,18 +130,14 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
             if m.parsed.no_transaction {
                 continue;
             }
-            for raw in &parsed.protobuf.stmts {
-                if let Some(what) =
-                    raw.stmt.as_ref().and_then(|s| s.node.as_ref()).and_then(needs_no_transaction)
-                {
-                    push(
-                        Some(stmt.line),
-                        Severity::Error,
-                        format!(
-                            "{dir}: {what} cannot run inside a transaction: add '-- +goose NO TRANSACTION' (and keep such statements in their own file)"
-                        ),
-                    );
-                }
+            for what in refused_kinds(&parsed) {
+                push(
+                    Some(stmt.line),
+                    Severity::Error,
+                    format!(
+                        "{dir}: {what} cannot run inside a transaction: add '-- +goose NO TRANSACTION' (and keep such statements in their own file)"
+                    ),
+                );
             }
         }
     }
@@ -160,12 +156,16 @@ fn unknown_annotation_message(text: &str) -> String {
 /// The kind of statement in `sql` that PostgreSQL refuses inside a transaction block, if any
 /// (SQL that does not parse here is left for the server to judge).
 pub(crate) fn refused_in_transaction(sql: &str) -> Option<&'static str> {
-    let parsed = pg_query::parse(sql, 0).ok()?;
+    refused_kinds(&pg_query::parse(sql, 0).ok()?).next()
+}
+
+/// The kinds of the parsed statements PostgreSQL refuses inside a transaction block, in order.
+fn refused_kinds(parsed: &pg_query::ParseResult) -> impl Iterator<Item = &'static str> + '_ {
     parsed
         .protobuf
         .stmts
         .iter()
-        .find_map(|raw| raw.stmt.as_ref()?.node.as_ref().and_then(needs_no_transaction))
+        .filter_map(|raw| raw.stmt.as_ref()?.node.as_ref().and_then(needs_no_transaction))
 }
 
 /// Statements PostgreSQL refuses inside a transaction block.

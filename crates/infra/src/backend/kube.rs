@@ -351,10 +351,7 @@ impl Backend for Kube {
     }
 
     fn planned_addr(&self, component: &str, service: &Service) -> (Addr, Addr) {
-        (
-            Addr { host: "127.0.0.1".into(), port: service.port },
-            Addr { host: component.to_string(), port: service.port },
-        )
+        super::container_addrs(component, service)
     }
 
     fn setup(&self) -> Option<String> {

@@ -163,6 +163,15 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// Where a service in a container is planned: its port on loopback from this machine (published
+/// or forwarded), and `component:port` from the backend's other workloads.
+pub(crate) fn container_addrs(component: &str, service: &Service) -> (Addr, Addr) {
+    (
+        Addr { host: "127.0.0.1".into(), port: service.port },
+        Addr { host: component.to_string(), port: service.port },
+    )
+}
+
 /// Removes one resource, by the backend that created it.
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     match resource {
