@@ -93,6 +93,10 @@ pub struct UpArgs {
     /// (e.g. `--image postgres=docker.io/library/postgres:16`); repeatable.
     #[arg(long, value_name = "COMPONENT=IMAGE", value_parser = parse_image)]
     pub(crate) image: Vec<(String, String)>,
+    /// The program the local backend runs for a component, over the suite file's `binaries:`
+    /// (e.g. `--binary datastorage=bin/data-storage`, the monorepo's own build); repeatable.
+    #[arg(long, value_name = "COMPONENT=PATH", value_parser = parse_binary)]
+    pub(crate) binary: Vec<(String, std::path::PathBuf)>,
     /// Leave the environment running and exit (tear down later with `infra down`).
     #[arg(long)]
     pub(crate) keep: bool,
@@ -135,22 +139,49 @@ fn parse_image(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_binary(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    parse_image(s).map(|(c, p)| (c, p.into())).map_err(|_| format!("`{s}` is not COMPONENT=PATH"))
+}
+
 impl UpArgs {
     /// The options `infra::session` takes; an image for a component the suite lacks is bad input.
     pub(crate) fn options(&self, suite: &Suite) -> anyhow::Result<session::UpOptions> {
-        for (c, _) in &self.image {
+        let flagged = self
+            .image
+            .iter()
+            .map(|(c, _)| ("--image", c))
+            .chain(self.binary.iter().map(|(c, _)| ("--binary", c)));
+        for (flag, c) in flagged {
             if !suite.components.contains(c) {
                 return Err(BadInput(format!(
-                    "--image {c}=...: suite {} has no component `{c}` (it has: {})",
+                    "{flag} {c}=...: suite {} has no component `{c}` (it has: {})",
                     suite.name,
                     suite.components.join(", ")
                 ))
                 .into());
             }
         }
+        for (c, _) in &self.binary {
+            if !infra::components::Registry::builtin().get(c).is_some_and(|c| c.replaceable()) {
+                return Err(BadInput(format!(
+                    "--binary {c}=...: `{c}` runs its own program; only datastorage takes another"
+                ))
+                .into());
+            }
+        }
+        // Checked before anything starts, with the flag or suite field that named it.
+        let root = crate::workspace_root();
+        let named = self.binary.iter().map(|(c, p)| (format!("--binary {c}={}", p.display()), p));
+        let in_suite = (suite.binaries.iter())
+            .filter(|(c, _)| !self.binary.iter().any(|(f, _)| f == *c))
+            .map(|(c, p)| (format!("suite {}: binaries.{c}", suite.name), p));
+        for (what, path) in named.chain(in_suite) {
+            infra::components::runnable(&root, path).map_err(|why| BadInput(format!("{what}: {why}")))?;
+        }
         Ok(session::UpOptions {
             backend: self.backend.name().into(),
             images: self.image.iter().cloned().collect(),
+            binaries: self.binary.iter().cloned().collect(),
             keep: self.keep,
             sequential: self.sequential,
             kube: infra::backend::kube::KubeOptions {

@@ -63,7 +63,8 @@ fn up_keep_status_down() {
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
     let v: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     let ds = v["env"]["DATASTORAGE_URL"].as_str().unwrap();
-    let health = http_get(&format!("{ds}/health"));
+    // The real service serves readiness on its API port too.
+    let health = http_get(&format!("{ds}/readyz"));
     assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(v["env"]["DATABASE_URL"].as_str().unwrap().starts_with("postgres://slm_user:"));
     let steps: Vec<&str> =
@@ -351,4 +352,82 @@ fn doctor_names_what_is_missing_and_how_to_get_it() {
         .iter()
         .find(|c| c["what"].as_str().unwrap().contains("XTASK_CONTAINER_RUN_ARGS"));
     assert_eq!(args.unwrap()["found"], "--ulimit nofile=1024:1024");
+}
+
+#[test]
+fn a_datastorage_binary_named_by_flag_runs_from_config_path_alone() {
+    // Any DataStorage, as the monorepo's own build would be: here the reference server's binary
+    // under another name, given no arguments, so it must find its config through CONFIG_PATH.
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--package", "datastorage-reference-server"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let program = state.path().join("data-storage");
+    std::fs::copy(root.join("target/debug/datastorage-reference-server"), &program).unwrap();
+    let flag = format!("datastorage={}", program.display());
+
+    let up =
+        xtask(state.path(), &["infra", "up", "workflowexecution", "--binary", &flag, "--keep", "--json"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let ds = v["env"]["DATASTORAGE_URL"].as_str().unwrap();
+    let ready = http_get(&format!("{ds}/readyz"));
+    assert!(ready.contains(" 200 ") && ready.ends_with(r#"{"status":"ready"}"#), "{ready}");
+
+    let run = &runs(state.path())[0];
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("runs").join(run).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = saved["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| {
+            (r["type"] == "process" && r["component"] == "datastorage").then(|| r["pid"].as_u64().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no datastorage process in {saved}"));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(
+        cmdline,
+        format!("{}\0", program.display()).into_bytes(),
+        "no --config: the real service takes none"
+    );
+    let environ =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap()).into_owned();
+    assert!(
+        environ.split('\0').any(|e| e.starts_with("CONFIG_PATH=") && e.ends_with("/config.yaml")),
+        "{environ}"
+    );
+
+    let down = xtask(state.path(), &["infra", "down"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    // Stopped: gone, or a zombie its new parent (init, once xtask exited) has not reaped yet.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let running = state.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'));
+    assert!(!running, "the named binary's process is stopped too: {state}");
+}
+
+#[test]
+fn a_missing_datastorage_binary_is_named_before_anything_starts() {
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let out = xtask(
+        state.path(),
+        &["infra", "up", "workflowexecution", "--binary", "datastorage=bin/no-such-data-storage", "--json"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "bad input: {err}");
+    assert!(err.contains("--binary datastorage=bin/no-such-data-storage: "), "the flag is named: {err}");
+    assert!(
+        err.contains("No such file or directory (os error 2) (build it first, or fix the path)"),
+        "{err}"
+    );
+    assert!(runs(state.path()).is_empty(), "nothing was started: {:?}", runs(state.path()));
+    assert!(leftovers(state.path()).is_empty(), "{:?}", leftovers(state.path()));
 }

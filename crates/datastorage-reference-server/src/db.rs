@@ -118,15 +118,15 @@ pub struct Db {
     pool: Pool,
 }
 
-/// The `sslmode` values this server can honour without TLS support.
-const PLAINTEXT_SSL_MODES: [&str; 3] = ["disable", "allow", "prefer"];
+/// The `sslmode` values this server can honour without TLS support (empty: libpq's `prefer`).
+const PLAINTEXT_SSL_MODES: [&str; 4] = ["", "disable", "allow", "prefer"];
 
 impl Db {
     /// A pool for the configured database; connects lazily, so PostgreSQL need not be up yet.
     pub fn new(cfg: &DatabaseConfig, credentials: &Credentials) -> Result<Self, crate::Error> {
         if !PLAINTEXT_SSL_MODES.contains(&cfg.ssl_mode.as_str()) {
             return Err(crate::Error::Unsupported(format!(
-                "database.ssl_mode `{}` needs TLS, which this reference server does not speak (use disable or prefer)",
+                "database.sslMode `{}` needs TLS, which this reference server does not speak (use disable or prefer)",
                 cfg.ssl_mode
             )));
         }
@@ -137,6 +137,12 @@ impl Db {
             .user(&credentials.db_username)
             .password(&credentials.db_password)
             .application_name("datastorage-reference-server")
+            // As the service does: every session gets the configured statement and lock timeouts.
+            .options(format!(
+                "-c statement_timeout={} -c lock_timeout={}",
+                cfg.statement_timeout.get().as_millis(),
+                cfg.lock_timeout.get().as_millis()
+            ))
             .connect_timeout(CONNECT_TIMEOUT);
         let manager =
             Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });

@@ -61,6 +61,12 @@ pub struct Replayed {
     pub corrupt: usize,
 }
 
+/// The stream holding audit batches PostgreSQL could not take. The current service fixes its
+/// names in code (no config key since `dlqStreamName` was retired), so this server does too.
+pub const STREAM: &str = "audit:dlq:events";
+/// The consumer group that replays [`STREAM`] into PostgreSQL.
+pub const GROUP: &str = "audit-dlq-replay";
+
 /// The dead-letter queue in Redis.
 pub struct Dlq {
     client: redis::Client,
@@ -79,15 +85,15 @@ impl Dlq {
         } else {
             format!(":{}@", percent_encode(&credentials.redis_password))
         };
-        let url = format!("redis://{auth}{}/{}", cfg.addr, cfg.db);
+        let url = format!("redis://{auth}{}/0", cfg.addr);
         // The URL carries the password: only the address goes into an error.
         let client = redis::Client::open(url)
             .map_err(|e| crate::Error::Unsupported(format!("redis.addr `{}`: {:?}", cfg.addr, e.kind())))?;
         Ok(Self {
             client,
             conn: Mutex::new(None),
-            stream: cfg.dlq_stream_name.clone(),
-            group: cfg.dlq_consumer_group.clone(),
+            stream: STREAM.to_string(),
+            group: GROUP.to_string(),
             max_len: cfg.dlq_max_len,
             script: redis::Script::new(ENQUEUE_SCRIPT),
         })

@@ -1,4 +1,4 @@
-//! The HTTP API: `/health`, the batch write and the query by correlation id. Every answer,
+//! The HTTP API: the batch write and the query by correlation id. Every answer,
 //! errors included, is a JSON object (or, for the query, a JSON array).
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::db::{Db, DbError, SchemaState};
+use crate::db::{Db, DbError};
 use crate::dlq::Dlq;
 use crate::event::parse_batch;
 
@@ -29,7 +29,6 @@ pub struct AppState {
 /// The routes, with a deadline per request.
 pub fn router(state: Arc<AppState>, request_timeout: Duration) -> Router {
     Router::new()
-        .route("/health", get(health))
         .route("/api/v1/audit/events/batch", post(write_batch))
         .route("/api/v1/audit/events", get(query_events))
         .fallback(|| async { reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})) })
@@ -48,29 +47,6 @@ async fn deadline(req: Request, next: Next, limit: Duration) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": format!("request took longer than server.write_timeout ({limit:?})")}),
         ),
-    }
-}
-
-/// 200 only when PostgreSQL answers, the schema has what this server uses, and Redis answers.
-async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let unhealthy = |reason: String, missing: Vec<String>| {
-        let mut body = json!({"status": "unhealthy", "reason": reason});
-        if !missing.is_empty() {
-            body["missing"] = json!(missing);
-        }
-        reply(StatusCode::SERVICE_UNAVAILABLE, body)
-    };
-    match state.db.schema_state().await {
-        Err(e) => return unhealthy(e.to_string(), vec![]),
-        Ok(SchemaState::Missing(missing)) => return unhealthy(missing.join("; "), missing),
-        Ok(SchemaState::Complete) => {}
-    }
-    match state.dlq.waiting().await {
-        Ok(waiting) => reply(
-            StatusCode::OK,
-            json!({"status": "healthy", "database": "connected", "redis": "connected", "dlq_waiting": waiting}),
-        ),
-        Err(e) => unhealthy(e.to_string(), vec![]),
     }
 }
 

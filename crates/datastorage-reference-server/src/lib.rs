@@ -2,19 +2,19 @@
 //! PostgreSQL, parks them in a Redis-stream dead-letter queue while PostgreSQL is unavailable,
 //! replays them once it is back, and reports healthy only when the schema it writes exists.
 //!
-//! It reads the configuration that `crates/datastorage` renders (`CONFIG_PATH`). Endpoints:
-//! - `GET /health`: 200 `{"status":"healthy",...}` when PostgreSQL answers, every table, column
-//!   and function in [`db::REQUIRED_SCHEMA`] exists and Redis answers; otherwise 503
-//!   `{"status":"unhealthy","reason":"column audit_events.correlation_id missing",...}`.
-//! - `POST /api/v1/audit/events/batch`: a JSON array of events; 201 `{"count":n}` when written in
-//!   one transaction, 202 `{"status":"queued"}` when parked in the dead-letter queue, 400 naming
-//!   each bad field (`events[1].event_outcome: missing`).
-//! - `GET /api/v1/audit/events?correlation_id=...`: the events, oldest first.
+//! It reads the configuration the real service reads (`CONFIG_PATH`, camelCase keys, secrets
+//! files), and listens where the real service listens:
+//! - health port (`server.healthPort`): `GET /healthz` (liveness) and `GET /readyz` (readiness;
+//!   see [`ops`] for its one deliberate difference: it also waits for the schema);
+//! - metrics port (`server.metricsPort`): `GET /metrics`;
+//! - API port (`server.port`): the audit API of the service's OpenAPI spec (see [`http`]), and
+//!   `/readyz` again.
 
 pub mod db;
 pub mod dlq;
 pub mod event;
 pub mod http;
+pub mod ops;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,28 +53,84 @@ pub enum Error {
     },
 }
 
+/// The three listeners the service has: API, health and metrics.
+pub struct Listeners {
+    /// `server.port`: `/api/v1/...` and `/readyz`.
+    pub api: TcpListener,
+    /// `server.healthPort`: `/healthz` and `/readyz`.
+    pub health: TcpListener,
+    /// `server.metricsPort`: `/metrics`.
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `server.host` at the configured API, health and metrics ports (empty host: every interface).
+    pub async fn bind(config: &datastorage::Config) -> Result<Self, Error> {
+        let s = &config.server;
+        let host = if s.host.is_empty() { "0.0.0.0" } else { s.host.as_str() };
+        let bind = |field: &'static str, port: u16| {
+            let addr = format!("{host}:{port}");
+            async move {
+                TcpListener::bind(&addr).await.map_err(|source| Error::Io {
+                    action: format!("binding {addr} (server.{field})"),
+                    source,
+                })
+            }
+        };
+        Ok(Self {
+            api: bind("port", s.port).await?,
+            health: bind("healthPort", s.health_port).await?,
+            metrics: bind("metricsPort", s.metrics_port).await?,
+        })
+    }
+
+    /// Three listeners on free loopback ports (tests).
+    pub async fn loopback() -> Result<Self, Error> {
+        let bind = || async {
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|source| Error::Io { action: "binding 127.0.0.1:0".into(), source })
+        };
+        Ok(Self { api: bind().await?, health: bind().await?, metrics: bind().await? })
+    }
+}
+
 /// A running server; [`Running::shutdown`] stops it gracefully.
 pub struct Running {
     addr: SocketAddr,
+    health_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    ops: Arc<ops::Ops>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     http: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    /// The address it listens on.
+    /// The API listener's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<API address>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting requests, lets those in flight finish within `grace`, and stops the
-    /// background tasks.
+    /// `http://<health address>`: `/healthz`, `/readyz`.
+    pub fn health_url(&self) -> String {
+        format!("http://{}", self.health_addr)
+    }
+
+    /// `http://<metrics address>`: `/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}", self.metrics_addr)
+    }
+
+    /// Fails readiness, stops accepting requests, lets those in flight finish within `grace`,
+    /// and stops the background tasks.
     pub async fn shutdown(self, grace: Duration) -> Result<(), Error> {
+        self.ops.shut_down();
         let _ = self.stop.send(true);
         for task in self.tasks {
             task.abort();
@@ -91,7 +147,7 @@ impl Running {
         }
     }
 
-    /// Waits until the HTTP server stops by itself (it only does on an I/O error).
+    /// Waits until the HTTP servers stop by themselves (they only do on an I/O error).
     pub async fn wait(&mut self) -> Result<(), Error> {
         match (&mut self.http).await {
             Ok(result) => result.map_err(|source| Error::Io { action: "serving HTTP".into(), source }),
@@ -100,42 +156,55 @@ impl Running {
     }
 }
 
-/// Binds `server.host:server.port` from the configuration and starts serving.
+/// Binds the configured ports and starts serving.
 pub async fn start(loaded: &Loaded) -> Result<Running, Error> {
-    let s = &loaded.config.server;
-    let addr = format!("{}:{}", s.host, s.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| Error::Io { action: format!("binding {addr}"), source })?;
-    start_on(loaded, listener).await
+    let listeners = Listeners::bind(&loaded.config).await?;
+    start_on(loaded, listeners).await
 }
 
-/// Starts serving on an already bound listener (tests bind port 0).
-pub async fn start_on(loaded: &Loaded, listener: TcpListener) -> Result<Running, Error> {
-    let addr = listener
-        .local_addr()
-        .map_err(|source| Error::Io { action: "reading the bound address".into(), source })?;
+/// Starts serving on already bound listeners (tests bind port 0).
+pub async fn start_on(loaded: &Loaded, listeners: Listeners) -> Result<Running, Error> {
+    let local = |l: &TcpListener| {
+        l.local_addr().map_err(|source| Error::Io { action: "reading the bound address".into(), source })
+    };
+    let (addr, health_addr, metrics_addr) =
+        (local(&listeners.api)?, local(&listeners.health)?, local(&listeners.metrics)?);
     let config = &loaded.config;
     let db = Db::new(&config.database, &loaded.credentials)?;
     let dlq = Dlq::new(&config.redis, &loaded.credentials)?;
     let state = Arc::new(AppState { db, dlq });
+    let ops = ops::Ops::new(state.clone());
     let (stop, stopped) = watch::channel(false);
 
     let tasks =
         vec![tokio::spawn(replay_loop(state.clone())), tokio::spawn(partition_loop(state.db.clone()))];
     let timeout = config.server.read_timeout.get() + config.server.write_timeout.get();
-    let app = http::router(state, timeout);
-    let mut stopped_http = stopped.clone();
+    let api = http::router(state, timeout)
+        .merge(ops::api_routes(ops.clone()))
+        .layer(axum::middleware::from_fn_with_state(ops.clone(), ops::count));
+    let serve = |listener: TcpListener, app: axum::Router| {
+        let mut stopped = stopped.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    };
+    let (a, h, m) = (
+        serve(listeners.api, api),
+        serve(listeners.health, ops::health_router(ops.clone())),
+        serve(listeners.metrics, ops::metrics_router(ops.clone())),
+    );
+    // One task for the three: the first listener to fail stops the server, as in the service.
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped_http.wait_for(|s| *s).await;
-            })
-            .await
+        tokio::try_join!(a, h, m)?;
+        Ok(())
     });
-    tracing::info!(%addr, stream = %config.redis.dlq_stream_name, "datastorage reference server listening");
+    tracing::info!(%addr, %health_addr, %metrics_addr, stream = dlq::STREAM, "datastorage reference server listening");
     drop(stopped);
-    Ok(Running { addr, stop, tasks, http })
+    Ok(Running { addr, health_addr, metrics_addr, ops, stop, tasks, http })
 }
 
 /// Replays the dead-letter queue whenever it holds batches and PostgreSQL takes them.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use datastorage::{LogFormat, LogLevel};
+use datastorage::LogLevel;
 
 /// A reference DataStorage service for test environments.
 #[derive(Debug, Parser)]
@@ -16,19 +16,20 @@ struct Args {
     config: PathBuf,
 }
 
-fn init_logging(level: LogLevel, format: LogFormat) {
+/// JSON lines on stderr, as the service logs.
+fn init_logging(level: LogLevel) {
     let level = match level {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Info => tracing::Level::INFO,
         LogLevel::Warn => tracing::Level::WARN,
         LogLevel::Error => tracing::Level::ERROR,
     };
-    let builder =
-        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(false);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .json()
+        .init();
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
@@ -45,12 +46,15 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let loaded = datastorage::load(&args.config).context("reading the configuration")?;
-    init_logging(loaded.config.logging.level, loaded.config.logging.format);
+    init_logging(loaded.config.logging.level);
+    for w in &loaded.warnings {
+        tracing::warn!(field = %w.field, line = w.at.map(|(l, _)| l), "config: {}", w.reason);
+    }
     let mut running = datastorage_reference_server::start(&loaded).await.context("starting the server")?;
     tokio::select! {
         r = running.wait() => return r.context("serving"),
         r = shutdown_signal() => r?,
     }
     tracing::info!("shutting down");
-    running.shutdown(loaded.config.shutdown_timeout.get()).await.context("shutting down")
+    running.shutdown(loaded.config.shutdown_timeout()).await.context("shutting down")
 }

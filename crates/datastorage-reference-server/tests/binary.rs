@@ -26,15 +26,17 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
         .spawn()
         .expect("spawn the server");
 
-    let base = format!("http://127.0.0.1:{}", env.loaded.config.server.port);
+    let server = &env.loaded.config.server;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let health = format!("http://127.0.0.1:{}", server.health_port);
     let http = reqwest::Client::new();
-    eventually(Duration::from_secs(30), "GET /health answers 200", || {
+    eventually(Duration::from_secs(30), "GET /readyz on the health port answers 200", || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the server exited early: {status}");
         }
-        let (http, base) = (&http, &base);
+        let (http, health) = (&http, &health);
         async move {
-            match http.get(format!("{base}/health")).send().await {
+            match http.get(format!("{health}/readyz")).send().await {
                 Ok(r) if r.status().as_u16() == 200 => Ok(()),
                 Ok(r) => Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
                 Err(e) => Err(e.to_string()),
@@ -49,6 +51,28 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    // Where the service has them: readiness on the API port too, liveness and metrics on theirs.
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let live: serde_json::Value =
+        http.get(format!("{health}/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(live["status"], "healthy", "{live}");
+    assert!(chrono::DateTime::parse_from_rfc3339(live["timestamp"].as_str().unwrap()).is_ok(), "{live}");
+    let metrics = http
+        .get(format!("http://127.0.0.1:{}/metrics", server.metrics_port))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains(r#"datastorage_http_requests_total{route="/api/v1/audit/events/batch",code="201"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("datastorage_dlq_depth 0"), "{metrics}");
+    assert_eq!(http.get(format!("{base}/metrics")).send().await.unwrap().status().as_u16(), 404);
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = eventually(Duration::from_secs(30), "the server exits after SIGTERM", || {
@@ -78,7 +102,7 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
 fn a_bad_config_file_is_reported_with_its_path_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
-    std::fs::write(&path, "shutdownTimeout: 30s\nserver:\n  host: 127.0.0.1\n  prot: 8080\n").unwrap();
+    std::fs::write(&path, "server:\n  host: 127.0.0.1\n  prot: 8080\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_datastorage-reference-server"))
         .arg("--config")
         .arg(&path)
@@ -88,5 +112,5 @@ fn a_bad_config_file_is_reported_with_its_path_and_field() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}: ", path.display())), "{stderr}");
-    assert!(stderr.contains("unknown field `prot`"), "{stderr}");
+    assert!(stderr.contains("server.prot (line 3): not a key DataStorage reads"), "{stderr}");
 }

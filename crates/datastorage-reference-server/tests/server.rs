@@ -14,9 +14,10 @@ async fn health_names_what_is_missing_until_the_schema_is_complete() {
 
     let (status, body) = env.health().await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["reason"], "schema_incomplete");
     assert_eq!(
-        body["reason"],
+        body["detail"],
         "table audit_events missing; function ensure_audit_events_partitions(integer, integer) missing"
     );
 
@@ -28,7 +29,7 @@ async fn health_names_what_is_missing_until_the_schema_is_complete() {
     let (status, body) = env.health().await;
     assert_eq!(status, 503, "{body}");
     assert!(
-        body["reason"].as_str().unwrap().starts_with("column audit_events.resource_id missing"),
+        body["detail"].as_str().unwrap().starts_with("column audit_events.resource_id missing"),
         "{body}"
     );
     assert!(
@@ -43,8 +44,7 @@ async fn health_names_what_is_missing_until_the_schema_is_complete() {
     env.migrate().await;
     let (status, body) = env.health().await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "healthy");
-    assert_eq!(body["database"], "connected");
+    assert_eq!(body, json!({"status": "ready"}), "the service's own body");
 
     let replayed = eventually(Duration::from_secs(30), "queued batch replayed", || async {
         let events = env.events("early").await;

@@ -22,6 +22,7 @@
 //! ```
 
 mod duration;
+mod keys;
 mod load;
 mod model;
 mod render;
@@ -33,8 +34,8 @@ use std::path::PathBuf;
 pub use duration::GoDuration;
 pub use load::{Loaded, load, load_from_env};
 pub use model::{
-    CONTAINER_CONFIG_DIR, Config, DatabaseConfig, LogFormat, LogLevel, LoggingConfig, Problem, RedisConfig,
-    SSL_MODES, ServerConfig,
+    API_PORT, CONTAINER_CONFIG_DIR, Config, DatabaseConfig, HEALTH_PORT, LIVE_PATH, LogLevel, LoggingConfig,
+    METRICS_PORT, Problem, READY_PATH, RedisConfig, SSL_MODES, ServerConfig,
 };
 pub use render::{
     Bundle, CONFIG_FILE, CONFIG_PATH_ENV, DB_SECRETS_FILE, DataStorage, FileKind, Layout, REDIS_SECRETS_FILE,
@@ -71,6 +72,15 @@ pub enum Error {
         /// Every invalid field.
         problems: Vec<Problem>,
     },
+    /// A secrets file is not a map of string keys to string values. Deliberately vague: the
+    /// parser's message would quote the file, which holds passwords.
+    #[error("{}{}: not a YAML map of string keys to string values (e.g. `password: ...`)", path.display(), Position(*at))]
+    Secrets {
+        /// The secrets file.
+        path: PathBuf,
+        /// Line and column of the first problem, when known.
+        at: Option<(u64, u64)>,
+    },
     /// A secrets file lacks a key the config names.
     #[error("{}: key `{key}` (named by {field}) missing", path.display())]
     MissingSecret {
@@ -104,6 +114,17 @@ pub enum Error {
     NoConfigPath,
 }
 
+struct Position(Option<(u64, u64)>);
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some((line, column)) => write!(f, ":{line}:{column}"),
+            None => Ok(()),
+        }
+    }
+}
+
 struct Problems<'a>(&'a [Problem]);
 
 impl fmt::Display for Problems<'_> {
@@ -112,7 +133,10 @@ impl fmt::Display for Problems<'_> {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{}: {}", p.field, p.reason)?;
+            match p.at {
+                Some((line, _)) => write!(f, "{} (line {line}): {}", p.field, p.reason)?,
+                None => write!(f, "{}: {}", p.field, p.reason)?,
+            }
         }
         Ok(())
     }

@@ -15,16 +15,30 @@ pub struct Loaded {
     pub config: Config,
     /// The credentials from the secrets files.
     pub credentials: Credentials,
+    /// Keys the file has that DataStorage ignores or this model leaves alone, each saying why:
+    /// worth a log line at start-up, not a refusal.
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
     /// Parses and validates a config file's text; `path` names the file in errors.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, Error> {
+        Self::read(text, path).map(|(config, _)| config)
+    }
+
+    /// Parses and validates a config file's text, returning it with the warnings about keys
+    /// DataStorage would ignore or this model leaves alone. A key that misspells one the
+    /// service reads (e.g. seed-era `read_timeout`) is an error, with its line.
+    pub fn read(text: &str, path: &Path) -> Result<(Self, Vec<Problem>), Error> {
+        let keys = crate::keys::check(text);
+        if !keys.errors.is_empty() {
+            return Err(Error::Invalid { path: path.to_path_buf(), problems: keys.errors });
+        }
         let config: Config = serde_saphyr::from_str(text)
             .map_err(|source| Error::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
         let problems = config.problems();
         if problems.is_empty() {
-            Ok(config)
+            Ok((config, keys.warnings))
         } else {
             Err(Error::Invalid { path: path.to_path_buf(), problems })
         }
@@ -36,25 +50,16 @@ impl Config {
 pub fn load(path: &Path) -> Result<Loaded, Error> {
     let text =
         std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-    let config = Config::from_yaml(&text, path)?;
+    let (config, warnings) = Config::read(&text, path)?;
     let base = path.parent().unwrap_or(Path::new("."));
 
     let db = ReadSecrets::read(&base.join(&config.database.secrets_file))?;
-    let db_username = db.get(&config.database.username_key, "database.usernameKey")?.to_string();
+    // As the service does: the secrets file's username, when it has one, wins over `user`.
+    let db_username = match config.database.username_key.as_str() {
+        "" => config.database.user.clone(),
+        key => db.find(key).unwrap_or(&config.database.user).to_string(),
+    };
     let db_password = db.get(&config.database.password_key, "database.passwordKey")?.to_string();
-    if db_username != config.database.user {
-        return Err(Error::Invalid {
-            path: path.to_path_buf(),
-            problems: vec![Problem {
-                field: "database.user".into(),
-                reason: format!(
-                    "`{}` differs from the username in {}",
-                    config.database.user,
-                    base.join(&config.database.secrets_file).display()
-                ),
-            }],
-        });
-    }
     let redis = ReadSecrets::read(&base.join(&config.redis.secrets_file))?;
     let redis_password = redis.get(&config.redis.password_key, "redis.passwordKey")?.to_string();
 
@@ -62,6 +67,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         path: path.to_path_buf(),
         config,
         credentials: Credentials { db_username, db_password, redis_password },
+        warnings,
     })
 }
 

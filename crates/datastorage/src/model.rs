@@ -1,48 +1,80 @@
-//! The typed configuration model, shaped like DataStorage's `config.yaml`, and its validation.
+//! The typed configuration model, shaped like the `config.yaml` the current DataStorage reads
+//! (camelCase keys, `pkg/datastorage/config`), its defaults and its validation.
+//!
+//! Defaults are the service's own: a key left out reads as the value DataStorage would use, so a
+//! file rendered from [`Config::local`] and a hand-written one agree on what the service does.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::GoDuration;
 
 /// Where DataStorage's config file lives inside a container or pod.
 pub const CONTAINER_CONFIG_DIR: &str = "/etc/datastorage";
+/// The API port inside a container (`server.port` in the monorepo's manifests).
+pub const API_PORT: u16 = 8080;
+/// DataStorage's default health port (`/healthz`, `/readyz`).
+pub const HEALTH_PORT: u16 = 8081;
+/// DataStorage's default metrics port (`/metrics`).
+pub const METRICS_PORT: u16 = 9090;
+/// DataStorage's readiness path, served on the health port (and the API port).
+pub const READY_PATH: &str = "/readyz";
+/// DataStorage's liveness path, served on the health port.
+pub const LIVE_PATH: &str = "/healthz";
 
 /// DataStorage's whole configuration: the contents of `config.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Config {
-    /// How long a graceful shutdown may take.
-    #[serde(rename = "shutdownTimeout")]
-    pub shutdown_timeout: GoDuration,
-    /// The HTTP listener.
+    /// `production` turns on the service's production-only checks (TLS, sslMode); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub environment: String,
+    /// The HTTP listeners.
     pub server: ServerConfig,
+    /// Log output.
+    #[serde(default)]
+    pub logging: LoggingConfig,
     /// The PostgreSQL connection.
     pub database: DatabaseConfig,
     /// The Redis connection holding the dead-letter queue.
     pub redis: RedisConfig,
-    /// Log output.
-    pub logging: LoggingConfig,
 }
 
-/// The HTTP listener.
+/// The HTTP listeners: the API, health and metrics ports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ServerConfig {
-    /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`.
-    pub host: String,
-    /// TCP port to listen on.
+    /// The API port (`/api/v1/...`).
     pub port: u16,
+    /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`; empty binds every interface.
+    #[serde(default)]
+    pub host: String,
+    /// The port of `/metrics`.
+    #[serde(default = "default_metrics_port")]
+    pub metrics_port: u16,
+    /// The port of `/healthz` and `/readyz`.
+    #[serde(default = "default_health_port")]
+    pub health_port: u16,
+    /// Most audit events one batch request may carry.
+    #[serde(default = "default_max_batch_size")]
+    pub max_batch_size: u32,
     /// How long reading a request may take.
+    #[serde(default = "default_io_timeout")]
     pub read_timeout: GoDuration,
     /// How long handling and answering a request may take.
+    #[serde(default = "default_io_timeout")]
     pub write_timeout: GoDuration,
+    /// How long a graceful shutdown may take; the service clamps it to 30s..120s.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: GoDuration,
 }
 
-/// The PostgreSQL connection; credentials come from `secrets_file`.
+/// The PostgreSQL connection; credentials come from `secretsFile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DatabaseConfig {
     /// Server host name or address.
     pub host: String,
@@ -50,68 +82,67 @@ pub struct DatabaseConfig {
     pub port: u16,
     /// Database name.
     pub name: String,
-    /// Role to connect as; must agree with the username in the secrets file when that has one.
+    /// Role to connect as; the secrets file's username (under `usernameKey`) overrides it.
     pub user: String,
     /// libpq `sslmode`: disable, allow, prefer, require, verify-ca or verify-full.
+    #[serde(default)]
     pub ssl_mode: String,
     /// Most connections open at once.
+    #[serde(default = "default_max_open_conns")]
     pub max_open_conns: u32,
     /// Most idle connections kept.
+    #[serde(default)]
     pub max_idle_conns: u32,
-    /// Longest a connection is reused.
+    /// Longest a connection is reused (the service refuses to start without it).
     pub conn_max_lifetime: GoDuration,
-    /// Longest a connection may stay idle.
+    /// Longest a connection may stay idle (the service refuses to start without it).
     pub conn_max_idle_time: GoDuration,
+    /// PostgreSQL's `statement_timeout` for every connection.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: GoDuration,
+    /// PostgreSQL's `lock_timeout` for every connection.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: GoDuration,
     /// YAML file holding the credentials.
-    #[serde(rename = "secretsFile")]
     pub secrets_file: PathBuf,
-    /// Key of the username in the secrets file.
-    #[serde(rename = "usernameKey")]
+    /// Key of the username in the secrets file; empty: `user` as written.
+    #[serde(default)]
     pub username_key: String,
     /// Key of the password in the secrets file.
-    #[serde(rename = "passwordKey")]
     pub password_key: String,
 }
 
-/// The Redis connection and the dead-letter queue stream kept there.
+/// The Redis connection and the dead-letter queue kept there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RedisConfig {
     /// `host:port`.
     pub addr: String,
-    /// Logical database number.
-    pub db: u32,
-    /// Stream that holds audit batches PostgreSQL could not take.
-    pub dlq_stream_name: String,
-    /// Most entries the stream may hold; beyond that a batch is refused, never trimmed away.
+    /// Most entries the dead-letter stream may hold; beyond that a batch is refused, never trimmed away.
+    #[serde(default = "default_dlq_max_len")]
     pub dlq_max_len: u64,
-    /// Consumer group that replays the stream into PostgreSQL.
-    pub dlq_consumer_group: String,
     /// YAML file holding the password.
-    #[serde(rename = "secretsFile")]
     pub secrets_file: PathBuf,
     /// Key of the password in the secrets file.
-    #[serde(rename = "passwordKey")]
     pub password_key: String,
 }
 
-/// Log output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Log output: the service always writes JSON lines; only the level is configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct LoggingConfig {
     /// Least severe level written.
+    #[serde(default)]
     pub level: LogLevel,
-    /// Line format.
-    pub format: LogFormat,
 }
 
-/// Log levels, least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Log levels, least to most severe; read in any case, as the service upper-cases them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogLevel {
     /// Everything, including per-request detail.
     Debug,
     /// Normal operation.
+    #[default]
     Info,
     /// Something recoverable went wrong.
     Warn,
@@ -119,40 +150,118 @@ pub enum LogLevel {
     Error,
 }
 
-/// Log line formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable text.
-    Text,
+impl LogLevel {
+    /// The level as the monorepo's files write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => Ok(LogLevel::Debug),
+            "INFO" => Ok(LogLevel::Info),
+            "WARN" => Ok(LogLevel::Warn),
+            "ERROR" => Ok(LogLevel::Error),
+            _ => Err(format!("invalid log level: {s} (must be DEBUG, INFO, WARN, or ERROR)")),
+        }
+    }
+}
+
+impl Serialize for LogLevel {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn default_metrics_port() -> u16 {
+    METRICS_PORT
+}
+fn default_health_port() -> u16 {
+    HEALTH_PORT
+}
+fn default_max_batch_size() -> u32 {
+    500
+}
+fn default_io_timeout() -> GoDuration {
+    GoDuration::secs(30)
+}
+fn default_shutdown_timeout() -> GoDuration {
+    GoDuration::secs(60)
+}
+fn default_max_open_conns() -> u32 {
+    25
+}
+fn default_statement_timeout() -> GoDuration {
+    GoDuration::secs(30)
+}
+fn default_lock_timeout() -> GoDuration {
+    GoDuration::secs(10)
+}
+fn default_dlq_max_len() -> u64 {
+    10_000
 }
 
 /// The `sslmode` values libpq accepts.
 pub const SSL_MODES: [&str; 6] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
-/// One thing wrong with a configuration: the field (dotted, as written in the YAML) and why.
+/// One thing wrong with a configuration: the field (dotted, as written in the YAML), where it is
+/// when read from a file, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The field, e.g. `database.port`.
     pub field: String,
+    /// Line and column (1-based) of the field in the file, when it was read from one.
+    pub at: Option<(u64, u64)>,
     /// What is wrong with it.
     pub reason: String,
 }
 
+impl Problem {
+    /// A problem with `field` that has no position in a file (the model was built in code).
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), at: None, reason: reason.into() }
+    }
+}
+
 impl Config {
-    /// A configuration for a service on loopback with the seed's defaults (database
-    /// `action_history`, user `slm_user`); secrets paths are set when it is rendered.
+    /// A configuration for a service on loopback: API port `server_port`, the service's default
+    /// health and metrics ports (set them when several run on one machine), database
+    /// `action_history` as `slm_user` (the monorepo's); secrets paths are set when rendered.
     pub fn local(server_port: u16, postgres_port: u16, redis_port: u16) -> Self {
         Self {
-            shutdown_timeout: GoDuration::secs(30),
+            environment: String::new(),
             server: ServerConfig {
-                host: "127.0.0.1".into(),
                 port: server_port,
-                read_timeout: GoDuration::secs(30),
-                write_timeout: GoDuration::secs(30),
+                host: "127.0.0.1".into(),
+                metrics_port: METRICS_PORT,
+                health_port: HEALTH_PORT,
+                max_batch_size: default_max_batch_size(),
+                read_timeout: default_io_timeout(),
+                write_timeout: default_io_timeout(),
+                shutdown_timeout: default_shutdown_timeout(),
             },
+            logging: LoggingConfig { level: LogLevel::Info },
             database: DatabaseConfig {
                 host: "127.0.0.1".into(),
                 port: postgres_port,
@@ -163,48 +272,65 @@ impl Config {
                 max_idle_conns: 5,
                 conn_max_lifetime: GoDuration::secs(300),
                 conn_max_idle_time: GoDuration::secs(600),
+                statement_timeout: default_statement_timeout(),
+                lock_timeout: default_lock_timeout(),
                 secrets_file: PathBuf::from("db-secrets.yaml"),
                 username_key: "username".into(),
                 password_key: "password".into(),
             },
             redis: RedisConfig {
                 addr: format!("127.0.0.1:{redis_port}"),
-                db: 0,
-                dlq_stream_name: "dlq-stream".into(),
-                dlq_max_len: 1000,
-                dlq_consumer_group: "dlq-group".into(),
+                dlq_max_len: default_dlq_max_len(),
                 secrets_file: PathBuf::from("redis-secrets.yaml"),
                 password_key: "password".into(),
             },
-            logging: LoggingConfig { level: LogLevel::Info, format: LogFormat::Json },
         }
     }
 
-    /// Every problem with the configuration, in file order; empty when it is valid.
+    /// The shutdown timeout the service actually uses: `server.shutdownTimeout` clamped to 30s..120s.
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        use std::time::Duration;
+        self.server.shutdown_timeout.get().clamp(Duration::from_secs(30), Duration::from_secs(120))
+    }
+
+    /// Every problem with the configuration, in file order; empty when it is valid. The checks
+    /// are the service's own (`config_validate.go`), plus the ones it leaves to start-up failures.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        let mut bad = |field: &str, reason: &str| {
-            out.push(Problem { field: field.to_string(), reason: reason.to_string() });
-        };
+        let mut bad = |field: &str, reason: &str| out.push(Problem::new(field, reason));
         let empty = "must not be empty";
-        let zero_port = "must be a port between 1 and 65535";
         let zero_time = "must be longer than 0s";
+        let user_port = |p: u16| (1024..=65535).contains(&p);
+        let user_port_reason = |p: u16| format!("must be between 1024 and 65535, got: {p}");
 
-        if self.shutdown_timeout.get().is_zero() {
-            bad("shutdownTimeout", zero_time);
-        }
         let s = &self.server;
-        if s.host.trim().is_empty() {
-            bad("server.host", empty);
+        if !user_port(s.port) {
+            bad("server.port", &user_port_reason(s.port));
         }
-        if s.port == 0 {
-            bad("server.port", zero_port);
+        if !user_port(s.metrics_port) {
+            bad("server.metricsPort", &user_port_reason(s.metrics_port));
+        }
+        if s.health_port == 0 {
+            bad("server.healthPort", "must be a port between 1 and 65535");
+        }
+        let ports = [
+            ("server.port", s.port),
+            ("server.metricsPort", s.metrics_port),
+            ("server.healthPort", s.health_port),
+        ];
+        for (i, (field, port)) in ports.iter().enumerate() {
+            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                bad(field, &format!("{port} is also {other}: each listener needs its own port"));
+            }
+        }
+        if s.max_batch_size == 0 {
+            bad("server.maxBatchSize", "must be positive, got: 0");
         }
         if s.read_timeout.get().is_zero() {
-            bad("server.read_timeout", zero_time);
+            bad("server.readTimeout", zero_time);
         }
         if s.write_timeout.get().is_zero() {
-            bad("server.write_timeout", zero_time);
+            bad("server.writeTimeout", zero_time);
         }
 
         let d = &self.database;
@@ -212,7 +338,7 @@ impl Config {
             bad("database.host", empty);
         }
         if d.port == 0 {
-            bad("database.port", zero_port);
+            bad("database.port", "must be between 1 and 65535, got: 0");
         }
         if d.name.trim().is_empty() {
             bad("database.name", empty);
@@ -220,32 +346,29 @@ impl Config {
         if d.user.trim().is_empty() {
             bad("database.user", empty);
         }
-        if !SSL_MODES.contains(&d.ssl_mode.as_str()) {
-            bad("database.ssl_mode", &format!("`{}` is not one of {}", d.ssl_mode, SSL_MODES.join(", ")));
+        if !d.ssl_mode.is_empty() && !SSL_MODES.contains(&d.ssl_mode.as_str()) {
+            bad("database.sslMode", &format!("`{}` is not one of {}", d.ssl_mode, SSL_MODES.join(", ")));
         }
         if d.max_open_conns == 0 {
-            bad("database.max_open_conns", "must be at least 1");
+            bad("database.maxOpenConns", "must be positive, got: 0");
         }
         if d.max_idle_conns > d.max_open_conns {
             bad(
-                "database.max_idle_conns",
-                &format!("{} is more than max_open_conns ({})", d.max_idle_conns, d.max_open_conns),
+                "database.maxIdleConns",
+                &format!("{} is more than maxOpenConns ({})", d.max_idle_conns, d.max_open_conns),
             );
         }
         if d.conn_max_lifetime.get().is_zero() {
-            bad("database.conn_max_lifetime", zero_time);
+            bad("database.connMaxLifetime", zero_time);
         }
         if d.conn_max_idle_time.get().is_zero() {
-            bad("database.conn_max_idle_time", zero_time);
+            bad("database.connMaxIdleTime", zero_time);
         }
         if d.secrets_file.as_os_str().is_empty() {
-            bad("database.secretsFile", empty);
-        }
-        if d.username_key.trim().is_empty() {
-            bad("database.usernameKey", empty);
+            bad("database.secretsFile", "required (ADR-030 Section 6)");
         }
         if d.password_key.trim().is_empty() {
-            bad("database.passwordKey", empty);
+            bad("database.passwordKey", "required (ADR-030 Section 6)");
         }
         if !d.username_key.trim().is_empty() && d.username_key == d.password_key {
             bad("database.passwordKey", "must differ from usernameKey");
@@ -256,20 +379,19 @@ impl Config {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
             _ => bad("redis.addr", &format!("`{}` is not host:port", r.addr)),
         }
-        if r.dlq_stream_name.trim().is_empty() {
-            bad("redis.dlq_stream_name", empty);
-        }
         if r.dlq_max_len == 0 {
-            bad("redis.dlq_max_len", "must be at least 1");
-        }
-        if r.dlq_consumer_group.trim().is_empty() {
-            bad("redis.dlq_consumer_group", empty);
+            bad("redis.dlqMaxLen", "must be at least 1");
         }
         if r.secrets_file.as_os_str().is_empty() {
-            bad("redis.secretsFile", empty);
+            bad("redis.secretsFile", "required (ADR-030 Section 6)");
         }
         if r.password_key.trim().is_empty() {
-            bad("redis.passwordKey", empty);
+            bad("redis.passwordKey", "required (ADR-030 Section 6)");
+        }
+        if self.environment.eq_ignore_ascii_case("production")
+            && matches!(d.ssl_mode.as_str(), "" | "disable")
+        {
+            bad("database.sslMode", "production needs TLS to PostgreSQL (sslMode other than disable)");
         }
         out
     }

@@ -153,10 +153,10 @@ impl DataStorage {
         let mut problems = config.problems();
         let c = &self.credentials;
         if c.db_username != config.database.user {
-            problems.push(crate::Problem {
-                field: "database.user".into(),
-                reason: format!("`{}` differs from the credentials' username", config.database.user),
-            });
+            problems.push(crate::Problem::new(
+                "database.user",
+                format!("`{}` differs from the credentials' username", config.database.user),
+            ));
         }
         if !problems.is_empty() {
             return Err(Error::Invalid { path: config_path, problems });

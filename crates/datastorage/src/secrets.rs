@@ -65,11 +65,22 @@ impl ReadSecrets {
         Self::parse(&text, path)
     }
 
-    /// Parses a secrets file's text; `path` is only used in errors.
+    /// Parses a secrets file's text; `path` is only used in errors. The parser's own message is
+    /// never passed on: it quotes the offending value or a snippet of the file, which here is a
+    /// password. Only its position is.
     pub(crate) fn parse(text: &str, path: &Path) -> Result<Self, Error> {
-        let entries: BTreeMap<String, String> = serde_saphyr::from_str(text)
-            .map_err(|source| Error::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
+        let options = serde_saphyr::options! { with_snippet: false };
+        let entries: BTreeMap<String, String> =
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| Error::Secrets {
+                path: path.to_path_buf(),
+                at: e.location().map(|l| (l.line(), l.column())),
+            })?;
         Ok(Self { path: path.to_path_buf(), entries })
+    }
+
+    /// The value of `key`, if the file has it.
+    pub(crate) fn find(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
     }
 
     /// The value of `key`, which the config field `field` names.

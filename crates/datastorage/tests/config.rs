@@ -103,13 +103,13 @@ fn awkward_passwords_survive_the_round_trip() {
 }
 
 #[test]
-fn the_seed_config_file_parses() {
-    // config.yaml as the working AIAnalysis E2E setup wrote it (seed 004).
-    let text = r#"
-shutdownTimeout: 30s
+fn the_seed_era_snake_case_config_is_refused_naming_each_key_the_service_would_ignore() {
+    // config.yaml as the AIAnalysis E2E setup wrote it at the seeds' date (seed 004). The current
+    // service reads camelCase keys: it would ignore these and run on defaults.
+    let text = "shutdownTimeout: 30s
 server:
   port: 8080
-  host: "0.0.0.0"
+  host: \"0.0.0.0\"
   read_timeout: 30s
   write_timeout: 30s
 database:
@@ -119,35 +119,125 @@ database:
   user: slm_user
   ssl_mode: disable
   max_open_conns: 25
-  max_idle_conns: 5
   conn_max_lifetime: 5m
   conn_max_idle_time: 10m
-  secretsFile: "/etc/datastorage/secrets/db-secrets.yaml"
-  usernameKey: "username"
-  passwordKey: "password"
+  secretsFile: /etc/datastorage/secrets/db-secrets.yaml
+  passwordKey: password
 redis:
   addr: redis:6379
-  db: 0
-  dlq_stream_name: dlq-stream
   dlq_max_len: 1000
-  dlq_consumer_group: dlq-group
-  secretsFile: "/etc/datastorage/secrets/redis-secrets.yaml"
-  passwordKey: "password"
+  secretsFile: /etc/datastorage/secrets/redis-secrets.yaml
+  passwordKey: password
+";
+    let err = Config::from_yaml(text, Path::new("config.yaml")).unwrap_err();
+    let Error::Invalid { problems, .. } = &err else { panic!("{err}") };
+    let named: Vec<_> = problems.iter().map(|p| (p.field.as_str(), p.at.unwrap().0)).collect();
+    assert_eq!(
+        named,
+        [
+            ("server.read_timeout", 5),
+            ("server.write_timeout", 6),
+            ("database.ssl_mode", 12),
+            ("database.max_open_conns", 13),
+            ("database.conn_max_lifetime", 14),
+            ("database.conn_max_idle_time", 15),
+            ("redis.dlq_max_len", 20),
+        ]
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("server.read_timeout (line 5): DataStorage reads `readTimeout`"), "{msg}");
+}
+
+#[test]
+fn the_monorepos_healthport_era_config_reads_with_warnings_for_what_the_service_ignores() {
+    // The ConfigMap `deployIsolatedDataStorageService` writes (test/infrastructure), as it is.
+    let text = "server:
+  port: 8080
+  host: \"0.0.0.0\"
+  metricsPort: 9090
+  healthPort: 8081
+  readTimeout: 30s
+  writeTimeout: 30s
+  signerCertDir: /etc/signing-certs
+  tls:
+    certDir: /etc/tls
+database:
+  host: postgresql.ns.svc.cluster.local
+  port: 5432
+  name: action_history
+  user: slm_user
+  sslMode: disable
+  maxOpenConns: 20
+  maxIdleConns: 5
+  connMaxLifetime: 1h
+  connMaxIdleTime: 10m
+  secretsFile: \"/etc/datastorage/secrets/db-secrets.yaml\"
+  usernameKey: \"username\"
+  passwordKey: \"password\"
+redis:
+  addr: redis.ns.svc.cluster.local:6379
+  db: 0
+  dlqStreamName: dlq-stream
+  dlqMaxLen: 1000
+  dlqConsumerGroup: dlq-group
+  secretsFile: \"/etc/datastorage/secrets/redis-secrets.yaml\"
+  passwordKey: \"password\"
 logging:
   level: debug
   format: json
-"#;
-    let config = Config::from_yaml(text, Path::new("config.yaml")).unwrap();
-    assert_eq!(config.server.host, "0.0.0.0");
-    assert_eq!(config.database.conn_max_lifetime.get().as_secs(), 300);
-    assert_eq!(config.redis.addr, "redis:6379");
+";
+    let (config, warnings) = Config::read(text, Path::new("config.yaml")).unwrap();
+    assert_eq!(config.server.health_port, 8081);
+    assert_eq!(config.database.conn_max_lifetime.get().as_secs(), 3600);
+    assert_eq!(config.database.statement_timeout.get().as_secs(), 30, "the service's default");
+    assert_eq!(config.redis.dlq_max_len, 1000);
     assert_eq!(config.logging.level, LogLevel::Debug);
+    let warned: Vec<_> = warnings.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(
+        warned,
+        [
+            "server.signerCertDir",
+            "server.tls",
+            "redis.db",
+            "redis.dlqStreamName",
+            "redis.dlqConsumerGroup",
+            "logging.format"
+        ]
+    );
+}
+
+#[test]
+fn left_out_keys_read_as_the_services_defaults() {
+    let text = "server: {port: 8080}
+database: {host: db, port: 5432, name: n, user: u, connMaxLifetime: 1h, connMaxIdleTime: 10m,
+  secretsFile: s.yaml, passwordKey: password}
+redis: {addr: \"r:6379\", secretsFile: r.yaml, passwordKey: password}
+";
+    let config = Config::from_yaml(text, Path::new("config.yaml")).unwrap();
+    let s = &config.server;
+    assert_eq!((s.health_port, s.metrics_port, s.max_batch_size), (8081, 9090, 500));
+    assert_eq!(config.shutdown_timeout().as_secs(), 60);
+    assert_eq!(config.database.max_open_conns, 25);
+    assert_eq!(config.database.lock_timeout.get().as_secs(), 10);
+    assert_eq!(config.redis.dlq_max_len, 10_000);
+    assert_eq!(config.logging.level, LogLevel::Info);
+}
+
+#[test]
+fn log_levels_read_in_any_case_and_a_bad_one_is_named() {
+    let base = model().render(&Layout::process(Path::new("/x"))).unwrap().files[0].contents.clone();
+    let upper = base.replace("level: info", "level: WARN");
+    assert_eq!(Config::from_yaml(&upper, Path::new("c.yaml")).unwrap().logging.level, LogLevel::Warn);
+    let bad = base.replace("level: info", "level: verbose");
+    let msg = Config::from_yaml(&bad, Path::new("c.yaml")).unwrap_err().to_string();
+    assert!(msg.contains("invalid log level: verbose (must be DEBUG, INFO, WARN, or ERROR)"), "{msg}");
 }
 
 #[test]
 fn invalid_fields_are_all_named_with_the_file() {
     let mut ds = model();
     ds.config.server.port = 0;
+    ds.config.server.health_port = 9090;
     ds.config.database.ssl_mode = "on".into();
     ds.config.database.max_idle_conns = 50;
     ds.config.redis.addr = "redis".into();
@@ -162,15 +252,16 @@ fn a_misspelt_field_is_an_error_naming_the_file_and_field() {
     let text = text.replace("secretsFile", "secretFile");
     let err = Config::from_yaml(&text, Path::new("/x/config.yaml")).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Parse { .. }), "{msg}");
+    assert!(matches!(err, Error::Invalid { .. }), "{msg}");
     assert!(msg.starts_with("/x/config.yaml: "), "{msg}");
-    assert!(msg.contains("unknown field `secretFile`"), "{msg}");
+    assert!(msg.contains("database.secretFile (line "), "{msg}");
+    assert!(msg.contains("not a key DataStorage reads"), "{msg}");
 }
 
 #[test]
 fn a_bad_value_is_an_error_naming_the_file() {
     let text = model().render(&Layout::process(Path::new("/x"))).unwrap().files[0].contents.clone();
-    let text = text.replace("read_timeout: 30s", "read_timeout: 30 seconds");
+    let text = text.replace("readTimeout: 30s", "readTimeout: 30 seconds");
     let msg = Config::from_yaml(&text, Path::new("/x/config.yaml")).unwrap_err().to_string();
     assert!(msg.starts_with("/x/config.yaml: "), "{msg}");
     assert!(msg.contains("invalid duration `30 seconds`"), "{msg}");
@@ -192,12 +283,34 @@ fn a_missing_secret_key_names_the_secrets_file_and_the_field() {
 }
 
 #[test]
-fn a_user_that_disagrees_with_the_secrets_file_is_an_error() {
+fn the_secrets_files_username_wins_over_database_user_as_in_the_service() {
     let dir = tempfile::tempdir().unwrap();
     model().write_for_process(dir.path()).unwrap();
     std::fs::write(dir.path().join("db-secrets.yaml"), "username: other\npassword: x\n").unwrap();
-    let msg = datastorage::load(&dir.path().join("config.yaml")).unwrap_err().to_string();
-    assert!(msg.contains("database.user: `slm_user` differs from the username in"), "{msg}");
+    let loaded = datastorage::load(&dir.path().join("config.yaml")).unwrap();
+    assert_eq!(loaded.credentials.db_username, "other");
+    std::fs::write(dir.path().join("db-secrets.yaml"), "password: x\n").unwrap();
+    let loaded = datastorage::load(&dir.path().join("config.yaml")).unwrap();
+    assert_eq!(loaded.credentials.db_username, "slm_user", "no username in the file: `user` as written");
+}
+
+#[test]
+fn a_malformed_secrets_file_is_named_with_its_line_and_never_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    model().write_for_process(dir.path()).unwrap();
+    let path = dir.path().join("db-secrets.yaml");
+    for (text, line) in [
+        ("username: slm_user\npassword: [Sup3rS3cret-planted\n", 2),
+        ("username: slm_user\npassword:\n  nested: Sup3rS3cret-planted\n", 3),
+        ("- Sup3rS3cret-planted\n", 1),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let err = datastorage::load(&dir.path().join("config.yaml")).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("Sup3rS3cret"), "the password leaked: {shown}");
+        assert!(matches!(err, Error::Secrets { at: Some((l, _)), .. } if l == line), "{text:?}: {shown}");
+        assert!(err.to_string().starts_with(&format!("{}:{line}:", path.display())), "{err}");
+    }
 }
 
 #[test]

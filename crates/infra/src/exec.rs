@@ -37,7 +37,7 @@ impl Executor {
         let endpoints = self.run.endpoints();
         let workload = self
             .run
-            .workload(&component, placement, &endpoints, None)
+            .workload(&component, placement, &endpoints, None, Default::default())
             .map_err(|e| StepFailure::new(e.to_string()))?;
         let Workload::Job(Job::Migrations { dir, selection, database }) = workload else {
             return Err(StepFailure::new(format!("{component} is not a job")));

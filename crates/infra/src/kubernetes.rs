@@ -188,7 +188,7 @@ pub fn service_objects(
         });
     }
     let port = i32::from(service.port);
-    let (readiness, liveness) = probes(&service.endpoint, port);
+    let (readiness, liveness) = probes(service, port)?;
     let run_as_user = match service.user.as_deref().map(str::parse::<i64>) {
         None => None,
         Some(Ok(uid)) => Some(uid),
@@ -212,11 +212,19 @@ pub fn service_objects(
                 .map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() })
                 .collect()
         }),
-        ports: Some(vec![ContainerPort {
-            container_port: port,
-            name: Some("service".into()),
-            ..Default::default()
-        }]),
+        ports: Some(
+            std::iter::once(ContainerPort {
+                container_port: port,
+                name: Some("service".into()),
+                ..Default::default()
+            })
+            .chain(service.ports.iter().map(|p| ContainerPort {
+                container_port: i32::from(p.port),
+                name: Some(p.name.clone()),
+                ..Default::default()
+            }))
+            .collect(),
+        ),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         readiness_probe: Some(readiness),
         liveness_probe: Some(liveness),
@@ -266,16 +274,28 @@ pub fn service_objects(
 /// Readiness and liveness probes for an endpoint kind. The kubelet's probes gate traffic and
 /// restarts inside the cluster; xtask's own `wait` probe (a real query, PING after AUTH, GET
 /// through a port-forward) still decides when dependents start.
-fn probes(endpoint: &EndpointSpec, port: i32) -> (Probe, Probe) {
-    let action = match endpoint {
-        EndpointSpec::Http { ready_path } => Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some(ready_path.clone()),
-                port: IntOrString::Int(port),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+fn probes(service: &Service, port: i32) -> Result<(Probe, Probe), InfraError> {
+    let http = |path: &str, port: IntOrString| Probe {
+        http_get: Some(HTTPGetAction { path: Some(path.to_string()), port, ..Default::default() }),
+        ..Default::default()
+    };
+    let mut live_action = None;
+    let action = match &service.endpoint {
+        EndpointSpec::Http { ready_path, ready_port, live_path } => {
+            let port = match ready_port {
+                None => IntOrString::Int(port),
+                Some(name) if service.ports.iter().any(|p| &p.name == name) => {
+                    IntOrString::String(name.clone())
+                }
+                Some(name) => {
+                    return Err(InfraError::Model(format!(
+                        "readiness port `{name}` is not one of the service's ports"
+                    )));
+                }
+            };
+            live_action = live_path.as_deref().map(|path| http(path, port.clone()));
+            http(ready_path, port)
+        }
         // pg_isready needs no password, so none lands in the pod spec.
         EndpointSpec::Postgres { user, database, .. } => Probe {
             exec: Some(ExecAction {
@@ -298,9 +318,9 @@ fn probes(endpoint: &EndpointSpec, port: i32) -> (Probe, Probe) {
         initial_delay_seconds: Some(10),
         period_seconds: Some(10),
         failure_threshold: Some(6),
-        ..action
+        ..live_action.unwrap_or(action)
     };
-    (readiness, liveness)
+    Ok((readiness, liveness))
 }
 
 #[cfg(test)]
@@ -327,7 +347,12 @@ mod tests {
                 },
             ],
             port: 8080,
-            endpoint: EndpointSpec::Http { ready_path: "/health".into() },
+            ports: vec![crate::model::NamedPort { name: "health".into(), port: 8081 }],
+            endpoint: EndpointSpec::Http {
+                ready_path: "/readyz".into(),
+                ready_port: Some("health".into()),
+                live_path: Some("/healthz".into()),
+            },
             user: Some("65532".into()),
             data: Some("/var/lib/svc".into()),
         }

@@ -23,6 +23,13 @@ pub trait Component: Send + Sync + 'static {
     /// What it runs, rendered for `ctx`.
     fn workload(&self, ctx: &Ctx<'_>) -> Result<Workload, InfraError>;
 
+    /// Whether a suite may replace what it runs: its binary on the local backend (`binaries:`,
+    /// `--binary`) and its image on the others (`images:`, `builds:`). Only components whose
+    /// workload runs a program of the user's choosing (DataStorage) say yes.
+    fn replaceable(&self) -> bool {
+        false
+    }
+
     /// The environment variable that gives the tests its endpoint's URL, if any.
     fn env_var(&self) -> Option<&'static str> {
         None
@@ -67,6 +74,9 @@ pub struct Service {
     pub files: Vec<File>,
     /// The port it serves on (inside a container; the local backend picks a free one).
     pub port: u16,
+    /// Further ports it listens on, by name (DataStorage's health and metrics ports); the local
+    /// backend picks a free one for each.
+    pub ports: Vec<NamedPort>,
     /// What it publishes, which also says how it becomes ready.
     pub endpoint: EndpointSpec,
     /// The user a container runs as, when the image needs one.
@@ -74,6 +84,15 @@ pub struct Service {
     /// Where the container keeps what must survive a restart of the service (PostgreSQL's data
     /// directory): a volume that outlives the container on Kubernetes.
     pub data: Option<PathBuf>,
+}
+
+/// A port a service listens on besides its main one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedPort {
+    /// Its name, e.g. `health` (a Kubernetes port name: at most 15 characters).
+    pub name: String,
+    /// The port inside a container.
+    pub port: u16,
 }
 
 /// What the local backend starts for a service.
@@ -188,8 +207,13 @@ pub enum EndpointSpec {
     },
     /// An HTTP service: ready when `GET ready_path` answers 200.
     Http {
-        /// The readiness path, e.g. `/health`.
+        /// The readiness path, e.g. `/readyz`.
         ready_path: String,
+        /// The named port (see [`Service::ports`]) readiness is served on; `None`: the main port.
+        ready_port: Option<String>,
+        /// The liveness path on the same port, when the service has one apart from readiness
+        /// (a liveness probe on readiness would restart a service whose database is down).
+        live_path: Option<String>,
     },
 }
 
@@ -239,7 +263,12 @@ pub enum EndpointKind {
         password: Secret,
     },
     /// HTTP.
-    Http,
+    Http {
+        /// Where readiness is read from this machine (`http://127.0.0.1:<health port>/readyz`);
+        /// kept in the run's state so a restart waits on the same thing `up` did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ready_url: Option<String>,
+    },
 }
 
 /// Which address of an endpoint to use.
@@ -268,7 +297,7 @@ impl Endpoint {
                 format!("postgres://{user}:{}@{a}/{database}", password.expose())
             }
             EndpointKind::Redis { password } => format!("redis://:{}@{a}", password.expose()),
-            EndpointKind::Http => format!("http://{a}"),
+            EndpointKind::Http { .. } => format!("http://{a}"),
         })
     }
 
@@ -276,7 +305,7 @@ impl Endpoint {
     pub fn password(&self) -> Option<&Secret> {
         match &self.kind {
             EndpointKind::Postgres { password, .. } | EndpointKind::Redis { password } => Some(password),
-            EndpointKind::Http => None,
+            EndpointKind::Http { .. } => None,
         }
     }
 }
@@ -367,6 +396,8 @@ pub struct Ctx<'a> {
     pub images: &'a BTreeMap<String, String>,
     /// The port the backend chose for a service on this machine; `None`: the component's own.
     pub port: Option<u16>,
+    /// The ports the backend chose for a service's named ports; missing: the component's own.
+    pub ports: BTreeMap<String, u16>,
 }
 
 impl Ctx<'_> {
@@ -378,6 +409,11 @@ impl Ctx<'_> {
     /// The run's secret `name` (generated on first use when the run started).
     pub fn secret(&self, name: &str) -> Secret {
         self.secrets.get(name)
+    }
+
+    /// The port for the service's named port `name`: the backend's choice, else `default`.
+    pub fn named_port(&self, name: &str, default: u16) -> u16 {
+        self.ports.get(name).copied().unwrap_or(default)
     }
 
     /// The image for `component`: the suite's or a flag's choice, else `default`.

@@ -88,7 +88,7 @@ impl Plan {
             let placement = backend.placement(run, name);
             let needs: Vec<String> =
                 component.needs().iter().filter_map(|n| ready_step.get(*n).cloned()).collect();
-            let workload = run.workload(name, placement, &planned, None)?;
+            let workload = run.workload(name, placement, &planned, None, Default::default())?;
             if let Workload::Manifests(_) = &workload
                 && !backend.kubernetes()
             {
@@ -138,7 +138,7 @@ impl Plan {
                     let mut start_needs = image_steps(None, Some(&service));
                     start_needs.extend(needs);
                     let (host, inside) = backend.planned_addr(name, &service);
-                    planned.insert(name.clone(), backend::endpoint(&service.endpoint, host, inside));
+                    planned.insert(name.clone(), backend::endpoint(&service.endpoint, host, inside, None));
                     steps.push(Step {
                         id: name.clone(),
                         needs: start_needs,

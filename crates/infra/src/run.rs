@@ -129,6 +129,7 @@ impl Run {
         placement: Placement,
         endpoints: &BTreeMap<String, Endpoint>,
         port: Option<u16>,
+        ports: BTreeMap<String, u16>,
     ) -> Result<Workload, InfraError> {
         let c = self.component(component)?;
         let ctx = Ctx {
@@ -139,6 +140,7 @@ impl Run {
             secrets: &self.secrets,
             images: &self.images,
             port,
+            ports,
         };
         c.workload(&ctx)
     }

@@ -48,7 +48,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Reports the step's current state, e.g. "waiting for /health: 503 table audit_events missing".
+    /// Reports the step's current state, e.g. "waiting for /readyz: 503 schema_incomplete".
     pub fn say(&self, message: impl Into<String>) {
         let _ = self.tx.send(Event::Progress { step: self.id.clone(), message: message.into() });
     }

@@ -74,6 +74,9 @@ pub struct UpOptions {
     pub backend: String,
     /// Images per component, over the suite file's.
     pub images: BTreeMap<String, String>,
+    /// Programs per component for the local backend, over the suite file's (relative to the
+    /// workspace root).
+    pub binaries: BTreeMap<String, std::path::PathBuf>,
     /// The run is meant to outlive this process (`--keep`).
     pub keep: bool,
     /// Run the steps one after another instead of in parallel (to measure what parallelism saves).
@@ -94,7 +97,8 @@ pub fn image_env(component: &str) -> String {
     format!("XTASK_IMAGE_{}", component.to_uppercase().replace('-', "_"))
 }
 
-fn new_run(root: &Path, suite: Suite, registry: &Registry, options: &UpOptions, state: RunState) -> Run {
+fn new_run(root: &Path, mut suite: Suite, registry: &Registry, options: &UpOptions, state: RunState) -> Run {
+    suite.binaries.extend(options.binaries.clone());
     let mut images = suite.images.clone();
     for c in &suite.components {
         if let Ok(image) = std::env::var(image_env(c))
@@ -478,20 +482,7 @@ pub async fn restart(state: &mut RunState, component: &str) -> Result<(), InfraE
             return Err(InfraError::Invalid(format!("restarting on the {other} backend is not supported")));
         }
     }
-    let spec = match &endpoint.kind {
-        crate::model::EndpointKind::Postgres { user, database, password } => {
-            crate::model::EndpointSpec::Postgres {
-                user: user.clone(),
-                database: database.clone(),
-                password: password.clone(),
-            }
-        }
-        crate::model::EndpointKind::Redis { password } => {
-            crate::model::EndpointSpec::Redis { password: password.clone() }
-        }
-        crate::model::EndpointKind::Http => crate::model::EndpointSpec::Http { ready_path: "/health".into() },
-    };
-    let mut probe = backend::probe_for(&spec, &endpoint).map_err(|f| InfraError::Invalid(f.message))?;
+    let mut probe = backend::probe_for(&endpoint).map_err(|f| InfraError::Invalid(f.message))?;
     wait::Waiter::new(Duration::from_secs(60))
         .wait_for(&mut probe)
         .await

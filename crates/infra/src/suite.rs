@@ -41,6 +41,12 @@ pub struct Suite {
     pub migrations: MigrationSelection,
     /// Images chosen per component (default: each component's own).
     pub images: BTreeMap<String, String>,
+    /// Programs the local backend runs instead of a component's own, relative to the workspace
+    /// root (`binaries:`, then `--binary`), e.g. the monorepo's own DataStorage build.
+    pub binaries: BTreeMap<String, PathBuf>,
+    /// Images container backends build instead of a component's own (`builds:`), e.g. from
+    /// `docker/data-storage.Dockerfile`.
+    pub builds: BTreeMap<String, crate::model::Image>,
     /// The test command.
     pub test: TestCommand,
     /// How long each component may take to become ready.
@@ -87,6 +93,10 @@ struct Raw {
     ready_timeout: Option<GoDuration>,
     #[serde(default)]
     images: BTreeMap<String, String>,
+    #[serde(default)]
+    binaries: BTreeMap<String, PathBuf>,
+    #[serde(default)]
+    builds: BTreeMap<String, RawBuild>,
     #[serde(default)]
     controller: Option<RawController>,
 }
@@ -191,6 +201,42 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, Suit
             )));
         }
     }
+    let replaceable: Vec<&str> =
+        listed.iter().copied().filter(|c| registry.get(c).is_some_and(|c| c.replaceable())).collect();
+    let keys = raw.binaries.keys().map(|k| ("binaries", k)).chain(raw.builds.keys().map(|k| ("builds", k)));
+    for (field, name) in keys {
+        if !replaceable.contains(&name.as_str()) {
+            return Err(fail(format!(
+                "{field}.{name}: {}; only {} can run a program of your choosing",
+                if listed.contains(&name.as_str()) {
+                    format!("`{name}` runs its own program")
+                } else {
+                    format!("the suite has no component `{name}`")
+                },
+                if replaceable.is_empty() {
+                    "no component of this suite".to_string()
+                } else {
+                    replaceable.join(", ")
+                }
+            )));
+        }
+        if field == "builds" && raw.images.contains_key(name) {
+            return Err(fail(format!(
+                "builds.{name}: images.{name} names its image already; give one of them"
+            )));
+        }
+    }
+    for (name, path) in &raw.binaries {
+        if path.as_os_str().is_empty() {
+            return Err(fail(format!("binaries.{name}: empty; give the program's path")));
+        }
+    }
+    let mut builds = BTreeMap::new();
+    for (name, build) in raw.builds {
+        let image = build_image(build, format!("localhost/xtask/{name}"))
+            .map_err(|e| fail(format!("builds.{name}: {e}")))?;
+        builds.insert(name, image);
+    }
     let components = dependency_order(&listed, registry);
     let has_migrations = listed.contains(&"migrations");
     let migrations = match raw.migrations {
@@ -228,6 +274,8 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, Suit
         components,
         migrations,
         images: raw.images,
+        binaries: raw.binaries,
+        builds,
         test: TestCommand {
             argv: raw.test.command,
             timeout: raw.test.timeout.map_or(Duration::from_secs(15 * 60), |d| d.get()),
@@ -245,15 +293,8 @@ fn controller(raw: RawController) -> Result<ControllerSpec, String> {
             return Err("controller: missing `image` (a reference) or `build` (how to build it)".into());
         }
         (Some(reference), None) => Image::Pull(reference),
-        (None, Some(RawBuild { containerfile, context: None, cargo: Some(package) })) => {
-            Image::Cargo { package, containerfile }
-        }
-        (None, Some(RawBuild { containerfile, context: Some(context), cargo: None })) => {
-            Image::Build { context, containerfile, repository: format!("localhost/xtask/{}", raw.deployment) }
-        }
-        (None, Some(_)) => {
-            return Err("controller.build: give `context` (a Containerfile's build context) or `cargo` (a workspace binary), exactly one".into());
-        }
+        (None, Some(build)) => build_image(build, format!("localhost/xtask/{}", raw.deployment))
+            .map_err(|e| format!("controller.build: {e}"))?,
     };
     if raw.manifests.is_empty() {
         return Err("controller.manifests: empty; list the files with its CRDs, RBAC and Deployment".into());
@@ -269,6 +310,23 @@ fn controller(raw: RawController) -> Result<ControllerSpec, String> {
         deployment: raw.deployment,
         container: raw.container,
     })
+}
+
+/// The image a `build:` block describes, tagged under `repository`.
+fn build_image(build: RawBuild, repository: String) -> Result<crate::model::Image, String> {
+    use crate::model::Image;
+    match build {
+        RawBuild { containerfile, context: None, cargo: Some(package) } => {
+            Ok(Image::Cargo { package, containerfile })
+        }
+        RawBuild { containerfile, context: Some(context), cargo: None } => {
+            Ok(Image::Build { context, containerfile, repository })
+        }
+        _ => Err(
+            "give `context` (a Containerfile's build context) or `cargo` (a workspace binary), exactly one"
+                .into(),
+        ),
+    }
 }
 
 /// `listed` ordered so that every component comes after the ones it needs (registry order
@@ -303,6 +361,46 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_suite_names_its_own_datastorage_binary_and_build() {
+        let text = format!(
+            "{GOOD}binaries: {{datastorage: bin/data-storage}}\n\
+             builds: {{datastorage: {{context: ., containerfile: docker/data-storage.Dockerfile}}}}\n"
+        );
+        let s = parse(&text, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap();
+        assert_eq!(s.binaries["datastorage"], PathBuf::from("bin/data-storage"));
+        assert_eq!(
+            s.builds["datastorage"],
+            crate::model::Image::Build {
+                context: ".".into(),
+                containerfile: "docker/data-storage.Dockerfile".into(),
+                repository: "localhost/xtask/datastorage".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn only_a_replaceable_component_takes_another_program_and_one_image_source_at_a_time() {
+        assert_eq!(
+            err(&format!("{GOOD}binaries: {{postgres: /usr/bin/postgres}}\n")),
+            "suites/demo.yaml: binaries.postgres: `postgres` runs its own program; only datastorage can run a program of your choosing"
+        );
+        assert_eq!(
+            err(&format!("{GOOD}builds: {{gateway: {{context: ., containerfile: x}}}}\n")),
+            "suites/demo.yaml: builds.gateway: the suite has no component `gateway`; only datastorage can run a program of your choosing"
+        );
+        assert_eq!(
+            err(&format!(
+                "{GOOD}images: {{datastorage: ds:1}}\nbuilds: {{datastorage: {{context: ., containerfile: x}}}}\n"
+            )),
+            "suites/demo.yaml: builds.datastorage: images.datastorage names its image already; give one of them"
+        );
+        assert_eq!(
+            err(&format!("{GOOD}builds: {{datastorage: {{containerfile: x}}}}\n")),
+            "suites/demo.yaml: builds.datastorage: give `context` (a Containerfile's build context) or `cargo` (a workspace binary), exactly one"
+        );
     }
 
     #[test]

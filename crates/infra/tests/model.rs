@@ -28,7 +28,8 @@ impl Component for Echo {
             env: vec![("REDIS_ADDR".into(), redis.addr(ctx.placement.view()).to_string())],
             files: vec![],
             port: 9000,
-            endpoint: EndpointSpec::Http { ready_path: "/ready".into() },
+            ports: vec![],
+            endpoint: EndpointSpec::Http { ready_path: "/ready".into(), ready_port: None, live_path: None },
             user: None,
             data: None,
         })))

@@ -66,6 +66,8 @@ impl Env {
         let redis = RedisServer::start_with_password(&redis_password).expect("start redis");
 
         let mut config = Config::local(pgserver::free_port().unwrap(), pg.port(), redis.port());
+        config.server.health_port = pgserver::free_port().unwrap();
+        config.server.metrics_port = pgserver::free_port().unwrap();
         config.logging.level = datastorage::LogLevel::Debug;
         tune(&mut config);
         let ds = DataStorage {
@@ -97,11 +99,11 @@ impl Env {
         self.migrate_dir(&migrations_dir()).await;
     }
 
-    /// Starts the server on a free loopback port.
+    /// Starts the server on free loopback ports.
     pub async fn serve(&mut self) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listeners = datastorage_reference_server::Listeners::loopback().await.unwrap();
         self.server =
-            Some(datastorage_reference_server::start_on(&self.loaded, listener).await.expect("start"));
+            Some(datastorage_reference_server::start_on(&self.loaded, listeners).await.expect("start"));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -113,8 +115,10 @@ impl Env {
         blocking(|| self.pg.psql(DB_NAME, sql)).unwrap_or_else(|e| panic!("{e}")).trim().to_string()
     }
 
+    /// `GET /readyz` on the health port.
     pub async fn health(&self) -> (u16, Value) {
-        let r = self.http.get(self.url("/health")).send().await.expect("GET /health");
+        let url = format!("{}/readyz", self.server.as_ref().expect("serving").health_url());
+        let r = self.http.get(url).send().await.expect("GET /readyz");
         (r.status().as_u16(), r.json().await.expect("JSON body"))
     }
 
@@ -146,7 +150,7 @@ impl Env {
         let client = redis::Client::open(self.redis.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         redis::cmd("XLEN")
-            .arg(&self.loaded.config.redis.dlq_stream_name)
+            .arg(datastorage_reference_server::dlq::STREAM)
             .query_async(&mut conn)
             .await
             .unwrap()

@@ -600,8 +600,9 @@ impl Backend for Kube {
         Box::pin(async move {
             let client = self.client()?;
             let endpoints = run.endpoints();
-            let workload =
-                run.workload(&component, Placement::Container, &endpoints, None).map_err(failure)?;
+            let workload = run
+                .workload(&component, Placement::Container, &endpoints, None, Default::default())
+                .map_err(failure)?;
             let Workload::Service(service) = workload else {
                 return Err(StepFailure::new(format!("{component} is not a service")));
             };
@@ -614,16 +615,29 @@ impl Backend for Kube {
             }
             let selector =
                 format!("app.kubernetes.io/name={component},{}={}", crate::kubernetes::RUN_LABEL, run.id());
-            let connect = forward::to_pods(client.clone(), ns.clone(), selector, service.port);
+            let connect = forward::to_pods(client.clone(), ns.clone(), selector.clone(), service.port);
             let fwd = Forward::start(connect).await.map_err(|e| failure(format!("port-forward: {e}")))?;
             let port = fwd.port();
             self.forwards.lock().expect("forwards lock").push(fwd);
+            // Readiness on a port of its own (DataStorage's health port) gets a forward of its own.
+            let ready = match super::ready_port(&service) {
+                Some(pod_port) => {
+                    let connect = forward::to_pods(client.clone(), ns.clone(), selector, pod_port);
+                    let fwd =
+                        Forward::start(connect).await.map_err(|e| failure(format!("port-forward: {e}")))?;
+                    let ready = Addr { host: "127.0.0.1".into(), port: fwd.port() };
+                    self.forwards.lock().expect("forwards lock").push(fwd);
+                    Some(ready)
+                }
+                None => None,
+            };
             let ep = endpoint(
                 &service.endpoint,
                 Addr { host: "127.0.0.1".into(), port },
                 Addr { host: component.clone(), port: service.port },
+                ready,
             );
-            let ready = probe_for(&service.endpoint, &ep)?;
+            let ready = probe_for(&ep)?;
             let rollout = wait::kube::KubeProbe::deployment(client, &ns, &component);
             Ok(Started {
                 endpoint: ep,
@@ -715,8 +729,9 @@ impl Backend for Kube {
             let client = self.client()?;
             let ns = namespace_name(&run.id());
             let endpoints = run.endpoints();
-            let workload =
-                run.workload(&component, Placement::Container, &endpoints, None).map_err(failure)?;
+            let workload = run
+                .workload(&component, Placement::Container, &endpoints, None, Default::default())
+                .map_err(failure)?;
             let Workload::Manifests(manifests) = workload else {
                 return Err(StepFailure::new(format!("{component} has no manifests")));
             };
@@ -802,7 +817,12 @@ fn describe_probe(spec: &crate::model::EndpointSpec) -> String {
     match spec {
         crate::model::EndpointSpec::Postgres { user, .. } => format!("a query as {user}"),
         crate::model::EndpointSpec::Redis { .. } => "PING after AUTH".into(),
-        crate::model::EndpointSpec::Http { ready_path } => format!("GET {ready_path} = 200"),
+        crate::model::EndpointSpec::Http { ready_path, ready_port: None, .. } => {
+            format!("GET {ready_path} = 200")
+        }
+        crate::model::EndpointSpec::Http { ready_path, ready_port: Some(name), .. } => {
+            format!("GET {ready_path} on port {name} = 200")
+        }
     }
 }
 

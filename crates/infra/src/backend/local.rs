@@ -2,6 +2,7 @@
 //! rendered files under the run directory.
 
 use super::failure;
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -102,11 +103,13 @@ impl Backend for Local {
                     dir.display()
                 )]
             }
-            Program::Cargo { package } => {
-                vec![format!("target/debug/{package} --config {}/config.yaml", dir.display())]
-            }
-            Program::Path(p) => vec![format!("{} --config {}/config.yaml", p.display(), dir.display())],
+            Program::Cargo { package } => vec![argv(&format!("target/debug/{package}"), service)],
+            Program::Path(p) => vec![argv(&p.display().to_string(), service)],
         };
+        if !service.ports.is_empty() {
+            let names: Vec<&str> = service.ports.iter().map(|p| p.name.as_str()).collect();
+            lines.push(format!("on free loopback ports: its own and {}", names.join(", ")));
+        }
         if matches!(service.program, Program::Cargo { .. } | Program::Path(_)) {
             lines.extend(service.env.iter().map(|(k, v)| format!("env {k}={v}")));
             lines.extend(service.files.iter().map(|f| match f.kind {
@@ -129,7 +132,9 @@ impl Backend for Local {
             let endpoints = run.endpoints();
             // The program is chosen from the workload rendered with a placeholder port; servers
             // that pick their own port (PostgreSQL, Redis) need no more.
-            let first = run.workload(&component, placement.clone(), &endpoints, None).map_err(failure)?;
+            let first = run
+                .workload(&component, placement.clone(), &endpoints, None, Default::default())
+                .map_err(failure)?;
             let Workload::Service(service) = first else {
                 return Err(StepFailure::new(format!("{component} is not a service")));
             };
@@ -142,11 +147,15 @@ impl Backend for Local {
                     loop {
                         attempt += 1;
                         let port = pgserver::free_port().map_err(failure)?;
+                        let mut ports = BTreeMap::new();
+                        for named in &service.ports {
+                            ports.insert(named.name.clone(), free_port_besides(port, &ports)?);
+                        }
                         let workload = run
-                            .workload(&component, placement.clone(), &endpoints, Some(port))
+                            .workload(&component, placement.clone(), &endpoints, Some(port), ports.clone())
                             .map_err(failure)?;
                         let Workload::Service(service) = workload else { unreachable!("checked above") };
-                        match self.program(&run, &component, &service, port, &progress).await {
+                        match self.program(&run, &component, &service, port, &ports, &progress).await {
                             Err(f)
                                 if attempt < 3
                                     && f.diagnosis.as_deref().is_some_and(|d| d.contains("in use")) =>
@@ -174,7 +183,12 @@ fn describe(spec: &EndpointSpec) -> String {
             format!("role {user} (password: per-run secret), database {database}")
         }
         EndpointSpec::Redis { .. } => "requirepass: per-run secret".into(),
-        EndpointSpec::Http { ready_path } => format!("ready when GET {ready_path} answers 200"),
+        EndpointSpec::Http { ready_path, ready_port: None, .. } => {
+            format!("ready when GET {ready_path} answers 200")
+        }
+        EndpointSpec::Http { ready_path, ready_port: Some(name), .. } => {
+            format!("ready when GET {ready_path} on its {name} port answers 200")
+        }
     }
 }
 
@@ -217,8 +231,8 @@ impl Local {
                 Ok(port)
             })
             .await?;
-        let ep = endpoint(&service.endpoint, loopback(port), loopback(port));
-        let probe = probe_for(&service.endpoint, &ep)?;
+        let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
+        let probe = probe_for(&ep)?;
         Ok(Started {
             endpoint: ep,
             probe,
@@ -263,8 +277,8 @@ impl Local {
                 Ok(port)
             })
             .await?;
-        let ep = endpoint(&service.endpoint, loopback(port), loopback(port));
-        let probe = probe_for(&service.endpoint, &ep)?;
+        let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
+        let probe = probe_for(&ep)?;
         Ok(Started { endpoint: ep, probe, summary: format!("127.0.0.1:{port}") })
     }
 
@@ -274,6 +288,7 @@ impl Local {
         component: &str,
         service: &Service,
         port: u16,
+        ports: &BTreeMap<String, u16>,
         _progress: &Progress,
     ) -> Result<Started, StepFailure> {
         let binary = match (&service.program, run.artifact(component)) {
@@ -294,19 +309,18 @@ impl Local {
         let log = std::fs::File::create(&log_path)
             .map_err(|e| failure(format!("creating {}: {e}", log_path.display())))?;
         let log_err = log.try_clone().map_err(failure)?;
-        let config = dir.join(datastorage::CONFIG_FILE);
         let mut cmd = crate::build::command(&binary);
-        // The config path is an argument too (not only CONFIG_PATH) so teardown can find the
-        // process by the run directory in its command line.
-        cmd.arg("--config")
-            .arg(&config)
+        cmd.args(&service.args)
             .envs(service.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .process_group(0);
-        let command = format!("{} --config {}", binary.display(), config.display());
+        let command = std::iter::once(binary.display().to_string())
+            .chain(service.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
         let child = procs::spawn(cmd, STOP.tie(die_with_us(run))).map_err(failure)?;
         let program = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         run.created(Resource::Process {
@@ -316,11 +330,34 @@ impl Local {
             port: Some(port),
             log: Some(log_path.clone()),
         })?;
-        let ep = endpoint(&service.endpoint, loopback(port), loopback(port));
-        let ready = probe_for(&service.endpoint, &ep)?;
+        let ready_port = match &service.endpoint {
+            EndpointSpec::Http { ready_port: Some(name), .. } => Some(*ports.get(name).ok_or_else(|| {
+                StepFailure::new(format!("{component}: readiness port `{name}` is not one of its ports"))
+            })?),
+            _ => None,
+        };
+        let ep = endpoint(&service.endpoint, loopback(port), loopback(port), ready_port.map(loopback));
+        let ready = probe_for(&ep)?;
         let probe = wait::ProcessProbe::new(Arc::new(Mutex::new(child)), command, log_path).until(ready);
         Ok(Started { endpoint: ep, probe: Box::new(probe), summary: format!("http://127.0.0.1:{port}") })
     }
+}
+
+/// A program's command line as the plan shows it.
+fn argv(program: &str, service: &Service) -> String {
+    std::iter::once(program.to_string()).chain(service.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+}
+
+/// A free port other than `main` and those already chosen: the kernel may hand the same
+/// ephemeral port out twice in a row when nothing has bound it yet.
+fn free_port_besides(main: u16, chosen: &BTreeMap<String, u16>) -> Result<u16, StepFailure> {
+    for _ in 0..16 {
+        let port = pgserver::free_port().map_err(failure)?;
+        if port != main && !chosen.values().any(|p| *p == port) {
+            return Ok(port);
+        }
+    }
+    Err(StepFailure::new("no free loopback port found after 16 tries"))
 }
 
 /// Stops a process the local backend started (see [`STOP`]); an error says why if it will not die.

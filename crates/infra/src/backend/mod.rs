@@ -172,6 +172,16 @@ pub(crate) fn container_addrs(component: &str, service: &Service) -> (Addr, Addr
     )
 }
 
+/// The container port readiness is served on, when it is a named port of the service.
+pub(crate) fn ready_port(service: &Service) -> Option<u16> {
+    match &service.endpoint {
+        EndpointSpec::Http { ready_port: Some(name), .. } => {
+            service.ports.iter().find(|p| &p.name == name).map(|p| p.port)
+        }
+        _ => None,
+    }
+}
+
 /// Removes one resource, by the backend that created it.
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     match resource {
@@ -202,8 +212,9 @@ pub fn with_options(name: &str, kube: &kube::KubeOptions) -> Result<Arc<dyn Back
 /// Every backend's name.
 pub const NAMES: [&str; 4] = ["local", "podman", "kind", "cluster"];
 
-/// The endpoint a service's spec publishes at these addresses.
-pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr) -> Endpoint {
+/// The endpoint a service's spec publishes at these addresses; `ready` is where its named
+/// readiness port is reached from this machine, if it has one.
+pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr, ready: Option<Addr>) -> Endpoint {
     let kind = match spec {
         EndpointSpec::Postgres { user, database, password } => EndpointKind::Postgres {
             user: user.clone(),
@@ -211,20 +222,23 @@ pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr) -> Endpoint {
             password: password.clone(),
         },
         EndpointSpec::Redis { password } => EndpointKind::Redis { password: password.clone() },
-        EndpointSpec::Http { .. } => EndpointKind::Http,
+        EndpointSpec::Http { ready_path, .. } => EndpointKind::Http {
+            ready_url: Some(format!("http://{}{ready_path}", ready.as_ref().unwrap_or(&host))),
+        },
     };
     Endpoint { kind, host, inside }
 }
 
-/// The readiness probe an endpoint's spec calls for, from this machine.
-pub fn probe_for(spec: &EndpointSpec, endpoint: &Endpoint) -> Result<Box<dyn wait::Probe>, StepFailure> {
+/// The readiness probe of an endpoint, from this machine.
+pub fn probe_for(endpoint: &Endpoint) -> Result<Box<dyn wait::Probe>, StepFailure> {
     let url = endpoint.url(crate::model::View::Host);
     let bad = |e: wait::ProbeError| StepFailure::new(e.to_string());
-    Ok(match spec {
-        EndpointSpec::Postgres { .. } => Box::new(wait::PostgresProbe::from_url(url.expose()).map_err(bad)?),
-        EndpointSpec::Redis { .. } => Box::new(wait::RedisProbe::from_url(url.expose()).map_err(bad)?),
-        EndpointSpec::Http { ready_path } => {
-            Box::new(wait::HttpProbe::get(&format!("{}{ready_path}", url.expose())).map_err(bad)?.status(200))
+    Ok(match &endpoint.kind {
+        EndpointKind::Postgres { .. } => Box::new(wait::PostgresProbe::from_url(url.expose()).map_err(bad)?),
+        EndpointKind::Redis { .. } => Box::new(wait::RedisProbe::from_url(url.expose()).map_err(bad)?),
+        EndpointKind::Http { ready_url } => {
+            let ready = ready_url.clone().unwrap_or_else(|| url.expose().to_string());
+            Box::new(wait::HttpProbe::get(&ready).map_err(bad)?.status(200))
         }
     })
 }

@@ -118,7 +118,8 @@ fn spec(run: &Run, component: &str, service: &Service) -> ContainerSpec {
         aliases: vec![component.to_string()],
         labels: labels(run, Some(component)),
         env: service.env.clone(),
-        publish: vec![service.port],
+        // Every port the service has, so readiness on a health port is probed from here too.
+        publish: std::iter::once(service.port).chain(service.ports.iter().map(|p| p.port)).collect(),
         mounts,
         secrets,
         user: service.user.clone(),
@@ -243,8 +244,9 @@ impl Backend for Podman {
     ) -> BoxFuture<Result<Started, StepFailure>> {
         Box::pin(async move {
             let endpoints = run.endpoints();
-            let workload =
-                run.workload(&component, Placement::Container, &endpoints, None).map_err(failure)?;
+            let workload = run
+                .workload(&component, Placement::Container, &endpoints, None, Default::default())
+                .map_err(failure)?;
             let Workload::Service(service) = workload else {
                 return Err(StepFailure::new(format!("{component} is not a service")));
             };
@@ -272,19 +274,26 @@ impl Backend for Podman {
             progress.say(format!("starting container {} ({})", spec.name, spec.image));
             run.created(Resource::Container { component: component.clone(), name: spec.name.clone() })?;
             let (engine, s) = (self.engine.clone(), spec.clone());
-            let host_port = self
+            let ready_port = super::ready_port(&service);
+            let (host_port, ready_host_port) = self
                 .blocking
                 .run("starting the container", move || {
                     engine.run(&s).map_err(failure)?;
-                    engine.host_port(&s.name, service_port(&s)).map_err(failure)
+                    let main = engine.host_port(&s.name, service_port(&s)).map_err(failure)?;
+                    let ready = match ready_port {
+                        Some(p) => Some(engine.host_port(&s.name, p).map_err(failure)?),
+                        None => None,
+                    };
+                    Ok((main, ready))
                 })
                 .await?;
             let ep = endpoint(
                 &service.endpoint,
                 Addr { host: "127.0.0.1".into(), port: host_port },
                 Addr { host: component.clone(), port: service.port },
+                ready_host_port.map(|port| Addr { host: "127.0.0.1".into(), port }),
             );
-            let ready = probe_for(&service.endpoint, &ep)?;
+            let ready = probe_for(&ep)?;
             let probe = container::ContainerProbe::new(self.engine.clone(), spec.name.clone()).until(ready);
             Ok(Started {
                 endpoint: ep,

@@ -1,20 +1,26 @@
-//! DataStorage: one typed configuration model (crate `datastorage`) rendered into a config file
-//! plus two secrets files, found through `CONFIG_PATH`; ready when `/health` answers 200 (the
-//! schema it needs is there and Redis answers).
+//! DataStorage: one typed configuration model (crate `datastorage`, the current service's
+//! camelCase schema) rendered into a config file plus two secrets files, found through
+//! `CONFIG_PATH`; API, health and metrics ports; ready when `GET /readyz` on the health port
+//! answers 200, as the monorepo's own manifests probe it.
+//!
+//! What runs is the reference server by default, or any DataStorage the suite names: a binary
+//! for the local backend (`binaries: {datastorage: ...}` or `--binary datastorage=...`), an image
+//! to pull (`images:`/`--image`) or to build (`builds:`, e.g. the monorepo's
+//! `docker/data-storage.Dockerfile`) for the others. Only the reference server is given
+//! `--config`: the real service reads `CONFIG_PATH` alone.
 
 use std::path::PathBuf;
 
 use crate::error::InfraError;
 use crate::model::{
-    Component, Ctx, EndpointKind, EndpointSpec, File, FileKind, Image, Placement, Program, Service, Workload,
+    Component, Ctx, EndpointKind, EndpointSpec, File, FileKind, Image, NamedPort, Placement, Program,
+    Service, Workload,
 };
 
 /// The workspace package of the reference server the local backend runs and images are built from.
 pub const PACKAGE: &str = "datastorage-reference-server";
 /// The Containerfile that puts the reference server into an image.
 pub const CONTAINERFILE: &str = "manifests/images/datastorage-reference.Containerfile";
-/// The API port inside a container.
-const PORT: u16 = 8080;
 
 /// The DataStorage service.
 pub struct DataStorage;
@@ -25,11 +31,15 @@ impl Component for DataStorage {
     }
 
     fn about(&self) -> &'static str {
-        "DataStorage with its rendered config and secrets, ready when /health says 200"
+        "DataStorage with its rendered config and secrets, ready when /readyz on its health port says 200"
     }
 
     fn needs(&self) -> &'static [&'static str] {
         &["postgres", "redis", "migrations"]
+    }
+
+    fn replaceable(&self) -> bool {
+        true
     }
 
     fn env_var(&self) -> Option<&'static str> {
@@ -47,8 +57,12 @@ impl Component for DataStorage {
             return Err(InfraError::Model("datastorage: the redis endpoint is not Redis".into()));
         };
         let (pg_addr, redis_addr) = (pg.addr(view), redis.addr(view));
-        let port = ctx.port.unwrap_or(PORT);
+        let port = ctx.port.unwrap_or(datastorage::API_PORT);
+        let health = ctx.named_port("health", datastorage::HEALTH_PORT);
+        let metrics = ctx.named_port("metrics", datastorage::METRICS_PORT);
         let mut config = datastorage::Config::local(port, pg_addr.port, redis_addr.port);
+        config.server.health_port = health;
+        config.server.metrics_port = metrics;
         config.database.host = pg_addr.host.clone();
         config.database.name = database.clone();
         config.database.user = user.clone();
@@ -81,20 +95,64 @@ impl Component for DataStorage {
                 },
             })
             .collect();
-        let image = match ctx.images.get(self.name()) {
-            Some(reference) => Image::Pull(reference.clone()),
-            None => Image::Cargo { package: PACKAGE.into(), containerfile: PathBuf::from(CONTAINERFILE) },
+        let name = self.name();
+        let (image, reference_image) = match (ctx.images.get(name), ctx.suite.builds.get(name)) {
+            (Some(reference), _) => (Image::Pull(reference.clone()), false),
+            (None, Some(build)) => (build.clone(), false),
+            (None, None) => {
+                (Image::Cargo { package: PACKAGE.into(), containerfile: PathBuf::from(CONTAINERFILE) }, true)
+            }
         };
+        let (program, reference_program) = match ctx.suite.binaries.get(name) {
+            Some(path) => (
+                Program::Path(
+                    runnable(ctx.root, path)
+                        .map_err(|why| InfraError::Model(format!("binaries.datastorage: {why}")))?,
+                ),
+                false,
+            ),
+            None => (Program::Cargo { package: PACKAGE.into() }, true),
+        };
+        let reference = match ctx.placement {
+            Placement::Host { .. } => reference_program,
+            Placement::Container => reference_image,
+        };
+        // The config path as an argument too lets teardown find a reference server by its run
+        // directory; another DataStorage gets none, as its Deployment gives it none.
+        let config_path = layout.config_dir.join(datastorage::CONFIG_FILE);
+        let args =
+            if reference { vec!["--config".into(), config_path.display().to_string()] } else { vec![] };
         Ok(Workload::Service(Box::new(Service {
-            program: Program::Cargo { package: PACKAGE.into() },
+            program,
             image,
-            args: vec![],
+            args,
             env: bundle.env,
             files,
             port,
-            endpoint: EndpointSpec::Http { ready_path: "/health".into() },
+            ports: vec![
+                NamedPort { name: "health".into(), port: health },
+                NamedPort { name: "metrics".into(), port: metrics },
+            ],
+            endpoint: EndpointSpec::Http {
+                ready_path: datastorage::READY_PATH.into(),
+                ready_port: Some("health".into()),
+                live_path: Some(datastorage::LIVE_PATH.into()),
+            },
             user: None,
             data: None,
         })))
     }
+}
+
+/// A program a suite or flag names, relative to the workspace root, checked to be there and
+/// runnable; the error names the full path and what to do.
+pub fn runnable(root: &std::path::Path, path: &std::path::Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let full = root.join(path);
+    let bad = |why: String| format!("{}: {why}", full.display());
+    let meta = std::fs::metadata(&full).map_err(|e| bad(format!("{e} (build it first, or fix the path)")))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(bad("not an executable file".into()));
+    }
+    Ok(full)
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::model::Component;
 
 pub use controller::Controller;
-pub use datastorage::DataStorage;
+pub use datastorage::{DataStorage, runnable};
 pub use migrations::Migrations;
 pub use postgres::Postgres;
 pub use redis::Redis;

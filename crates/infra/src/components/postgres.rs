@@ -54,6 +54,7 @@ impl Component for Postgres {
             port: 5432,
             endpoint: EndpointSpec::Postgres { user: USER.into(), database: DATABASE.into(), password },
             user: None,
+            ports: vec![],
             data: Some(DATA_DIR.into()),
         })))
     }

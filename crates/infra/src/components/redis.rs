@@ -46,6 +46,7 @@ impl Component for Redis {
             port: 6379,
             endpoint: EndpointSpec::Redis { password },
             user: None,
+            ports: vec![],
             data: Some("/data".into()),
         })))
     }
