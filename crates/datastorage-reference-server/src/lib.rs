@@ -6,15 +6,16 @@
 //! - `GET /health`: 200 `{"status":"healthy",...}` when PostgreSQL answers, every table, column
 //!   and function in [`db::REQUIRED_SCHEMA`] exists and Redis answers; otherwise 503
 //!   `{"status":"unhealthy","reason":"column audit_events.correlation_id missing",...}`.
-//! - `POST /api/v1/audit/events/batch`: a JSON array of events; 201 `{"count":n}` when written in
-//!   one transaction, 202 `{"status":"queued"}` when parked in the dead-letter queue, 400 naming
-//!   each bad field (`events[1].event_outcome: missing`).
-//! - `GET /api/v1/audit/events?correlation_id=...`: the events, oldest first.
+//! - The audit API of the real service's contract (`POST /api/v1/audit/events`, its `/batch`,
+//!   `GET /api/v1/audit/events`): see [`http`].
 
 pub mod db;
 pub mod dlq;
 pub mod event;
 pub mod http;
+pub mod openapi;
+pub mod problem;
+pub mod query;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,7 +125,7 @@ pub async fn start_on(loaded: &Loaded, listener: TcpListener) -> Result<Running,
     let tasks =
         vec![tokio::spawn(replay_loop(state.clone())), tokio::spawn(partition_loop(state.db.clone()))];
     let timeout = config.server.read_timeout.get() + config.server.write_timeout.get();
-    let app = http::router(state, timeout);
+    let app = http::router(state, timeout, event::MAX_BATCH);
     let mut stopped_http = stopped.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -48,7 +48,11 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    let status = r.status().as_u16();
+    let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    common::contract::check("POST", common::BATCH, status, content_type.as_deref(), &body);
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = eventually(Duration::from_secs(30), "the server exits after SIGTERM", || {
