@@ -218,9 +218,25 @@ fn seed_002_datastorage_starts_only_after_migrations_and_no_write_fails() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let correlation = format!("seed-002-{}", std::process::id());
-            let body = format!(
-                r#"[{{"event_category":"workflow","event_action":"workflow.started","event_outcome":"success","resource_type":"WorkflowExecution","correlation_id":"{correlation}","event_data":{{}}}}]"#
-            );
+            let body = serde_json::json!([{
+                "version": "1.0",
+                "event_type": "workflowexecution.workflow.started",
+                "event_timestamp": "2025-12-13T02:00:00Z",
+                "event_category": "workflowexecution",
+                "event_action": "started",
+                "event_outcome": "success",
+                "correlation_id": correlation,
+                "event_data": {
+                    "event_type": "workflowexecution.workflow.started",
+                    "workflow_id": "kubectl-restart-deployment",
+                    "workflow_version": "v1.0.0",
+                    "target_resource": "payment/deployment/payment-api",
+                    "phase": "Running",
+                    "container_image": "ghcr.io/kubernaut/kubectl-actions:v1.28",
+                    "execution_name": "seed-002",
+                },
+            }])
+            .to_string();
             let (mut statuses, mut port) = (Vec::new(), None);
             let until = Instant::now() + Duration::from_secs(300);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {

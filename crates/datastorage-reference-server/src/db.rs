@@ -11,44 +11,54 @@ use datastorage::{Credentials, DatabaseConfig};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use crate::event::AuditEvent;
+use crate::query::Filters;
 
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Every column of `audit_events` this server writes and reads, in the order of [`COLUMNS`].
+const EVENT_COLUMNS: &[&str] = &[
+    "event_id",
+    "event_timestamp",
+    "event_version",
+    "event_type",
+    "event_category",
+    "event_action",
+    "event_outcome",
+    "correlation_id",
+    "event_data",
+    "actor_type",
+    "actor_id",
+    "actor_ip",
+    "resource_type",
+    "resource_id",
+    "parent_event_id",
+    "parent_event_date",
+    "namespace",
+    "cluster_id",
+    "severity",
+    "duration_ms",
+    "error_code",
+    "error_message",
+    "retention_days",
+    "is_sensitive",
+];
+
 /// The tables and columns this server reads and writes: `/health` fails while any is missing.
-pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[(
-    "audit_events",
-    &[
-        "event_id",
-        "event_timestamp",
-        "event_category",
-        "event_action",
-        "event_outcome",
-        "resource_type",
-        "correlation_id",
-        "event_data",
-        "resource_id",
-        "namespace",
-        "actor_type",
-        "actor_id",
-        "event_version",
-    ],
-)];
+pub const REQUIRED_SCHEMA: &[(&str, &[&str])] = &[("audit_events", EVENT_COLUMNS)];
 
 /// The partition-maintenance function this server calls at start-up.
 pub const PARTITION_FUNCTION: &str = "ensure_audit_events_partitions(integer, integer)";
 
-const INSERT: &str = "INSERT INTO audit_events (event_id, event_timestamp, event_category, event_action, \
-     event_outcome, resource_type, correlation_id, event_data, resource_id, namespace, actor_type, actor_id, \
-     event_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-     ON CONFLICT (event_id, event_timestamp) DO NOTHING";
-
-const SELECT: &str = "SELECT event_id, event_timestamp, event_category, event_action, event_outcome, \
-     resource_type, correlation_id, event_data, resource_id, namespace, actor_type, actor_id, event_version \
-     FROM audit_events WHERE correlation_id = $1 ORDER BY event_timestamp, event_id";
+/// `event_id, event_timestamp, ...`: the select list and insert column list.
+const COLUMNS: &str = "event_id, event_timestamp, event_version, event_type, event_category, event_action, \
+     event_outcome, correlation_id, event_data, actor_type, actor_id, actor_ip, resource_type, resource_id, \
+     parent_event_id, parent_event_date, namespace, cluster_id, severity, duration_ms, error_code, \
+     error_message, retention_days, is_sensitive";
 
 /// A database operation that failed, and whether the batch should wait in the dead-letter queue.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +75,16 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// What a client may be told: the kind of failure, never PostgreSQL's own words (those go
+    /// to the log only).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            DbError::Unavailable(_) => "the database is unavailable",
+            DbError::Schema(_) => "the database schema is incomplete (migrations not applied)",
+            DbError::Other(_) => "the database refused the operation",
+        }
+    }
+
     /// Whether the batch can wait in the dead-letter queue until the cause is fixed.
     pub fn queueable(&self) -> bool {
         matches!(self, DbError::Unavailable(_) | DbError::Schema(_))
@@ -200,7 +220,12 @@ impl Db {
     pub async fn insert(&self, events: &[AuditEvent]) -> Result<u64, DbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let stmt = tx.prepare_cached(INSERT).await?;
+        let placeholders: Vec<String> = (1..=EVENT_COLUMNS.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES ({}) ON CONFLICT (event_id, event_timestamp) DO NOTHING",
+            placeholders.join(", ")
+        );
+        let stmt = tx.prepare_cached(&sql).await?;
         let mut written = 0;
         for e in events {
             let data = Value::Object(e.event_data.clone());
@@ -210,17 +235,28 @@ impl Db {
                     &[
                         &e.event_id,
                         &e.event_timestamp,
+                        &e.version,
+                        &e.event_type,
                         &e.event_category,
                         &e.event_action,
                         &e.event_outcome,
-                        &e.resource_type,
                         &e.correlation_id,
                         &data,
-                        &e.resource_id,
-                        &e.namespace,
                         &e.actor_type,
                         &e.actor_id,
-                        &e.event_version,
+                        &e.actor_ip,
+                        &e.resource_type,
+                        &e.resource_id,
+                        &e.parent_event_id,
+                        &e.parent_event_date,
+                        &e.namespace,
+                        &e.cluster_id,
+                        &e.severity,
+                        &e.duration_ms,
+                        &e.error_code,
+                        &e.error_message,
+                        &e.retention_days,
+                        &e.is_sensitive,
                     ],
                 )
                 .await?;
@@ -229,36 +265,97 @@ impl Db {
         Ok(written)
     }
 
-    /// The events of one correlation id, oldest first.
-    pub async fn by_correlation_id(&self, correlation_id: &str) -> Result<Vec<AuditEvent>, DbError> {
-        let client = self.pool.get().await?;
-        let rows = client.query(SELECT, &[&correlation_id]).await?;
-        rows.iter().map(event_from_row).collect()
+    /// One page of the events matching `filters`, newest first, and how many match in all.
+    pub async fn query(&self, filters: &Filters) -> Result<(Vec<AuditEvent>, i64), DbError> {
+        let f = filters;
+        let mut conditions: Vec<String> = Vec::new();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let exact: [(&str, Option<&(dyn ToSql + Sync)>); 7] = [
+            ("event_type =", f.event_type.as_ref().map(|v| v as _)),
+            ("event_category =", f.event_category.as_ref().map(|v| v as _)),
+            ("event_outcome =", f.event_outcome.as_ref().map(|v| v as _)),
+            ("severity =", f.severity.as_ref().map(|v| v as _)),
+            ("correlation_id =", f.correlation_id.as_ref().map(|v| v as _)),
+            ("event_timestamp >=", f.since.as_ref().map(|v| v as _)),
+            ("event_timestamp <=", f.until.as_ref().map(|v| v as _)),
+        ];
+        for (condition, value) in exact {
+            if let Some(value) = value {
+                params.push(value);
+                conditions.push(format!("{condition} ${}", params.len()));
+            }
+        }
+        if let Some((key, value)) = &f.detail {
+            // The key is bound as a parameter too: nothing the client sends is spliced into SQL.
+            params.push(key);
+            params.push(value);
+            conditions.push(format!("event_data ->> ${} = ${}", params.len() - 1, params.len()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let count_sql = format!("SELECT count(*) FROM audit_events{filter}");
+        let page_sql = format!(
+            "SELECT {COLUMNS} FROM audit_events{filter} \
+             ORDER BY event_timestamp DESC, event_id DESC LIMIT ${} OFFSET ${}",
+            params.len() + 1,
+            params.len() + 2
+        );
+        let mut page_params = params.clone();
+        page_params.push(&f.limit);
+        page_params.push(&f.offset);
+
+        let mut client = self.pool.get().await?;
+        // One snapshot for the count and the page, so `total` and `data` agree.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let total: i64 = tx.query_one(&count_sql, &params).await?.get(0);
+        let rows = tx.query(&page_sql, &page_params).await?;
+        tx.commit().await?;
+        let events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
+        Ok((events, total))
     }
 }
 
 fn event_from_row(row: &Row) -> Result<AuditEvent, DbError> {
-    let data: Value = row.get(7);
+    let data: Value = row.try_get("event_data")?;
     let Value::Object(event_data) = data else {
         return Err(DbError::Other(format!(
             "event_data of event {} is not a JSON object",
-            row.get::<_, uuid::Uuid>(0)
+            row.get::<_, uuid::Uuid>("event_id")
         )));
     };
-    let event_timestamp: DateTime<Utc> = row.get(1);
+    let event_timestamp: DateTime<Utc> = row.try_get("event_timestamp")?;
     Ok(AuditEvent {
-        event_id: row.get(0),
+        event_id: row.try_get("event_id")?,
+        version: row.try_get("event_version")?,
+        event_type: row.try_get("event_type")?,
         event_timestamp,
-        event_category: row.get(2),
-        event_action: row.get(3),
-        event_outcome: row.get(4),
-        resource_type: row.get(5),
-        correlation_id: row.get(6),
+        event_category: row.try_get("event_category")?,
+        event_action: row.try_get("event_action")?,
+        event_outcome: row.try_get("event_outcome")?,
+        correlation_id: row.try_get("correlation_id")?,
         event_data,
-        resource_id: row.get(8),
-        namespace: row.get(9),
-        actor_type: row.get(10),
-        actor_id: row.get(11),
-        event_version: row.get(12),
+        actor_type: row.try_get("actor_type")?,
+        actor_id: row.try_get("actor_id")?,
+        actor_ip: row.try_get("actor_ip")?,
+        resource_type: row.try_get("resource_type")?,
+        resource_id: row.try_get("resource_id")?,
+        parent_event_id: row.try_get("parent_event_id")?,
+        parent_event_date: row.try_get("parent_event_date")?,
+        namespace: row.try_get("namespace")?,
+        cluster_id: row.try_get("cluster_id")?,
+        severity: row.try_get("severity")?,
+        duration_ms: row.try_get("duration_ms")?,
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        retention_days: row.try_get("retention_days")?,
+        is_sensitive: row.try_get("is_sensitive")?,
     })
 }

@@ -44,6 +44,16 @@ pub enum DlqError {
     Full(u64),
 }
 
+impl DlqError {
+    /// What a client may be told: the kind of failure, never Redis's own words.
+    pub fn summary(&self) -> String {
+        match self {
+            DlqError::Unavailable(_) => "the dead-letter queue is unavailable".into(),
+            full @ DlqError::Full(_) => full.to_string(),
+        }
+    }
+}
+
 impl From<redis::RedisError> for DlqError {
     fn from(e: redis::RedisError) -> Self {
         DlqError::Unavailable(e.to_string())

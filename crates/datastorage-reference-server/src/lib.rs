@@ -14,7 +14,10 @@ pub mod db;
 pub mod dlq;
 pub mod event;
 pub mod http;
+pub mod openapi;
 pub mod ops;
+pub mod problem;
+pub mod query;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -179,7 +182,7 @@ pub async fn start_on(loaded: &Loaded, listeners: Listeners) -> Result<Running, 
     let tasks =
         vec![tokio::spawn(replay_loop(state.clone())), tokio::spawn(partition_loop(state.db.clone()))];
     let timeout = config.server.read_timeout.get() + config.server.write_timeout.get();
-    let api = http::router(state, timeout)
+    let api = http::router(state, timeout, config.server.max_batch_size as usize)
         .merge(ops::api_routes(ops.clone()))
         .layer(axum::middleware::from_fn_with_state(ops.clone(), ops::count));
     let serve = |listener: TcpListener, app: axum::Router| {

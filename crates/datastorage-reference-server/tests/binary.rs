@@ -50,7 +50,11 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    let status = r.status().as_u16();
+    let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    common::contract::check("POST", common::BATCH, status, content_type.as_deref(), &body);
     // Where the service has them: readiness on the API port too, liveness and metrics on theirs.
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);

@@ -18,39 +18,51 @@ async fn batches_survive_a_postgres_outage_through_the_dead_letter_queue() {
 
     let (status, _) = env.post_batch(&json!([event("outage", "workflow.started", "success")])).await;
     assert_eq!(status, 201);
+    // What tells each event apart, oldest first: its execution name and its type.
+    let key = |e: &serde_json::Value| {
+        format!(
+            "{} {}",
+            e["event_data"]["execution_name"].as_str().unwrap(),
+            e["event_type"].as_str().unwrap()
+        )
+    };
+    let mut sent = vec!["wfe-outage workflowexecution.workflow.started".to_string()];
 
     blocking(|| env.pg.stop()).unwrap();
     let (status, body) = env.health().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body, serde_json::json!({"status": "not_ready", "reason": "database_unreachable"}));
 
-    let mut sent = 1;
     for i in 0..5 {
-        let batch = json!([
-            event("outage", &format!("workflow.step{i}.started"), "pending"),
-            event("outage", &format!("workflow.step{i}.completed"), "success"),
-        ]);
-        let (status, body) = env.post_batch(&batch).await;
+        let mut started = event("outage", "execution.started", "pending");
+        started["event_data"]["execution_name"] = json!(format!("step{i}"));
+        let mut completed = event("outage", "workflow.completed", "success");
+        completed["event_data"]["execution_name"] = json!(format!("step{i}"));
+        sent.push(key(&started));
+        sent.push(key(&completed));
+        let (status, body) = env.post_batch(&json!([started, completed])).await;
         assert_eq!(status, 202, "{body}");
-        assert_eq!(body["status"], "queued");
+        assert_eq!(body["status"], "accepted");
         assert_eq!(body["count"], 2);
-        sent += 2;
     }
-    assert_eq!(env.dlq_len().await, 5, "every batch waits in the stream");
+    let failed = event("outage", "workflow.failed", "failure");
+    let (status, body) = env.post_event(&failed).await;
+    assert_eq!(status, 202, "{body}");
+    sent.push(key(&failed));
+    assert_eq!(env.dlq_len().await, 6, "every write waits in the stream");
 
     blocking(|| env.pg.restart()).unwrap();
     let events = eventually(REPLAY_LIMIT, "every queued event in the table", || async {
         let events = env.events("outage").await;
-        if events.len() >= sent { Ok(events) } else { Err(format!("{} of {sent}", events.len())) }
+        if events.len() >= sent.len() {
+            Ok(events)
+        } else {
+            Err(format!("{} of {}", events.len(), sent.len()))
+        }
     })
     .await;
-    assert_eq!(events.len(), sent, "no event lost, none doubled");
-    assert_eq!(events[0]["event_action"], "workflow.started");
-    assert_eq!(
-        events[1]["event_action"], "workflow.step0.started",
-        "replayed events keep their time of receipt"
-    );
-    assert_eq!(events[sent - 1]["event_action"], "workflow.step4.completed");
+    let stored: Vec<String> = events.iter().rev().map(key).collect();
+    assert_eq!(stored, sent, "no event lost, none doubled, each at the time its client gave");
 
     eventually(REPLAY_LIMIT, "the dead-letter queue drained", || async {
         match env.dlq_len().await {
@@ -60,7 +72,7 @@ async fn batches_survive_a_postgres_outage_through_the_dead_letter_queue() {
     })
     .await;
     let pending = env.sql("SELECT count(*) FROM audit_events WHERE correlation_id = 'outage'");
-    assert_eq!(pending, sent.to_string());
+    assert_eq!(pending, sent.len().to_string());
 
     // The server reconnected: writes go straight to the table again.
     let (status, body) = env.post_batch(&json!([event("outage", "workflow.completed", "success")])).await;
@@ -76,15 +88,14 @@ async fn a_full_dead_letter_queue_refuses_rather_than_trims() {
     env.serve().await;
     blocking(|| env.pg.stop()).unwrap();
 
-    for action in ["a", "b"] {
-        let (status, body) = env.post_batch(&json!([event("full", action, "success")])).await;
+    for kind in ["workflow.started", "execution.started"] {
+        let (status, body) = env.post_batch(&json!([event("full", kind, "success")])).await;
         assert_eq!(status, 202, "{body}");
     }
-    let (status, body) = env.post_batch(&json!([event("full", "c", "success")])).await;
+    let (status, body) = env.post_batch(&json!([event("full", "workflow.completed", "success")])).await;
     assert_eq!(status, 503, "{body}");
-    let error = body["error"].as_str().unwrap();
-    assert!(error.starts_with("database unavailable"), "{error}");
-    assert!(error.ends_with("dead-letter queue full (2 batches waiting)"), "{error}");
+    assert_eq!(body["type"], "https://kubernaut.ai/problems/service-unavailable");
+    assert_eq!(body["detail"], "the database is unavailable; dead-letter queue full (2 batches waiting)");
     assert_eq!(env.dlq_len().await, 2);
 
     blocking(|| env.pg.restart()).unwrap();
@@ -93,8 +104,12 @@ async fn a_full_dead_letter_queue_refuses_rather_than_trims() {
         if events.len() >= 2 { Ok(events) } else { Err(format!("{events:?}")) }
     })
     .await;
-    let actions: Vec<_> = events.iter().map(|e| e["event_action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["a", "b"], "the oldest batches were kept, not trimmed");
+    let types: Vec<_> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["workflowexecution.execution.started", "workflowexecution.workflow.started"],
+        "the oldest batches were kept, not trimmed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +130,7 @@ async fn a_redis_outage_makes_health_fail_but_writes_still_land_and_it_reconnect
     blocking(|| env.pg.stop()).unwrap();
     let (status, body) = env.post_batch(&json!([event("redis-down", "workflow.failed", "failure")])).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("dead-letter queue unavailable"), "{body}");
+    assert_eq!(body["detail"], "the database is unavailable; the dead-letter queue is unavailable", "{body}");
 
     blocking(|| env.pg.restart()).unwrap();
     blocking(|| env.redis.restart()).unwrap();

@@ -3,22 +3,22 @@
 #![cfg(feature = "e2e")]
 
 use gateway_suite::{DataStorage, correlation_id, endpoint, event};
-use serde_json::json;
 
 #[tokio::test]
 async fn gateway_audit_events_are_written_and_read_back() {
     let ds = DataStorage::from_env();
     let id = correlation_id("gateway");
-    let mut batch = Vec::new();
-    for (i, outcome) in ["success", "failure", "success"].into_iter().enumerate() {
-        let mut e = event("signal.received", outcome, &id, json!({"signal": "pod-oom", "n": i}));
-        e["resource_type"] = json!("Gateway");
-        batch.push(e);
-    }
+    let batch = [
+        event("signal.received", "success", &id, "fp-1"),
+        event("signal.deduplicated", "success", &id, "fp-1"),
+        event("crd.created", "success", &id, "fp-1"),
+    ];
     let (status, body) = ds.write_batch(&batch).await;
     assert_eq!(status, 201, "{body}");
     let stored = ds.wait_for_events(&id, 3, std::time::Duration::from_secs(10)).await;
-    assert_eq!(stored.len(), 3, "{stored:?}");
+    let types: Vec<&str> = stored.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["gateway.signal.received", "gateway.signal.deduplicated", "gateway.crd.created"]);
+    assert!(stored.iter().all(|e| e["event_data"]["fingerprint"] == "fp-1"), "{stored:?}");
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! Helpers for the WorkflowExecution end-to-end suite: the environment's endpoints and a small
 //! DataStorage client. The tests live in `tests/` and run under `cargo xtask e2e workflowexecution`.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde_json::{Value, json};
 
 /// An endpoint variable the environment must provide, with a message saying how to get one.
@@ -19,13 +21,55 @@ pub fn correlation_id(label: &str) -> String {
     format!("wfe-{label}-{nanos:x}-{}", std::process::id())
 }
 
-/// One workflow audit event as WorkflowExecution sends it.
-pub fn event(action: &str, outcome: &str, correlation_id: &str, data: Value) -> Value {
+/// A time after every one handed out before by this process, at PostgreSQL's microsecond
+/// precision, so the events a test writes have a known order and come back exactly as sent.
+pub fn stamp() -> String {
+    static LAST: Mutex<Option<DateTime<Utc>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Utc::now().trunc_subsecs(6);
+    let t = match *last {
+        Some(l) if l >= now => l + chrono::Duration::microseconds(1),
+        _ => now,
+    };
+    *last = Some(t);
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// One audit event as WorkflowExecution sends it (DataStorage's `AuditEventRequest`): `kind` is
+/// the event type after `workflowexecution.` (`workflow.started`, `workflow.completed`,
+/// `workflow.failed`, `selection.completed`, `execution.started`), `execution` the
+/// WorkflowExecution's name, `extra` more payload fields (e.g. `failure_reason`).
+pub fn event(kind: &str, outcome: &str, correlation_id: &str, execution: &str, extra: Value) -> Value {
+    let event_type = format!("workflowexecution.{kind}");
+    let phase = match kind {
+        "workflow.completed" => "Completed",
+        "workflow.failed" => "Failed",
+        "selection.completed" => "Pending",
+        _ => "Running",
+    };
+    let mut data = json!({
+        "event_type": event_type,
+        "workflow_id": "kubectl-restart-deployment",
+        "workflow_version": "v1.0.0",
+        "target_resource": "payment/deployment/payment-api",
+        "phase": phase,
+        "container_image": "ghcr.io/kubernaut/kubectl-actions:v1.28",
+        "execution_name": execution,
+    });
+    if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
+    }
     json!({
-        "event_category": "workflow",
-        "event_action": action,
+        "version": "1.0",
+        "event_type": event_type,
+        "event_timestamp": stamp(),
+        "event_category": "workflowexecution",
+        "event_action": kind.rsplit('.').next().unwrap_or(kind),
         "event_outcome": outcome,
+        "actor_type": "service",
+        "actor_id": "workflowexecution-controller",
         "resource_type": "WorkflowExecution",
+        "resource_id": execution,
         "correlation_id": correlation_id,
         "event_data": data,
     })
@@ -57,9 +101,9 @@ impl DataStorage {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// The events stored for a correlation id, oldest first. Reads need PostgreSQL, so a 503
-    /// (another test is restarting it) is retried for up to 30 s.
-    pub async fn events(&self, correlation_id: &str) -> Vec<Value> {
+    /// One page of a correlation id's events, newest first, and how many there are in all.
+    /// Reads need PostgreSQL, so a 503 (another test is restarting it) is retried for up to 30 s.
+    pub async fn page(&self, correlation_id: &str, limit: usize, offset: usize) -> (Vec<Value>, usize) {
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         loop {
@@ -67,12 +111,16 @@ impl DataStorage {
                 .http
                 .get(format!("{}/api/v1/audit/events", self.base))
                 .query(&[("correlation_id", correlation_id)])
+                .query(&[("limit", limit), ("offset", offset)])
                 .send()
                 .await
                 .expect("GET audit events");
             let status = resp.status().as_u16();
             if status == 200 {
-                return resp.json::<Vec<Value>>().await.expect("events JSON");
+                let body: Value = resp.json().await.expect("query response JSON");
+                let data = body["data"].as_array().expect("data is an array").clone();
+                let total = body["pagination"]["total"].as_u64().expect("pagination.total") as usize;
+                return (data, total);
             }
             let body = resp.text().await.unwrap_or_default();
             assert!(
@@ -81,6 +129,21 @@ impl DataStorage {
             );
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Every event stored for a correlation id, oldest first (the API answers newest first,
+    /// at most 1000 a page).
+    pub async fn events(&self, correlation_id: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let (page, total) = self.page(correlation_id, 1000, all.len()).await;
+            let done = page.is_empty() || all.len() + page.len() >= total;
+            all.extend(page);
+            if done {
+                all.reverse();
+                return all;
+            }
         }
     }
 
@@ -94,9 +157,10 @@ impl DataStorage {
         let started = Instant::now();
         let mut pause = Duration::from_millis(20);
         loop {
-            let events = self.events(correlation_id).await;
-            if events.len() >= count || started.elapsed() > deadline {
-                return events;
+            // Only the total until it is reached: the events themselves may be many pages.
+            let (_, total) = self.page(correlation_id, 1, 0).await;
+            if total >= count || started.elapsed() > deadline {
+                return self.events(correlation_id).await;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));

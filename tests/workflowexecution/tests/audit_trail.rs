@@ -17,42 +17,54 @@ async fn workflow_audit_trail_is_written_and_read_back() {
     let failed = correlation_id("failed");
     let (status, body) = ds
         .write_batch(&[
-            event("workflow.started", "success", &ok, json!({"workflow": "restart-pod", "step": 0})),
+            event("selection.completed", "success", &ok, "restart-pod-1", json!({})),
             event(
-                "workflow.completed",
+                "execution.started",
                 "success",
                 &ok,
-                json!({"workflow": "restart-pod", "duration_ms": 1200}),
+                "restart-pod-1",
+                json!({"pipelinerun_name": "restart-pod-1-run"}),
             ),
-            event("workflow.started", "success", &failed, json!({"workflow": "scale-up"})),
+            event("workflow.completed", "success", &ok, "restart-pod-1", json!({"duration": "1m12s"})),
+            event("workflow.started", "success", &failed, "scale-up-1", json!({})),
         ])
         .await;
     assert_eq!(status, 201, "{body}");
+    assert_eq!(body["event_ids"].as_array().map(Vec::len), Some(4), "{body}");
     let (status, body) = ds
         .write_batch(&[event(
             "workflow.failed",
             "failure",
             &failed,
-            json!({"reason": "TaskFailed", "task": "scale"}),
+            "scale-up-1",
+            json!({"failure_reason": "TaskFailed", "failed_task_name": "scale"}),
         )])
         .await;
     assert_eq!(status, 201, "{body}");
 
-    let trail = ds.wait_for_events(&ok, 2, Duration::from_secs(60)).await;
-    let actions: Vec<&str> = trail.iter().map(|e| e["event_action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["workflow.started", "workflow.completed"]);
-    assert_eq!(trail[1]["event_data"]["duration_ms"], 1200);
-    assert!(
-        trail.iter().all(|e| e["resource_type"] == "WorkflowExecution" && e["correlation_id"] == ok.as_str())
+    let trail = ds.wait_for_events(&ok, 3, Duration::from_secs(60)).await;
+    let types: Vec<&str> = trail.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "workflowexecution.selection.completed",
+            "workflowexecution.execution.started",
+            "workflowexecution.workflow.completed"
+        ]
     );
+    assert_eq!(trail[2]["event_data"]["duration"], "1m12s");
+    assert_eq!(trail[2]["event_data"]["phase"], "Completed");
+    assert!(trail.iter().all(|e| e["event_category"] == "workflowexecution"
+        && e["event_data"]["execution_name"] == "restart-pod-1"
+        && e["correlation_id"] == ok.as_str()));
 
     let trail = ds.wait_for_events(&failed, 2, Duration::from_secs(60)).await;
-    let actions: Vec<(&str, &str)> = trail
+    let outcomes: Vec<(&str, &str)> = trail
         .iter()
         .map(|e| (e["event_action"].as_str().unwrap(), e["event_outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(actions, [("workflow.started", "success"), ("workflow.failed", "failure")]);
-    assert_eq!(trail[1]["event_data"]["reason"], "TaskFailed");
+    assert_eq!(outcomes, [("started", "success"), ("failed", "failure")]);
+    assert_eq!(trail[1]["event_data"]["failure_reason"], "TaskFailed");
 
     // The rows are really in PostgreSQL, not only in a cache.
     let (client, conn) =
@@ -66,17 +78,20 @@ async fn workflow_audit_trail_is_written_and_read_back() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
 }
 
 #[tokio::test]
 async fn invalid_events_are_refused_naming_the_field() {
     let ds = DataStorage::from_env();
     let id = correlation_id("invalid");
-    let mut bad = event("workflow.started", "success", &id, json!({}));
-    bad.as_object_mut().unwrap().remove("resource_type");
-    let (status, body) = ds.write_batch(&[event("workflow.started", "success", &id, json!({})), bad]).await;
+    let mut bad = event("workflow.started", "success", &id, "wfe-invalid", json!({}));
+    bad["event_data"].as_object_mut().unwrap().remove("container_image");
+    bad.as_object_mut().unwrap().remove("version");
+    let (status, body) =
+        ds.write_batch(&[event("workflow.started", "success", &id, "wfe-invalid", json!({})), bad]).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.to_string().contains("events[1].resource_type"), "{body}");
+    assert_eq!(body["field_errors"]["events[1].version"], "missing", "{body}");
+    assert_eq!(body["field_errors"]["events[1].event_data.container_image"], "missing", "{body}");
     assert!(ds.events(&id).await.is_empty(), "nothing of a refused batch is stored");
 }

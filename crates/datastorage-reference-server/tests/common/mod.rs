@@ -6,11 +6,14 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use datastorage::{Config, Credentials, DataStorage, Loaded};
 use datastorage_reference_server::Running;
 use pgserver::PgServer;
 use redisserver::RedisServer;
 use serde_json::{Value, json};
+
+pub mod contract;
 
 /// The service's database and role, as in the seed config.
 pub const DB_NAME: &str = "action_history";
@@ -122,27 +125,63 @@ impl Env {
         (r.status().as_u16(), r.json().await.expect("JSON body"))
     }
 
-    pub async fn post_batch(&self, events: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url("/api/v1/audit/events/batch"))
-            .json(events)
-            .send()
-            .await
-            .expect("POST batch");
-        (r.status().as_u16(), r.json().await.expect("JSON body"))
+    /// Sends a request to the audit API and checks the answer against the contract: the status
+    /// is one the operation declares (or its `default`), the content type and the body match
+    /// that response's schema. `route` is the spec's path, `path_and_query` what is sent.
+    pub async fn call(
+        &self,
+        method: &str,
+        route: &str,
+        path_and_query: &str,
+        body: Option<Body>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method.parse().unwrap(), self.url(path_and_query));
+        match body {
+            Some(Body::Json(v)) => req = req.json(&v),
+            Some(Body::Raw(text)) => req = req.header("content-type", "application/json").body(text),
+            None => {}
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("{method} {path_and_query}: {e}"));
+        let status = r.status().as_u16();
+        let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        let text = r.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path_and_query} {status}: not JSON ({e}): {text}"));
+        contract::check(method, route, status, content_type.as_deref(), &body);
+        (status, body)
     }
 
+    /// `POST /api/v1/audit/events`.
+    pub async fn post_event(&self, event: &Value) -> (u16, Value) {
+        self.call("POST", EVENTS, EVENTS, Some(Body::Json(event.clone()))).await
+    }
+
+    /// `POST /api/v1/audit/events/batch`.
+    pub async fn post_batch(&self, events: &Value) -> (u16, Value) {
+        self.call("POST", BATCH, BATCH, Some(Body::Json(events.clone()))).await
+    }
+
+    /// `GET /api/v1/audit/events?...` (values percent-encoded here).
+    pub async fn query(&self, params: &[(&str, &str)]) -> (u16, Value) {
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        self.call("GET", EVENTS, &format!("{EVENTS}?{}", query.join("&")), None).await
+    }
+
+    /// Every event of a correlation id, newest first as the API orders them, read page by page.
     pub async fn events(&self, correlation_id: &str) -> Vec<Value> {
-        let r = self
-            .http
-            .get(self.url("/api/v1/audit/events"))
-            .query(&[("correlation_id", correlation_id)])
-            .send()
-            .await
-            .expect("GET events");
-        assert_eq!(r.status().as_u16(), 200, "GET events");
-        r.json().await.expect("JSON array")
+        let mut all = Vec::new();
+        loop {
+            let offset = all.len().to_string();
+            let (status, body) = self
+                .query(&[("correlation_id", correlation_id), ("limit", "1000"), ("offset", &offset)])
+                .await;
+            assert_eq!(status, 200, "GET events: {body}");
+            let page = body["data"].as_array().unwrap().clone();
+            all.extend(page);
+            if body["pagination"]["has_more"] != true {
+                return all;
+            }
+        }
     }
 
     /// Batches waiting in the dead-letter queue, read straight from Redis.
@@ -157,13 +196,71 @@ impl Env {
     }
 }
 
-/// A workflow's audit event.
-pub fn event(correlation_id: &str, action: &str, outcome: &str) -> Value {
+/// The single-event write and the query.
+pub const EVENTS: &str = "/api/v1/audit/events";
+/// The batch write.
+pub const BATCH: &str = "/api/v1/audit/events/batch";
+
+/// A request body: JSON, or raw text for bodies that are not.
+pub enum Body {
+    Json(Value),
+    Raw(String),
+}
+
+/// Percent-encodes a query component (everything but RFC 3986's unreserved characters).
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A time after every one handed out before, so the events of a test have a known order.
+pub fn stamp() -> String {
+    static LAST: std::sync::Mutex<Option<DateTime<Utc>>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap();
+    let now = Utc::now().trunc_subsecs(6);
+    let t = match *last {
+        Some(l) if l >= now => l + chrono::Duration::microseconds(1),
+        _ => now,
+    };
+    *last = Some(t);
+    // AutoSi, as the server answers, so a timestamp comes back exactly as it was sent.
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A WorkflowExecution audit event as the controller sends it: `kind` is the part after
+/// `workflowexecution.` (e.g. `workflow.started`), the payload the contract's
+/// `WorkflowExecutionAuditPayload`.
+pub fn event(correlation_id: &str, kind: &str, outcome: &str) -> Value {
+    let event_type = format!("workflowexecution.{kind}");
+    let phase = match kind {
+        "workflow.completed" => "Completed",
+        "workflow.failed" => "Failed",
+        "selection.completed" => "Pending",
+        _ => "Running",
+    };
     json!({
-        "event_category": "workflow",
-        "event_action": action,
+        "version": "1.0",
+        "event_type": event_type,
+        "event_timestamp": stamp(),
+        "event_category": "workflowexecution",
+        "event_action": kind.rsplit('.').next().unwrap(),
         "event_outcome": outcome,
-        "resource_type": "WorkflowExecution",
         "correlation_id": correlation_id,
+        "event_data": {
+            "event_type": event_type,
+            "workflow_id": "kubectl-restart-deployment",
+            "workflow_version": "v1.0.0",
+            "target_resource": "payment/deployment/payment-api",
+            "phase": phase,
+            "container_image": "ghcr.io/kubernaut/kubectl-actions:v1.28",
+            "execution_name": format!("wfe-{correlation_id}"),
+        },
     })
 }
