@@ -119,8 +119,63 @@ pub fn prepare() {
     LazyLock::force(&REQUEST);
 }
 
+/// The first integer literal in a JSON text outside what 64 bits hold (`i64::MIN..=u64::MAX`).
+///
+/// serde_json reads such a literal as the nearest `f64`, so `-9223372036854775809` would pass an
+/// `int64` minimum after rounding and be stored as a different number; the raw text is the
+/// only place the client's digits still exist.
+fn oversized_integer(body: &[u8]) -> Option<String> {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < body.len() && (body[i].is_ascii_digit() || b"-+.eE".contains(&body[i])) {
+                i += 1;
+            }
+            let token = String::from_utf8_lossy(&body[start..i]);
+            let integral = !token.contains(['.', 'e', 'E']);
+            let fits = token.parse::<i64>().is_ok() || token.parse::<u64>().is_ok();
+            if integral && !fits && token.len() > 1 {
+                return Some(token.into_owned());
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
+}
+
+fn check_integers(body: &[u8]) -> Result<(), FieldError> {
+    match oversized_integer(body) {
+        Some(n) => Err(err(
+            "body",
+            format!("the integer {n} is outside the 64-bit range and cannot be kept exactly"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Validates a single-event body (`POST /api/v1/audit/events`).
 pub fn parse_event(body: &[u8]) -> Result<AuditEvent, Vec<FieldError>> {
+    check_integers(body).map_err(|e| vec![e])?;
     let value: Value =
         serde_json::from_slice(body).map_err(|e| vec![err("body", format!("not valid JSON: {e}"))])?;
     if !value.is_object() {
@@ -132,6 +187,7 @@ pub fn parse_event(body: &[u8]) -> Result<AuditEvent, Vec<FieldError>> {
 /// Validates a batch body (`POST /api/v1/audit/events/batch`) of at most `max` events;
 /// returns every problem found, each named `events[i].field`.
 pub fn parse_batch(body: &[u8], max: usize) -> Result<Vec<AuditEvent>, BatchError> {
+    check_integers(body).map_err(|e| BatchError::Invalid(vec![e]))?;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| BatchError::Invalid(vec![err("body", format!("not valid JSON: {e}"))]))?;
     let Value::Array(items) = value else {
@@ -461,6 +517,23 @@ mod tests {
                 "retention_days: out of range (at most 2147483647 in magnitude)"
             ]
         );
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_rounded() {
+        let mut body = good().to_string();
+        body.insert_str(
+            1,
+            r#""duration_ms": -9223372036854775809, "note": "12345678901234567890123 in a string","#,
+        );
+        let errors: Vec<String> =
+            parse_event(body.as_bytes()).unwrap_err().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            ["body: the integer -9223372036854775809 is outside the 64-bit range and cannot be kept exactly"]
+        );
+        let fine = good().to_string().replacen('{', r#"{"a": 18446744073709551615, "b": -9223372036854775808, "c": 1e30, "d": "\"99999999999999999999\"", "#, 1);
+        assert!(oversized_integer(fine.as_bytes()).is_none(), "{fine}");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   mapping's keys, and the object matches the schema its key maps to" (`if`/`then` per
 //!   target), which is what the discriminator says; a plain `oneOf` would instead demand that
 //!   exactly one of ~90 loosely constrained payload schemas matches;
+//! - the numeric formats `int32`, `int64` and `float` become the `minimum`/`maximum` their types
+//!   hold (JSON Schema knows no numeric formats and would accept 2^31 for an `int32`);
 //! - `$ref: '#/components/schemas/X'` is kept, and resolves because every validator is built
 //!   from a root document that embeds the translated `components`.
 //!
@@ -180,10 +182,35 @@ pub fn to_json_schema(schema: &Value) -> Value {
             out.insert(k, v);
         }
     }
+    numeric_format_bounds(&mut out);
     if obj.get("nullable") == Some(&Value::Bool(true)) {
         return nullable(out);
     }
     Value::Object(out)
+}
+
+/// The range an OpenAPI numeric format stands for, as `minimum`/`maximum` (a bound the schema
+/// already sets more tightly is kept).
+fn numeric_format_bounds(schema: &mut Map<String, Value>) {
+    let (low, high): (Value, Value) = match schema.get("format").and_then(Value::as_str) {
+        Some("int32") => (json!(i32::MIN), json!(i32::MAX)),
+        Some("int64") => (json!(i64::MIN), json!(i64::MAX)),
+        Some("float") => (json!(-f64::from(f32::MAX)), json!(f64::from(f32::MAX))),
+        _ => return,
+    };
+    let tighter = |existing: Option<&Value>, bound: &Value, keep: fn(f64, f64) -> bool| match (
+        existing.and_then(Value::as_f64),
+        bound.as_f64(),
+    ) {
+        (Some(e), Some(b)) => keep(e, b),
+        _ => false,
+    };
+    if !tighter(schema.get("minimum"), &low, |e, b| e >= b) {
+        schema.insert("minimum".into(), low);
+    }
+    if !tighter(schema.get("maximum"), &high, |e, b| e <= b) {
+        schema.insert("maximum".into(), high);
+    }
 }
 
 /// `{prop: one of the mapping's keys}` plus, per target schema, `if prop is one of its keys then
@@ -247,6 +274,7 @@ components:
       required: [kind, data]
       properties:
         kind: {type: string, maxLength: 5}
+        count: {type: integer, format: int32, minimum: 0}
         note: {type: string, nullable: true}
         level: {type: string, enum: [low, high], nullable: true}
         parent: {type: string, format: uuid, nullable: true}
@@ -278,6 +306,15 @@ components:
         assert!(!v.is_valid(&json!({"kind": "k", "data": {"t": "b"}, "level": "medium"})));
         assert!(!v.is_valid(&json!({"kind": "k", "data": {"t": "b"}, "parent": "not-a-uuid"})));
         assert!(!v.is_valid(&json!({"kind": "toolong", "data": {"t": "b"}})));
+    }
+
+    #[test]
+    fn numeric_formats_are_ranges() {
+        let v = spec(DOC).component("Outer").unwrap();
+        let with = |count: Value| json!({"kind": "k", "data": {"t": "b"}, "count": count});
+        assert!(v.is_valid(&with(json!(2_147_483_647))));
+        assert!(!v.is_valid(&with(json!(2_147_483_648_i64))), "int32 holds no 2^31");
+        assert!(!v.is_valid(&with(json!(-1))), "the schema's own tighter minimum stays");
     }
 
     #[test]

@@ -43,8 +43,8 @@ fn err(field: &str, reason: impl Into<String>) -> FieldError {
     FieldError { field: field.into(), reason: reason.into() }
 }
 
-/// Parses the query string's pairs at time `now` (for a relative `since`). An empty value is
-/// the same as an absent one; parameters the contract does not name are ignored.
+/// Parses the query string's pairs at time `now` (for a relative `since`). Parameters the
+/// contract does not name are ignored.
 pub fn parse(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<Filters, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut get = |name: &str| -> Option<String> {
@@ -58,19 +58,22 @@ pub fn parse(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<Filters, 
             errors.push(err(name, "contains a NUL character (U+0000)"));
             return None;
         }
-        Some(first.clone()).filter(|v| !v.is_empty())
+        Some(first.clone())
     };
-    let event_type = get("event_type");
-    let event_category = get("event_category");
+    // An empty value of a free-text parameter is no filter (as the real service reads it); one
+    // the contract constrains (an enum, an integer, a pattern) must still satisfy it.
+    let mut text = |name: &str| get(name).filter(|v| !v.is_empty());
+    let event_type = text("event_type");
+    let event_category = text("event_category");
+    let severity = text("severity");
+    let correlation_id = text("correlation_id");
+    let since = text("since");
+    let until = text("until");
+    let detail_value = text("detail_value");
     let event_outcome = get("event_outcome");
-    let severity = get("severity");
-    let correlation_id = get("correlation_id");
-    let since = get("since");
-    let until = get("until");
     let limit = get("limit");
     let offset = get("offset");
     let detail_key = get("detail_key");
-    let detail_value = get("detail_value");
 
     if let Some(outcome) = &event_outcome
         && !OUTCOMES.contains(&outcome.as_str())
@@ -125,7 +128,7 @@ pub fn parse(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<Filters, 
     let detail = match (detail_key, detail_value) {
         (None, None) => None,
         (Some(key), Some(value)) => {
-            if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 Some((key, value))
             } else {
                 errors.push(err("detail_key", "must match ^[a-zA-Z0-9_]+$"));
@@ -264,5 +267,15 @@ mod tests {
         assert!(q(&[("since", "99999999999h")]).is_err(), "before the year 1");
         assert!(q(&[("until", "24h")]).unwrap_err()[0].starts_with("until: expected an RFC 3339"));
         assert_eq!(q(&[("limit", "5"), ("limit", "6")]).unwrap_err(), ["limit: given more than once"]);
+        // Found by schemathesis: an empty value still has to satisfy the contract's constraint.
+        assert_eq!(
+            q(&[("detail_key", ""), ("detail_value", "x")]).unwrap_err(),
+            ["detail_key: must match ^[a-zA-Z0-9_]+$"]
+        );
+        assert_eq!(q(&[("limit", "")]).unwrap_err(), ["limit: must be an integer from 1 to 1000"]);
+        assert_eq!(
+            q(&[("event_outcome", "")]).unwrap_err(),
+            ["event_outcome: must be one of success, failure, pending"]
+        );
     }
 }
