@@ -5,7 +5,6 @@
 //! error; a key the service reads but this model does not, or one an older release read, is a
 //! warning saying what happens to it.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -157,14 +156,11 @@ impl<'de> Visitor<'de> for TreeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+        // A duplicate key never gets here: the parser's default policy refuses it.
         let mut entries = Vec::new();
-        let mut seen = HashMap::new();
         while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
             let value = map.next_value::<Tree>()?;
-            let key = Spanned::new(key.value.0, key.referenced, key.defined);
-            if seen.insert(key.value.clone(), ()).is_none() {
-                entries.push((key, value));
-            }
+            entries.push((Spanned::new(key.value.0, key.referenced, key.defined), value));
         }
         Ok(Tree::Map(entries))
     }

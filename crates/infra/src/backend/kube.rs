@@ -90,6 +90,22 @@ fn cache_dir() -> PathBuf {
 }
 
 impl Kube {
+    /// Forwards a free loopback port to `pod_port` of the pods `selector` picks, kept open for
+    /// the run; returns the loopback port.
+    async fn forward(
+        &self,
+        client: &Client,
+        ns: &str,
+        selector: &str,
+        pod_port: u16,
+    ) -> Result<u16, StepFailure> {
+        let connect = forward::to_pods(client.clone(), ns.to_string(), selector.to_string(), pod_port);
+        let fwd = Forward::start(connect).await.map_err(|e| failure(format!("port-forward: {e}")))?;
+        let port = fwd.port();
+        self.forwards.lock().expect("forwards lock").push(fwd);
+        Ok(port)
+    }
+
     /// The kind backend.
     pub fn kind(options: KubeOptions) -> Result<Self, InfraError> {
         let kind = kind::Kind::from_env().map_err(|e| InfraError::Invalid(e.to_string()))?;
@@ -615,20 +631,13 @@ impl Backend for Kube {
             }
             let selector =
                 format!("app.kubernetes.io/name={component},{}={}", crate::kubernetes::RUN_LABEL, run.id());
-            let connect = forward::to_pods(client.clone(), ns.clone(), selector.clone(), service.port);
-            let fwd = Forward::start(connect).await.map_err(|e| failure(format!("port-forward: {e}")))?;
-            let port = fwd.port();
-            self.forwards.lock().expect("forwards lock").push(fwd);
+            let port = self.forward(&client, &ns, &selector, service.port).await?;
             // Readiness on a port of its own (DataStorage's health port) gets a forward of its own.
             let ready = match super::ready_port(&service) {
-                Some(pod_port) => {
-                    let connect = forward::to_pods(client.clone(), ns.clone(), selector, pod_port);
-                    let fwd =
-                        Forward::start(connect).await.map_err(|e| failure(format!("port-forward: {e}")))?;
-                    let ready = Addr { host: "127.0.0.1".into(), port: fwd.port() };
-                    self.forwards.lock().expect("forwards lock").push(fwd);
-                    Some(ready)
-                }
+                Some(pod_port) => Some(Addr {
+                    host: "127.0.0.1".into(),
+                    port: self.forward(&client, &ns, &selector, pod_port).await?,
+                }),
                 None => None,
             };
             let ep = endpoint(

@@ -155,7 +155,7 @@ impl Backend for Local {
                             .workload(&component, placement.clone(), &endpoints, Some(port), ports.clone())
                             .map_err(failure)?;
                         let Workload::Service(service) = workload else { unreachable!("checked above") };
-                        match self.program(&run, &component, &service, port, &ports, &progress).await {
+                        match self.program(&run, &component, &service, port, &progress).await {
                             Err(f)
                                 if attempt < 3
                                     && f.diagnosis.as_deref().is_some_and(|d| d.contains("in use")) =>
@@ -288,7 +288,6 @@ impl Local {
         component: &str,
         service: &Service,
         port: u16,
-        ports: &BTreeMap<String, u16>,
         _progress: &Progress,
     ) -> Result<Started, StepFailure> {
         let binary = match (&service.program, run.artifact(component)) {
@@ -330,13 +329,9 @@ impl Local {
             port: Some(port),
             log: Some(log_path.clone()),
         })?;
-        let ready_port = match &service.endpoint {
-            EndpointSpec::Http { ready_port: Some(name), .. } => Some(*ports.get(name).ok_or_else(|| {
-                StepFailure::new(format!("{component}: readiness port `{name}` is not one of its ports"))
-            })?),
-            _ => None,
-        };
-        let ep = endpoint(&service.endpoint, loopback(port), loopback(port), ready_port.map(loopback));
+        // Rendered with the ports chosen here, the service's named ports are those loopback ports.
+        let ready = super::ready_port(service).map(loopback);
+        let ep = endpoint(&service.endpoint, loopback(port), loopback(port), ready);
         let ready = probe_for(&ep)?;
         let probe = wait::ProcessProbe::new(Arc::new(Mutex::new(child)), command, log_path).until(ready);
         Ok(Started { endpoint: ep, probe: Box::new(probe), summary: format!("http://127.0.0.1:{port}") })
