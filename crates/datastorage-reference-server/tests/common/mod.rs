@@ -6,7 +6,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use datastorage::{Config, Credentials, DataStorage, Loaded};
 use datastorage_reference_server::Running;
 use pgserver::PgServer;
@@ -220,47 +219,9 @@ pub fn encode(text: &str) -> String {
         .collect()
 }
 
-/// A time after every one handed out before, so the events of a test have a known order.
-pub fn stamp() -> String {
-    static LAST: std::sync::Mutex<Option<DateTime<Utc>>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap();
-    let now = Utc::now().trunc_subsecs(6);
-    let t = match *last {
-        Some(l) if l >= now => l + chrono::Duration::microseconds(1),
-        _ => now,
-    };
-    *last = Some(t);
-    // AutoSi, as the server answers, so a timestamp comes back exactly as it was sent.
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-/// A WorkflowExecution audit event as the controller sends it: `kind` is the part after
-/// `workflowexecution.` (e.g. `workflow.started`), the payload the contract's
-/// `WorkflowExecutionAuditPayload`.
+/// A WorkflowExecution audit event as the controller sends it (the suite's own builder): `kind`
+/// is the part after `workflowexecution.` (e.g. `workflow.started`), for the execution
+/// `wfe-<correlation_id>`.
 pub fn event(correlation_id: &str, kind: &str, outcome: &str) -> Value {
-    let event_type = format!("workflowexecution.{kind}");
-    let phase = match kind {
-        "workflow.completed" => "Completed",
-        "workflow.failed" => "Failed",
-        "selection.completed" => "Pending",
-        _ => "Running",
-    };
-    json!({
-        "version": "1.0",
-        "event_type": event_type,
-        "event_timestamp": stamp(),
-        "event_category": "workflowexecution",
-        "event_action": kind.rsplit('.').next().unwrap(),
-        "event_outcome": outcome,
-        "correlation_id": correlation_id,
-        "event_data": {
-            "event_type": event_type,
-            "workflow_id": "kubectl-restart-deployment",
-            "workflow_version": "v1.0.0",
-            "target_resource": "payment/deployment/payment-api",
-            "phase": phase,
-            "container_image": "ghcr.io/kubernaut/kubectl-actions:v1.28",
-            "execution_name": format!("wfe-{correlation_id}"),
-        },
-    })
+    workflowexecution_suite::event(kind, outcome, correlation_id, &format!("wfe-{correlation_id}"), json!({}))
 }
