@@ -14,6 +14,11 @@ pub struct Doctor {
 }
 
 impl Doctor {
+    /// The schema of the `--json` document.
+    pub fn json_schema(&self) -> Option<&'static str> {
+        self.json.then_some("xtask.doctor/1")
+    }
+
     /// Prints the report; exit status 1 when no backend can run here.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let report = infra::doctor::examine(&infra::Registry::builtin());

@@ -22,6 +22,11 @@ pub struct E2e {
 }
 
 impl E2e {
+    /// The schema of the `--json` document.
+    pub fn json_schema(&self) -> Option<&'static str> {
+        self.up.json_schema("xtask.e2e/1")
+    }
+
     /// Up, run the suite's tests, diagnose on failure, down unless --keep.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let root = crate::workspace_root();

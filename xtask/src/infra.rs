@@ -63,6 +63,9 @@ enum InfraCommand {
         /// Tear down every run, and every labelled leftover.
         #[arg(long, conflicts_with = "run")]
         all: bool,
+        /// One JSON document on stdout: what was removed, and what could not be.
+        #[arg(long)]
+        json: bool,
     },
     /// List runs with their components, pids, ports and whether they still run.
     Status {
@@ -79,6 +82,9 @@ enum InfraCommand {
         /// The run id; optional when only one run exists.
         #[arg(long)]
         run: Option<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -144,6 +150,11 @@ fn parse_binary(s: &str) -> Result<(String, std::path::PathBuf), String> {
 }
 
 impl UpArgs {
+    /// The schema of the `--json` document: the plan's with `--dry-run`, else `schema`.
+    pub(crate) fn json_schema(&self, schema: &'static str) -> Option<&'static str> {
+        self.json.then_some(if self.dry_run { "xtask.plan/2" } else { schema })
+    }
+
     /// The options `infra::session` takes; an image for a component the suite lacks is bad input.
     pub(crate) fn options(&self, suite: &Suite) -> anyhow::Result<session::UpOptions> {
         let flagged = self
@@ -245,7 +256,8 @@ pub(crate) fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
             BadInput(format!("no suite `{name}` ({} not found); suites: {known}", path.display())).into()
         );
     }
-    infra::suite::load(&path, &Registry::builtin()).map_err(|e| BadInput(e.to_string()).into())
+    // Kept typed: the error's diagnostic names the file, line and column.
+    Ok(infra::suite::load(&path, &Registry::builtin())?)
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught from the moment they are installed: installed before anything is
@@ -286,7 +298,7 @@ pub(crate) fn printer(json: bool) -> impl FnMut(&Event) {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
     move |e| {
         if json {
-            eprintln!("{}", serde_json::to_string(e).unwrap_or_default());
+            crate::output::event_line("xtask.up-event/1", e);
             return;
         }
         let line = match e {
@@ -389,27 +401,43 @@ pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
             eprintln!("interrupted: everything that was started has been stopped and removed");
             ExitCode::from(130)
         }
-        UpError::Prepare(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        UpError::Prepare(e) => crate::output::report_error(&e.into(), json.then_some("xtask.up/1")),
     }
 }
 
 impl Infra {
+    /// The schema of the `--json` document the subcommand prints, when asked for.
+    pub fn json_schema(&self) -> Option<&'static str> {
+        match &self.command {
+            InfraCommand::Up(args) => args.json_schema("xtask.up/1"),
+            InfraCommand::Down { json, .. } => json.then_some("xtask.down/1"),
+            InfraCommand::Status { json, .. } => json.then_some("xtask.status/1"),
+            InfraCommand::Restart { json, .. } => json.then_some("xtask.restart/1"),
+        }
+    }
+
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let root = crate::workspace_root();
         let runs = Runs::new(&root);
         match self.command {
             InfraCommand::Up(args) => runtime()?.block_on(up(&root, &runs, args)),
-            InfraCommand::Down { run, all } => down(&runs, run, all),
+            InfraCommand::Down { run, all, json } => down(&runs, run, all, json),
             InfraCommand::Status { run, json } => status(&runs, run, json),
-            InfraCommand::Restart { component, run } => {
+            InfraCommand::Restart { component, run, json } => {
                 let dir = pick(&runs, run.as_deref())?;
                 let mut state = RunState::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
+                let started = Instant::now();
                 runtime()?.block_on(session::restart(&mut state, &component)).map_err(classify)?;
-                eprintln!("{component} restarted in run {}", state.id);
+                if json {
+                    println!(
+                        "{}",
+                        json!({"schema": "xtask.restart/1", "ok": true, "run": state.id, "component": component,
+                               "duration_ms": started.elapsed().as_millis()})
+                    );
+                } else {
+                    eprintln!("{component} restarted in run {}", state.id);
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -519,30 +547,56 @@ fn pick(runs: &Runs, run: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
     runs.pick(run).map_err(|e| BadInput(e.to_string()).into())
 }
 
-fn down(runs: &Runs, run: Option<String>, all: bool) -> anyhow::Result<ExitCode> {
+fn down(runs: &Runs, run: Option<String>, all: bool, json: bool) -> anyhow::Result<ExitCode> {
     let dirs = if all { runs.list() } else { vec![pick(runs, run.as_deref())?] };
-    let mut failed = false;
+    let mut removed_runs = Vec::new();
+    let mut errors = Vec::new();
     for (dir, result) in session::down(&dirs) {
+        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match result {
-            Ok(removed) => eprintln!("removed {} ({} resource(s) stopped)", dir.display(), removed.len()),
+            Ok(removed) => {
+                if !json {
+                    eprintln!("removed {} ({} resource(s) stopped)", dir.display(), removed.len());
+                }
+                removed_runs.push(json!({"run": id, "dir": dir, "resources_stopped": removed.len()}));
+            }
             Err(e) => {
-                failed = true;
-                eprintln!("error: tearing down {}: {e}", dir.display());
+                let message = format!("tearing down {}: {e}", dir.display());
+                if !json {
+                    eprintln!("error: {message}");
+                }
+                errors.push(json!({"run": id, "error": message}));
             }
         }
     }
+    let mut strays = Vec::new();
     if all {
         for id in session::stray_runs(runs)? {
             match session::remove_stray(runs, &id) {
-                Ok(removed) => eprintln!("removed leftovers of run {id}: {}", removed.join(", ")),
+                Ok(removed) => {
+                    if !json {
+                        eprintln!("removed leftovers of run {id}: {}", removed.join(", "));
+                    }
+                    strays.push(json!({"run": id, "removed": removed}));
+                }
                 Err(e) => {
-                    failed = true;
-                    eprintln!("error: removing leftovers of run {id}: {e}");
+                    let message = format!("removing leftovers of run {id}: {e}");
+                    if !json {
+                        eprintln!("error: {message}");
+                    }
+                    errors.push(json!({"run": id, "error": message}));
                 }
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    if json {
+        println!(
+            "{}",
+            json!({"schema": "xtask.down/1", "ok": errors.is_empty(), "removed": removed_runs,
+                   "strays_removed": strays, "errors": errors})
+        );
+    }
+    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCode> {

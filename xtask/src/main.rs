@@ -4,6 +4,7 @@ mod doctor;
 mod e2e;
 mod infra;
 mod migrate;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,8 +69,22 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+impl Command {
+    /// The schema of the JSON document the command prints, when `--json` was given.
+    fn json_schema(&self) -> Option<&'static str> {
+        match self {
+            Command::Migrate(m) => m.json_schema(),
+            Command::Infra(i) => i.json_schema(),
+            Command::E2e(e) => e.json_schema(),
+            Command::Doctor(d) => d.json_schema(),
+            Command::Completions(_) => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let schema = cli.command.json_schema();
     let result = match cli.command {
         Command::Migrate(m) => m.run(),
         Command::Infra(i) => i.run(),
@@ -83,10 +98,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.downcast_ref::<BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
-        }
+        Err(e) => output::report_error(&e, schema),
     }
 }
 
@@ -137,6 +149,38 @@ mod tidy {
             let argv: Vec<&str> = cmd.split_whitespace().skip(1).collect();
             if let Err(e) = Cli::try_parse_from(&argv) {
                 panic!("README command `{cmd}` is rejected:\n{e}");
+            }
+        }
+    }
+
+    /// The editor's tasks run commands the CLI accepts, for every suite they offer, and offer
+    /// every suite there is.
+    #[test]
+    fn vscode_tasks_are_accepted_by_the_cli_and_offer_every_suite() {
+        let root = super::workspace_root();
+        let text = std::fs::read_to_string(root.join(".vscode/tasks.json")).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let input = doc["inputs"].as_array().unwrap().iter().find(|i| i["id"] == "suite").unwrap();
+        let offered: Vec<&str> =
+            input["options"].as_array().unwrap().iter().filter_map(|o| o.as_str()).collect();
+        let mut sorted = offered.clone();
+        sorted.sort();
+        assert_eq!(sorted, infra::suite::names(&root), "the suite list follows manifests/suites/");
+        let tasks = doc["tasks"].as_array().unwrap();
+        assert!(tasks.len() >= 6, "{tasks:?}");
+        for task in tasks {
+            let args: Vec<&str> =
+                task["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+            assert_eq!((task["command"].as_str(), args.first()), (Some("cargo"), Some(&"xtask")), "{task}");
+            for suite in &offered {
+                let argv: Vec<String> = args.iter().map(|a| a.replace("${input:suite}", suite)).collect();
+                if let Err(e) = Cli::try_parse_from(&argv) {
+                    panic!(
+                        "task {} runs `cargo {}`, which the CLI rejects:\n{e}",
+                        task["label"],
+                        argv.join(" ")
+                    );
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 use migrations::lint::Severity;
-use migrations::{Error, Event, MigrationSet, Options, Plan, Selection};
+use migrations::{Event, MigrationSet, Options, Plan, Selection};
 use serde_json::json;
 
 use crate::BadInput;
@@ -101,34 +101,30 @@ impl Common {
 }
 
 impl Migrate {
+    /// The schema of the `--json` document the command prints, when asked for.
+    pub fn json_schema(&self) -> Option<&'static str> {
+        let (common, schema) = match &self.command {
+            None => (self.common.clone(), "xtask.migrate/1"),
+            Some(MigrateCommand::Status { common }) => {
+                (self.common.clone().merge(common.clone()), "xtask.migrate-status/1")
+            }
+            Some(MigrateCommand::Down { common, .. }) => {
+                (self.common.clone().merge(common.clone()), "xtask.migrate-down/1")
+            }
+            Some(MigrateCommand::Lint { common }) => {
+                (self.common.clone().merge(common.clone()), "xtask.migrate-lint/1")
+            }
+        };
+        let planned = common.dry_run
+            && !matches!(self.command, Some(MigrateCommand::Status { .. } | MigrateCommand::Lint { .. }));
+        common.json.then_some(if planned { "xtask.migrate-plan/1" } else { schema })
+    }
+
     /// Runs the command on a single-threaded runtime.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
-        let json = match &self.command {
-            Some(
-                MigrateCommand::Status { common }
-                | MigrateCommand::Down { common, .. }
-                | MigrateCommand::Lint { common },
-            ) => common.json || self.common.json,
-            None => self.common.json,
-        };
-        match rt.block_on(self.dispatch()) {
-            Ok(code) => Ok(code),
-            Err(e) if json => {
-                let failure = e.downcast_ref::<Error>().and_then(|e| match e {
-                    Error::Statement(f) => Some(f.as_ref()),
-                    _ => None,
-                });
-                println!("{}", json!({ "ok": false, "error": format!("{e:#}"), "failure": failure }));
-                Ok(if e.downcast_ref::<BadInput>().is_some() || is_bad_input(&e) {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::FAILURE
-                })
-            }
-            Err(e) => Err(e),
-        }
+        rt.block_on(self.dispatch())
     }
 
     async fn dispatch(self) -> anyhow::Result<ExitCode> {
@@ -166,31 +162,8 @@ impl Common {
     }
 }
 
-/// Errors about the files or the request rather than the database.
-fn is_bad_input(e: &anyhow::Error) -> bool {
-    matches!(
-        e.downcast_ref::<Error>(),
-        Some(
-            Error::DirNotFound { .. }
-                | Error::BadVersion { .. }
-                | Error::DuplicateVersion { .. }
-                | Error::Parse { .. }
-                | Error::UnknownTable { .. }
-                | Error::UnknownVersion { .. }
-                | Error::NoDown { .. }
-                | Error::NeedsNoTransaction { .. }
-        )
-    )
-}
-
 fn load(common: &Common) -> anyhow::Result<MigrationSet> {
-    MigrationSet::load(&common.dir()).map_err(classify)
-}
-
-/// Wraps input errors so `main` exits 2 for them.
-fn classify(e: Error) -> anyhow::Error {
-    let e = anyhow::Error::from(e);
-    if is_bad_input(&e) { BadInput(e.to_string()).into() } else { e }
+    Ok(MigrationSet::load(&common.dir())?)
 }
 
 async fn connect(common: &Common) -> anyhow::Result<migrations::Client> {
@@ -201,7 +174,7 @@ async fn connect(common: &Common) -> anyhow::Result<migrations::Client> {
 fn progress(json: bool) -> impl FnMut(Event) + Send {
     move |e| {
         if json {
-            eprintln!("{}", serde_json::to_string(&e).unwrap_or_default());
+            crate::output::event_line("xtask.migrate-event/1", &e);
             return;
         }
         match e {
@@ -242,7 +215,7 @@ fn print_plan(plan: &Plan, note: &str) {
 
 async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
     let set = load(&common)?;
-    let wanted = selection.resolve(&set).map_err(classify)?;
+    let wanted = selection.resolve(&set)?;
     if common.dry_run {
         let (applied, note) = match &common.database_url {
             Some(_) => (migrations::store::applied(&connect(&common).await?).await?, String::new()),
@@ -251,10 +224,13 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
             }
         };
         // A real run refuses an edited applied file before anything else; so does its rehearsal.
-        migrations::check_checksums(&set, &applied).map_err(classify)?;
+        migrations::check_checksums(&set, &applied)?;
         let plan = Plan::up(&set, &applied, &wanted);
         if common.json {
-            println!("{}", json!({ "ok": true, "dry_run": true, "plan": plan }));
+            println!(
+                "{}",
+                json!({ "schema": "xtask.migrate-plan/1", "ok": true, "dry_run": true, "plan": plan })
+            );
         } else {
             print_plan(&plan, &note);
         }
@@ -264,11 +240,10 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
     if !common.json {
         eprintln!("migrating {} ({})", migrations::redact_url(common.url()?), common.dir().display());
     }
-    let report = migrations::up(&client, &set, &selection, &common.options(), &mut progress(common.json))
-        .await
-        .map_err(classify)?;
+    let report =
+        migrations::up(&client, &set, &selection, &common.options(), &mut progress(common.json)).await?;
     if common.json {
-        println!("{}", json!({ "ok": true, "report": report }));
+        println!("{}", json!({ "schema": "xtask.migrate/1", "ok": true, "report": report }));
     } else if report.done.is_empty() {
         println!(
             "nothing to apply: all {} selected migration(s) already applied",
@@ -290,20 +265,21 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
     let client = connect(&common).await?;
     if common.dry_run {
         let applied = migrations::store::applied(&client).await?;
-        migrations::check_checksums(&set, &applied).map_err(classify)?;
-        let plan = Plan::down(&set, &applied, to).map_err(classify)?;
+        migrations::check_checksums(&set, &applied)?;
+        let plan = Plan::down(&set, &applied, to)?;
         if common.json {
-            println!("{}", json!({ "ok": true, "dry_run": true, "plan": plan }));
+            println!(
+                "{}",
+                json!({ "schema": "xtask.migrate-plan/1", "ok": true, "dry_run": true, "plan": plan })
+            );
         } else {
             print_plan(&plan, "");
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = migrations::down(&client, &set, to, &common.options(), &mut progress(common.json))
-        .await
-        .map_err(classify)?;
+    let report = migrations::down(&client, &set, to, &common.options(), &mut progress(common.json)).await?;
     if common.json {
-        println!("{}", json!({ "ok": true, "report": report }));
+        println!("{}", json!({ "schema": "xtask.migrate-down/1", "ok": true, "report": report }));
     } else if report.done.is_empty() {
         println!("nothing to roll back");
     } else {
@@ -318,7 +294,10 @@ async fn status(common: Common) -> anyhow::Result<ExitCode> {
     let client = connect(&common).await?;
     let status = migrations::status::status(&client, &set).await?;
     if common.json {
-        println!("{}", json!({ "ok": true, "pending": status.pending(), "versions": status.rows }));
+        println!(
+            "{}",
+            json!({ "schema": "xtask.migrate-status/1", "ok": true, "pending": status.pending(), "versions": status.rows })
+        );
     } else {
         print!("{status}");
         println!("{} pending", status.pending());
@@ -327,15 +306,18 @@ async fn status(common: Common) -> anyhow::Result<ExitCode> {
 }
 
 fn lint(common: Common) -> anyhow::Result<ExitCode> {
-    let findings = migrations::lint::lint(&common.dir()).map_err(classify)?;
+    let findings: Vec<_> =
+        migrations::lint::lint(&common.dir())?.into_iter().map(crate::output::shown).collect();
     let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    // The findings are what lint produces, so they go to stdout (errors of the run to stderr).
     if common.json {
-        println!("{}", json!({ "ok": errors == 0, "findings": findings }));
+        println!("{}", json!({ "schema": "xtask.migrate-lint/1", "ok": errors == 0, "findings": findings }));
     } else {
         for f in &findings {
             println!("{f}");
         }
         println!("{errors} error(s), {} warning(s)", findings.len() - errors);
     }
+    crate::output::annotate(&findings, common.json);
     Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }

@@ -171,7 +171,7 @@ fn bad_suite_names_file_and_field() {
     let out = xtask(state.path(), &["infra", "up", suite.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml: components[1]: unknown component `mysql`"), "{err}");
+    assert!(err.contains("bad.yaml:2:24: error: components[1]: unknown component `mysql`"), "{err}");
     let out = xtask(state.path(), &["infra", "up", "nosuchsuite"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -74,7 +74,7 @@ fn failure_exits_1_with_file_line_and_json_details() {
     let o = xtask(&["migrate", "--all", "--dir", s(dir.path())], Some(&url));
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("002_bad.sql:3: migration 2 (up) failed"), "{err}");
+    assert!(err.contains("002_bad.sql:3: error: migration 2 (up) failed"), "{err}");
     assert!(err.contains("error 42701: column \"id\" of relation \"a\" already exists"), "{err}");
 
     let o = xtask(&["migrate", "--all", "--json", "--dir", s(dir.path())], Some(&url));
@@ -83,7 +83,38 @@ fn failure_exits_1_with_file_line_and_json_details() {
     assert_eq!(v["ok"], false);
     assert_eq!(v["failure"]["code"], "42701");
     assert_eq!(v["failure"]["line"], 3);
+    assert_eq!(v["schema"], "xtask.migrate/1");
+    assert_eq!(v["diagnostics"][0]["line"], 3, "{v}");
     assert_eq!(pg.psql("app", "SELECT to_regclass('b') IS NULL").unwrap().trim(), "t");
+}
+
+/// Where PostgreSQL points inside a statement, the diagnostic points too: line and column of
+/// the file, as editors and GitHub's annotations read them.
+#[test]
+fn a_failing_statement_is_reported_at_the_line_and_column_postgres_points_at() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let dir = folder(&[(
+        "001_a.sql",
+        "-- +goose Up\nCREATE TABLE a (id int);\n  SELECT id,\n         nosuch FROM a;\n",
+    )]);
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["migrate", "--all", "--dir", s(dir.path()), "--database-url", &url])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let file = dir.path().join("001_a.sql");
+    let f = file.display();
+    assert!(err.contains(&format!("{f}:4:10: error: migration 1 (up) failed\n")), "{err}");
+    assert!(err.contains("error 42703: column \"nosuch\" does not exist"), "{err}");
+    let annotation = format!(
+        "::error file={},line=4,col=10::migration 1 (up) failed%0A",
+        f.to_string().replace(':', "%3A")
+    );
+    assert!(out.contains(&annotation), "GitHub annotation on stdout: {out}");
 }
 
 #[test]
@@ -93,10 +124,9 @@ fn bad_input_exits_2_naming_the_files() {
     let o = xtask(&["migrate", "--all", "--dir", s(dir.path()), "--dry-run"], None);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
+    let d = dir.path().display();
     assert!(
-        err.contains("version 1 is used by two files")
-            && err.contains("001_a.sql")
-            && err.contains("1_again.sql"),
+        err.contains(&format!("{d}/1_again.sql: error: version 1 is also used by {d}/001_a.sql")),
         "{err}"
     );
 
@@ -250,7 +280,7 @@ fn a_folder_mixing_plain_and_goose_files_applies_and_stops_at_a_transactional_co
     assert_eq!(stop.status.code(), Some(2), "{out}{err}");
     assert!(
         err.contains(&format!(
-            "{d}/003_index.sql:2: Up: CREATE INDEX CONCURRENTLY cannot run inside a transaction"
+            "{d}/003_index.sql:2: error: Up: CREATE INDEX CONCURRENTLY cannot run inside a transaction"
         )),
         "{err}"
     );

@@ -45,9 +45,23 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let loaded = datastorage::load(&args.config).context("reading the configuration")?;
+    let loaded = match datastorage::load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            // In the form editors and CI link to the file, one line per invalid field.
+            let diagnostics = e.diagnostics();
+            if diagnostics.is_empty() {
+                eprintln!("error: reading the configuration: {e}");
+            }
+            for d in diagnostics {
+                eprintln!("{d}");
+            }
+            std::process::exit(2);
+        }
+    };
     init_logging(loaded.config.logging.level);
     for w in &loaded.warnings {
+        eprintln!("{}", w.diagnostic(&loaded.path, diag::Severity::Warning));
         tracing::warn!(field = %w.field, line = w.at.map(|(l, _)| l), "config: {}", w.reason);
     }
     let mut running = datastorage_reference_server::start(&loaded).await.context("starting the server")?;

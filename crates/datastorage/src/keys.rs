@@ -5,10 +5,7 @@
 //! error; a key the service reads but this model does not, or one an older release read, is a
 //! warning saying what happens to it.
 
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_saphyr::Spanned;
+use diag::yaml::{Entry, Tree};
 
 use crate::Problem;
 
@@ -89,8 +86,7 @@ pub(crate) struct KeyReport {
 /// typed parse that follows names that error with its position.
 pub(crate) fn check(text: &str) -> KeyReport {
     let mut report = KeyReport::default();
-    let options = serde_saphyr::options! { with_snippet: false };
-    if let Ok(Tree::Map(top)) = serde_saphyr::from_str_with_options::<Tree>(text, options) {
+    if let Some(Tree::Map(top)) = diag::yaml::tree(text) {
         walk("", &top, &mut report);
     }
     report.errors.sort_by_key(|p| p.at);
@@ -98,12 +94,12 @@ pub(crate) fn check(text: &str) -> KeyReport {
     report
 }
 
-fn walk(section: &str, entries: &[(Spanned<String>, Tree)], report: &mut KeyReport) {
+fn walk(section: &str, entries: &[Entry], report: &mut KeyReport) {
     let Some((_, known)) = MODELLED.iter().find(|(s, _)| *s == section) else { return };
-    for (key, value) in entries {
-        let name = key.value.as_str();
+    for Entry { key, at, value } in entries {
+        let name = key.as_str();
         let path = if section.is_empty() { name.to_string() } else { format!("{section}.{name}") };
-        let at = Some((key.referenced.line(), key.referenced.column()));
+        let at = Some((at.0 as u64, at.1 as u64));
         let problem = |reason: String| Problem { field: path.clone(), at, reason };
         if known.contains(&name) {
             if let Tree::Map(inner) = value {
@@ -132,93 +128,6 @@ fn walk(section: &str, entries: &[(Spanned<String>, Tree)], report: &mut KeyRepo
 /// A key with case and separators folded, so `read_timeout` and `ReadTimeout` meet `readTimeout`.
 fn normalized(key: &str) -> String {
     key.chars().filter(|c| !matches!(c, '_' | '-')).map(|c| c.to_ascii_lowercase()).collect()
-}
-
-/// A YAML document reduced to its mappings' keys, each with its position.
-enum Tree {
-    Map(Vec<(Spanned<String>, Tree)>),
-    Leaf,
-}
-
-impl<'de> Deserialize<'de> for Tree {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TreeVisitor)
-    }
-}
-
-struct TreeVisitor;
-
-impl<'de> Visitor<'de> for TreeVisitor {
-    type Value = Tree;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
-        // A duplicate key never gets here: the parser's default policy refuses it.
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
-            let value = map.next_value::<Tree>()?;
-            entries.push((Spanned::new(key.value.0, key.referenced, key.defined), value));
-        }
-        Ok(Tree::Map(entries))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Tree::Leaf)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-    fn visit_unit<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-    fn visit_none<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Leaf)
-    }
-}
-
-/// A mapping key of any scalar type, as text (`8080: x` has the key `8080`).
-struct KeyText(String);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KeyText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a scalar key")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,43 @@ pub enum Error {
     NoConfigPath,
 }
 
+impl Error {
+    /// The error as diagnostics on the files concerned (one per invalid field), each at its
+    /// line and column when known; empty when no file is concerned (`CONFIG_PATH` unset).
+    pub fn diagnostics(&self) -> Vec<diag::Diagnostic> {
+        use diag::Diagnostic;
+        let at = |a: Option<(u64, u64)>| (a.map(|a| a.0 as usize), a.map(|a| a.1 as usize));
+        match self {
+            Error::Read { path, source } => vec![Diagnostic::error(path, format!("cannot read: {source}"))],
+            Error::Parse { path, source } => {
+                let (message, position) = diag::yaml::split_error(source);
+                vec![Diagnostic::error(path, message).at(position.map(|p| p.0), position.map(|p| p.1))]
+            }
+            Error::Invalid { path, problems } => {
+                problems.iter().map(|p| p.diagnostic(path, diag::Severity::Error)).collect()
+            }
+            Error::Secrets { path, at: position } => {
+                let (line, column) = at(*position);
+                vec![
+                    Diagnostic::error(
+                        path,
+                        "not a YAML map of string keys to string values (e.g. `password: ...`)",
+                    )
+                    .at(line, column),
+                ]
+            }
+            Error::MissingSecret { path, key, field } => {
+                vec![Diagnostic::error(path, format!("key `{key}` (named by {field}) missing"))]
+            }
+            Error::Serialize { path, source } => {
+                vec![Diagnostic::error(path, format!("cannot render: {source}"))]
+            }
+            Error::Write { path, source } => vec![Diagnostic::error(path, format!("cannot write: {source}"))],
+            Error::NoConfigPath => Vec::new(),
+        }
+    }
+}
+
 struct Position(Option<(u64, u64)>);
 
 impl fmt::Display for Position {

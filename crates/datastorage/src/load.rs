@@ -34,9 +34,13 @@ impl Config {
         if !keys.errors.is_empty() {
             return Err(Error::Invalid { path: path.to_path_buf(), problems: keys.errors });
         }
-        let config: Config = serde_saphyr::from_str(text)
+        let options = serde_saphyr::options! { with_snippet: false };
+        let config: Config = serde_saphyr::from_str_with_options(text, options)
             .map_err(|source| Error::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
-        let problems = config.problems();
+        let mut problems = config.problems();
+        for p in problems.iter_mut().filter(|p| p.at.is_none()) {
+            p.at = diag::yaml::locate(text, &p.field).map(|(l, c)| (l as u64, c as u64));
+        }
         if problems.is_empty() {
             Ok((config, keys.warnings))
         } else {

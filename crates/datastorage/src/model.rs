@@ -242,6 +242,13 @@ impl Problem {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { field: field.into(), at: None, reason: reason.into() }
     }
+
+    /// The problem as a diagnostic on `file` (the config file it was read from).
+    pub fn diagnostic(&self, file: &std::path::Path, severity: diag::Severity) -> diag::Diagnostic {
+        let d = diag::Diagnostic::error(file, format!("{}: {}", self.field, self.reason));
+        let at = self.at.map(|(l, c)| (l as usize, c as usize));
+        diag::Diagnostic { severity, ..d.at(at.map(|a| a.0), at.map(|a| a.1)) }
+    }
 }
 
 impl Config {

@@ -328,3 +328,43 @@ fn debug_output_never_shows_a_password() {
     assert!(!text.contains("redis_test_password"), "{text}");
     assert!(text.contains("<redacted>"));
 }
+
+/// Read from a file, every invalid field is a diagnostic at its own line and column, in the
+/// form editors and CI link to the file.
+#[test]
+fn invalid_fields_read_from_a_file_are_diagnostics_at_their_lines() {
+    let good = model().render(&Layout::process(Path::new("/x"))).unwrap().files[0].contents.clone();
+    let text = good.replace("sslMode: disable", "sslMode: on").replace("dlqMaxLen: 10000", "dlqMaxLen: 0");
+    let err = Config::from_yaml(&text, Path::new("/x/config.yaml")).unwrap_err();
+    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let column_of = |text: &str, needle: &str| {
+        text.lines().find(|l| l.contains(needle)).unwrap().find(needle).unwrap() + 1
+    };
+    let lines: Vec<String> = err.diagnostics().iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (field, key) in [("database.sslMode", "sslMode"), ("redis.dlqMaxLen", "dlqMaxLen")] {
+        let at =
+            format!("/x/config.yaml:{}:{}: error: {field}: ", line_of(&text, key), column_of(&text, key));
+        assert!(lines.iter().any(|l| l.starts_with(&at)), "{at} in {lines:?}");
+    }
+
+    let unparsable = good.replace("level: info", "level: verbose");
+    let lines: Vec<String> = Config::from_yaml(&unparsable, Path::new("/x/config.yaml"))
+        .unwrap_err()
+        .diagnostics()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let at = format!(
+        "/x/config.yaml:{}:{}: error: invalid log level: verbose",
+        line_of(&unparsable, "level"),
+        column_of(&unparsable, "verbose")
+    );
+    assert!(lines.len() == 1 && lines[0].starts_with(&at), "{at} in {lines:?}");
+
+    let retired = format!("{good}shutdownTimeout: 30s\n");
+    let (_, warnings) = Config::read(&retired, Path::new("/x/config.yaml")).unwrap();
+    let d = warnings[0].diagnostic(Path::new("/x/config.yaml"), diag::Severity::Warning).to_string();
+    let at = format!("/x/config.yaml:{}:1: warning: shutdownTimeout: ", retired.lines().count());
+    assert!(d.starts_with(&at), "{d}");
+}

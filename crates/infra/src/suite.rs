@@ -69,15 +69,39 @@ pub struct ControllerSpec {
     pub container: String,
 }
 
-/// A suite file that cannot be used; the message names the file and the field.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", .path.display())]
+/// A suite file that cannot be used; the message names the file, the field and where it is.
+#[derive(Debug)]
 pub struct SuiteError {
     /// The suite file.
     pub path: PathBuf,
     /// What is wrong, starting with the field.
     pub message: String,
+    /// Line and column of the field (or of the parser's error), when known.
+    pub at: Option<(usize, usize)>,
 }
+
+impl SuiteError {
+    fn new(path: &Path, message: String) -> Self {
+        Self { path: path.to_path_buf(), message, at: None }
+    }
+
+    /// The error as a diagnostic on the suite file, at the field's line and column.
+    pub fn diagnostic(&self) -> diag::Diagnostic {
+        diag::Diagnostic::error(&self.path, &self.message).at(self.at.map(|a| a.0), self.at.map(|a| a.1))
+    }
+}
+
+/// `path:line:column: message`.
+impl std::fmt::Display for SuiteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for SuiteError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,15 +181,28 @@ pub fn names(root: &Path) -> Vec<String> {
 
 /// Reads and validates a suite file against the components of `registry`.
 pub fn load(path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
-    let fail = |message: String| SuiteError { path: path.to_path_buf(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| SuiteError::new(path, format!("cannot read: {e}")))?;
     parse(&text, path, registry)
 }
 
 /// Parses and validates suite text; `path` names it in errors and must match `name`.
 pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
-    let fail = |message: String| SuiteError { path: path.to_path_buf(), message };
-    let raw: Raw = serde_saphyr::from_str(text).map_err(|e| fail(e.to_string()))?;
+    let options = serde_saphyr::options! { with_snippet: false };
+    let raw: Raw = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let (message, at) = diag::yaml::split_error(&e);
+        SuiteError { at, ..SuiteError::new(path, message) }
+    })?;
+    validate(raw, path, registry).map_err(|mut e| {
+        // Every validation message starts with the field it is about (`images.postgres: ...`).
+        let field = e.message.split_once(": ").map(|(f, _)| f).filter(|f| !f.contains(' '));
+        e.at = field.and_then(|f| diag::yaml::locate(text, f));
+        e
+    })
+}
+
+fn validate(raw: Raw, path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
+    let fail = |message: String| SuiteError::new(path, message);
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if raw.name != stem {
         return Err(fail(format!("name: `{}` does not match the file name `{stem}.yaml`", raw.name)));
@@ -385,21 +422,21 @@ mod tests {
     fn only_a_replaceable_component_takes_another_program_and_one_image_source_at_a_time() {
         assert_eq!(
             err(&format!("{GOOD}binaries: {{postgres: /usr/bin/postgres}}\n")),
-            "suites/demo.yaml: binaries.postgres: `postgres` runs its own program; only datastorage can run a program of your choosing"
+            "suites/demo.yaml:8:12: binaries.postgres: `postgres` runs its own program; only datastorage can run a program of your choosing"
         );
         assert_eq!(
             err(&format!("{GOOD}builds: {{gateway: {{context: ., containerfile: x}}}}\n")),
-            "suites/demo.yaml: builds.gateway: the suite has no component `gateway`; only datastorage can run a program of your choosing"
+            "suites/demo.yaml:8:10: builds.gateway: the suite has no component `gateway`; only datastorage can run a program of your choosing"
         );
         assert_eq!(
             err(&format!(
                 "{GOOD}images: {{datastorage: ds:1}}\nbuilds: {{datastorage: {{context: ., containerfile: x}}}}\n"
             )),
-            "suites/demo.yaml: builds.datastorage: images.datastorage names its image already; give one of them"
+            "suites/demo.yaml:9:10: builds.datastorage: images.datastorage names its image already; give one of them"
         );
         assert_eq!(
             err(&format!("{GOOD}builds: {{datastorage: {{containerfile: x}}}}\n")),
-            "suites/demo.yaml: builds.datastorage: give `context` (a Containerfile's build context) or `cargo` (a workspace binary), exactly one"
+            "suites/demo.yaml:8:10: builds.datastorage: give `context` (a Containerfile's build context) or `cargo` (a workspace binary), exactly one"
         );
     }
 
@@ -416,28 +453,29 @@ mod tests {
     fn bad_suites_name_file_and_field() {
         assert_eq!(
             err(&GOOD.replace("redis, migrations]", "redis, migrations, mysql]")),
-            "suites/demo.yaml: components[4]: unknown component `mysql` (known: postgres, redis, migrations, datastorage, tekton, controller)"
+            "suites/demo.yaml:2:56: components[4]: unknown component `mysql` (known: postgres, redis, migrations, datastorage, tekton, controller)"
         );
         assert_eq!(
             err(&GOOD.replace("postgres, redis, ", "")),
-            "suites/demo.yaml: components: `datastorage` needs `postgres`; add it to the list"
+            "suites/demo.yaml:2:1: components: `datastorage` needs `postgres`; add it to the list"
         );
         assert_eq!(
             err(&GOOD.replace("name: demo", "name: other")),
-            "suites/demo.yaml: name: `other` does not match the file name `demo.yaml`"
+            "suites/demo.yaml:1:1: name: `other` does not match the file name `demo.yaml`"
         );
         assert_eq!(
             err(&GOOD.replace("[audit_events]", "some")),
-            "suites/demo.yaml: migrations: `some` is neither `all` nor a list of tables"
+            "suites/demo.yaml:3:1: migrations: `some` is neither `all` nor a list of tables"
         );
         assert!(
-            err(&GOOD.replace("[cargo, test]", "[]")).starts_with("suites/demo.yaml: test.command: empty")
+            err(&GOOD.replace("[cargo, test]", "[]"))
+                .starts_with("suites/demo.yaml:5:3: test.command: empty")
         );
         let typo = err(&GOOD.replace("ready_timeout", "ready_timout"));
-        assert!(typo.starts_with("suites/demo.yaml: ") && typo.contains("ready_timout"), "{typo}");
+        assert!(typo.starts_with("suites/demo.yaml:7:1: ") && typo.contains("ready_timout"), "{typo}");
         assert_eq!(
             err(&format!("{GOOD}images: {{mysql: x}}\n")),
-            "suites/demo.yaml: images.mysql: the suite has no component `mysql` (it has: datastorage, postgres, redis, migrations)"
+            "suites/demo.yaml:8:10: images.mysql: the suite has no component `mysql` (it has: datastorage, postgres, redis, migrations)"
         );
         let bad_duration = err(&GOOD.replace("30s", "thirty"));
         assert!(bad_duration.contains("thirty"), "{bad_duration}");
@@ -482,19 +520,19 @@ mod tests {
         assert!(e(with_controller("")).starts_with("suites/demo.yaml: controller: missing;"));
         assert_eq!(
             e(format!("{GOOD}{CONTROLLER}")),
-            "suites/demo.yaml: controller: the suite does not list the `controller` component"
+            "suites/demo.yaml:8:1: controller: the suite does not list the `controller` component"
         );
         assert!(
             e(with_controller(&CONTROLLER.replace("cargo: standin", "cargo: standin, context: .")))
-                .starts_with("suites/demo.yaml: controller.build: give `context`")
+                .starts_with("suites/demo.yaml:9:3: controller.build: give `context`")
         );
         assert!(
             e(with_controller(&CONTROLLER.replace("[m.yaml]", "[]")))
-                .starts_with("suites/demo.yaml: controller.manifests: empty")
+                .starts_with("suites/demo.yaml:10:3: controller.manifests: empty")
         );
         assert_eq!(
             e(with_controller(&CONTROLLER.replace("container: manager", "container: \"\""))),
-            "suites/demo.yaml: controller.container: empty"
+            "suites/demo.yaml:12:3: controller.container: empty"
         );
         let typo = e(with_controller(&CONTROLLER.replace("deployment:", "deploymnt:")));
         assert!(typo.contains("deploymnt"), "{typo}");

@@ -308,7 +308,13 @@ async fn execute(
     f.hint = db.hint().map(str::to_string);
     if let Some(ErrorPosition::Original(pos)) = db.position() {
         let before: String = sql.chars().take((*pos as usize).saturating_sub(1)).collect();
-        f.error_line = Some(stmt.line + before.matches('\n').count());
+        // PostgreSQL counts characters from 1 within the statement as sent.
+        let (line, column) = match before.rsplit_once('\n') {
+            Some((above, last)) => (stmt.line + above.matches('\n').count() + 1, last.chars().count() + 1),
+            None => (stmt.line, stmt.column + before.chars().count()),
+        };
+        f.error_line = Some(line);
+        f.error_column = Some(column);
     }
     Err(f)
 }
@@ -326,6 +332,7 @@ fn failure(
         direction: direction.as_str(),
         line: stmt.line,
         error_line: None,
+        error_column: None,
         statement: excerpt(&stmt.sql, 30),
         code,
         message,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use diag::Diagnostic;
 use serde::Serialize;
 
 use crate::parse::ParseError;
@@ -44,7 +45,7 @@ pub enum Error {
         second: PathBuf,
     },
     /// A file is not valid goose SQL.
-    #[error("{}: {source}", .file.display())]
+    #[error("{}{}: {source}", .file.display(), source.line().map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
         /// The file.
         file: PathBuf,
@@ -155,6 +156,60 @@ pub enum Error {
     Statement(Box<StatementFailure>),
 }
 
+impl Error {
+    /// Whether the error is about the files or the request rather than the database: the
+    /// caller's input to fix (exit status 2 at the command line).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::DirNotFound { .. }
+                | Error::BadVersion { .. }
+                | Error::DuplicateVersion { .. }
+                | Error::Parse { .. }
+                | Error::UnknownTable { .. }
+                | Error::UnknownVersion { .. }
+                | Error::NoDown { .. }
+                | Error::NeedsNoTransaction { .. }
+        )
+    }
+
+    /// The error as a diagnostic on the file (and line, column) it is about; `None` for errors
+    /// that are not about one file (a connection, the lock, an unknown table).
+    pub fn diagnostic(&self) -> Option<Diagnostic> {
+        let message = |text: String, file: &std::path::Path| {
+            let prefix = file.display().to_string();
+            let text = text.strip_prefix(&prefix).unwrap_or(&text);
+            // What remains is `: message` or `:line: message`; the diagnostic carries the line.
+            let text = text.trim_start_matches(':').trim_start_matches(|c: char| c.is_ascii_digit());
+            text.trim_start_matches(':').trim_start().to_string()
+        };
+        let d = match self {
+            Error::Io { path, .. } => Diagnostic::error(path, message(self.to_string(), path)),
+            Error::BadVersion { file, reason } => Diagnostic::error(file, reason),
+            Error::DuplicateVersion { version, first, second } => {
+                Diagnostic::error(second, format!("version {version} is also used by {}", first.display()))
+            }
+            Error::Parse { file, source } => {
+                Diagnostic::error(file, source.to_string()).at(source.line(), None)
+            }
+            Error::UnsetVariable { file, line, .. } | Error::NeedsNoTransaction { file, line, .. } => {
+                Diagnostic::error(file, message(self.to_string(), file)).at(Some(*line), None)
+            }
+            Error::ChecksumMismatch { file, .. } | Error::NoDown { file, .. } => {
+                Diagnostic::error(file, message(self.to_string(), file))
+            }
+            Error::Statement(f) => f.diagnostic(),
+            Error::DirNotFound { .. }
+            | Error::UnknownTable { .. }
+            | Error::UnknownVersion { .. }
+            | Error::Connect { .. }
+            | Error::LockTimeout { .. }
+            | Error::Db { .. } => return None,
+        };
+        Some(d)
+    }
+}
+
 /// A failed migration statement, with everything needed to fix it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementFailure {
@@ -168,6 +223,8 @@ pub struct StatementFailure {
     pub line: usize,
     /// Line of the error inside the statement, when PostgreSQL reported a position.
     pub error_line: Option<usize>,
+    /// Column of the error on `error_line`, when PostgreSQL reported a position.
+    pub error_column: Option<usize>,
     /// The statement, trimmed.
     pub statement: String,
     /// SQLSTATE code.
@@ -182,22 +239,42 @@ pub struct StatementFailure {
     pub applied_before_failure: Option<usize>,
 }
 
+impl StatementFailure {
+    /// The failure on the line (and column) PostgreSQL pointed at, else the statement's first
+    /// line; the notes carry code, detail, hint and the statement.
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic::error(&self.file, Body(self).to_string())
+            .at(Some(self.error_line.unwrap_or(self.line)), self.error_line.and(self.error_column))
+    }
+}
+
 impl std::fmt::Display for StatementFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let at = self.error_line.unwrap_or(self.line);
-        writeln!(f, "{}:{at}: migration {} ({}) failed", self.file.display(), self.version, self.direction)?;
-        writeln!(f, "  error {}: {}", self.code, self.message)?;
-        if let Some(d) = &self.detail {
+        let column = self.error_line.and(self.error_column).map(|c| format!(":{c}")).unwrap_or_default();
+        write!(f, "{}:{at}{column}: {}", self.file.display(), Body(self))
+    }
+}
+
+/// A failure's message after its location: what failed, then PostgreSQL's words and the statement.
+struct Body<'a>(&'a StatementFailure);
+
+impl std::fmt::Display for Body<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Body(this) = *self;
+        writeln!(f, "migration {} ({}) failed", this.version, this.direction)?;
+        writeln!(f, "  error {}: {}", this.code, this.message)?;
+        if let Some(d) = &this.detail {
             writeln!(f, "  detail: {d}")?;
         }
-        if let Some(h) = &self.hint {
+        if let Some(h) = &this.hint {
             writeln!(f, "  hint: {h}")?;
         }
-        writeln!(f, "  statement (line {}):", self.line)?;
-        for l in self.statement.lines() {
+        writeln!(f, "  statement (line {}):", this.line)?;
+        for l in this.statement.lines() {
             writeln!(f, "    {l}")?;
         }
-        match self.applied_before_failure {
+        match this.applied_before_failure {
             Some(0) | None => {
                 write!(f, "  nothing of this migration was applied; later migrations were not attempted")
             }

@@ -1,49 +1,15 @@
 //! Static checks of a migrations folder, without a database: everything that would fail (or
 //! surprise) at apply time, reported all at once with file and line.
 
-use std::path::PathBuf;
-
 use pg_query::NodeEnum;
-use serde::Serialize;
 
 use crate::source::{self, Migration, SourceFile};
 use crate::{Error, envsubst};
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth a look; the migration still runs.
-    Warning,
-    /// The migration would fail or misbehave.
-    Error,
-}
+pub use diag::Severity;
 
-/// One problem found.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// The file.
-    pub file: PathBuf,
-    /// The line, when one applies.
-    pub line: Option<usize>,
-    /// How bad it is.
-    pub severity: Severity,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sev = match self.severity {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
-        match self.line {
-            Some(l) => write!(f, "{}:{l}: {sev}: {}", self.file.display(), self.message),
-            None => write!(f, "{}: {sev}: {}", self.file.display(), self.message),
-        }
-    }
-}
+/// One problem found: a diagnostic on a migration file (and line).
+pub type Finding = diag::Diagnostic;
 
 /// Checks every migration in `dir`; only a missing folder or unreadable file is an `Err`.
 pub fn lint(dir: &std::path::Path) -> Result<Vec<Finding>, Error> {
@@ -51,12 +17,10 @@ pub fn lint(dir: &std::path::Path) -> Result<Vec<Finding>, Error> {
     let mut findings = Vec::new();
     for pair in files.windows(2) {
         if pair[0].version == pair[1].version {
-            findings.push(Finding {
-                file: pair[1].path.clone(),
-                line: None,
-                severity: Severity::Error,
-                message: format!("version {} is also used by {}", pair[0].version, pair[0].path.display()),
-            });
+            findings.push(Finding::error(
+                &pair[1].path,
+                format!("version {} is also used by {}", pair[0].version, pair[0].path.display()),
+            ));
         }
     }
     for file in files {
@@ -68,14 +32,12 @@ pub fn lint(dir: &std::path::Path) -> Result<Vec<Finding>, Error> {
 fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
     let path = file.path.clone();
     let mut push = |line: Option<usize>, severity, message: String| {
-        out.push(Finding { file: path.clone(), line, severity, message })
+        out.push(Finding { severity, ..Finding::error(&path, message).at(line, None) })
     };
     let m: Migration = match file.parse() {
         Ok(m) => m,
         Err(Error::Parse { source, .. }) => {
-            let text = source.to_string();
-            let (line, message) = split_line_prefix(&text);
-            push(line, Severity::Error, message);
+            push(source.line(), Severity::Error, source.to_string());
             return;
         }
         Err(e) => {
@@ -186,16 +148,6 @@ fn needs_no_transaction(node: &NodeEnum) -> Option<&'static str> {
 }
 
 /// Splits `line N: message` into its parts.
-fn split_line_prefix(text: &str) -> (Option<usize>, String) {
-    if let Some(rest) = text.strip_prefix("line ")
-        && let Some((n, msg)) = rest.split_once(": ")
-        && let Ok(n) = n.parse()
-    {
-        return (Some(n), msg.to_string());
-    }
-    (None, text.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,8 @@ pub struct Statement {
     pub sql: String,
     /// 1-based line of the file where the statement starts.
     pub line: usize,
+    /// 1-based column (in characters) of that line where the statement starts.
+    pub column: usize,
     /// Whether `${VAR}` references are substituted from the environment (`-- +goose ENVSUB ON`).
     pub envsubst: bool,
 }
@@ -58,7 +60,8 @@ pub const UNANNOTATED: &str = "no goose annotations: applied whole as its Up sec
      goose itself refuses this file (\"SQL before '-- +goose Up'\"): make '-- +goose Up' its first line, \
      and add a '-- +goose Down' section to make it reversible";
 
-/// Why a migration file could not be parsed; every variant names the line.
+/// Why a migration file could not be parsed; every variant but `MissingUp` has a line
+/// ([`ParseError::line`]), which the message leaves to whoever names the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The file has no `-- +goose Up`.
@@ -68,7 +71,7 @@ pub enum ParseError {
         near_miss: Option<(usize, String)>,
     },
     /// SQL appears before `-- +goose Up`.
-    #[error("line {line}: SQL before '-- +goose Up' (goose rejects this too){}", describe_near_miss(.near_miss))]
+    #[error("SQL before '-- +goose Up' (goose rejects this too){}", describe_near_miss(.near_miss))]
     CodeBeforeUp {
         /// The offending line.
         line: usize,
@@ -76,7 +79,7 @@ pub enum ParseError {
         near_miss: Option<(usize, String)>,
     },
     /// An annotation in a place goose does not allow it.
-    #[error("line {line}: {message}")]
+    #[error("{message}")]
     Misplaced {
         /// The annotation's line.
         line: usize,
@@ -84,9 +87,7 @@ pub enum ParseError {
         message: String,
     },
     /// A statement is not terminated by `;` before the next section or the end of the file.
-    #[error(
-        "line {line}: statement is not terminated by ';' before {before} (missing semicolon? goose rejects this too)"
-    )]
+    #[error("statement is not terminated by ';' before {before} (missing semicolon? goose rejects this too)")]
     Unfinished {
         /// Where the unfinished statement starts.
         line: usize,
@@ -94,7 +95,7 @@ pub enum ParseError {
         before: &'static str,
     },
     /// A quoted string, identifier, dollar-quoted body or comment is never closed.
-    #[error("line {line}: {what} is never closed")]
+    #[error("{what} is never closed")]
     Unterminated {
         /// Where it starts.
         line: usize,
@@ -102,11 +103,25 @@ pub enum ParseError {
         what: &'static str,
     },
     /// `StatementBegin` without `StatementEnd`.
-    #[error("line {line}: '-- +goose StatementBegin' has no matching '-- +goose StatementEnd'")]
+    #[error("'-- +goose StatementBegin' has no matching '-- +goose StatementEnd'")]
     MissingStatementEnd {
         /// The `StatementBegin` line.
         line: usize,
     },
+}
+
+impl ParseError {
+    /// The line the problem is on; `None` for a file with no Up section at all.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ParseError::MissingUp { .. } => None,
+            ParseError::CodeBeforeUp { line, .. }
+            | ParseError::Misplaced { line, .. }
+            | ParseError::Unfinished { line, .. }
+            | ParseError::Unterminated { line, .. }
+            | ParseError::MissingStatementEnd { line } => Some(*line),
+        }
+    }
 }
 
 fn describe_near_miss(n: &Option<(usize, String)>) -> String {
@@ -147,16 +162,18 @@ impl Buffer {
         self.line_starts.first().map_or(0, |l| l.1)
     }
 
-    /// The file line holding byte `offset` of the buffer.
-    fn line_at(&self, offset: usize) -> usize {
-        let idx = self.line_starts.partition_point(|(start, _)| *start <= offset);
-        self.line_starts[idx.saturating_sub(1)].1
+    /// The file line and column holding byte `offset` of the buffer.
+    fn position_at(&self, offset: usize) -> (usize, usize) {
+        let idx = self.line_starts.partition_point(|(start, _)| *start <= offset).saturating_sub(1);
+        let (line_start, line) = self.line_starts[idx];
+        (line, self.text[line_start..offset].chars().count() + 1)
     }
 
     fn statement(&self, range: std::ops::Range<usize>, envsubst: bool) -> Statement {
         let piece = &self.text[range.clone()];
         let lead = piece.len() - piece.trim_start().len();
-        Statement { sql: piece.trim().to_string(), line: self.line_at(range.start + lead), envsubst }
+        let (line, column) = self.position_at(range.start + lead);
+        Statement { sql: piece.trim().to_string(), line, column, envsubst }
     }
 
     fn clear(&mut self) {
@@ -333,7 +350,7 @@ fn finish(buf: &Buffer, before: &'static str) -> Result<(), ParseError> {
         Open::DollarQuote(at) => (at, "dollar-quoted body"),
         Open::Comment(at) => (at, "block comment"),
     };
-    Err(ParseError::Unterminated { line: buf.line_at(what.0), what: what.1 })
+    Err(ParseError::Unterminated { line: buf.position_at(what.0).0, what: what.1 })
 }
 
 #[cfg(test)]
