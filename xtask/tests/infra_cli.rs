@@ -431,3 +431,35 @@ fn a_missing_datastorage_binary_is_named_before_anything_starts() {
     assert!(runs(state.path()).is_empty(), "nothing was started: {:?}", runs(state.path()));
     assert!(leftovers(state.path()).is_empty(), "{:?}", leftovers(state.path()));
 }
+
+/// A checkout under a directory the `postgres` account cannot enter (as root, `/root` or any
+/// 0700 parent): the environment still comes up, PostgreSQL's data lives where that account
+/// can reach it (said in the step's summary), and `infra down` removes it from there too.
+#[test]
+fn a_checkout_closed_to_the_postgres_account_still_comes_up() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: not root, so PostgreSQL runs as ourselves and reaches the checkout");
+        return;
+    }
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let state = closed.path().join("checkout/.xtask");
+    std::fs::create_dir_all(&state).unwrap();
+    let _cleanup = Cleanup(&state);
+    let up = xtask(&state, &["infra", "up", "workflowexecution", "--keep", "--json"]);
+    let err = String::from_utf8_lossy(&up.stderr);
+    assert!(up.status.success(), "{err}");
+    let pointer = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .map(|r| r.unwrap().path().join("postgres").join("data-location"))
+        .next()
+        .unwrap();
+    let home = std::path::PathBuf::from(std::fs::read_to_string(&pointer).unwrap());
+    assert!(home.join("data/PG_VERSION").exists() && !home.starts_with(closed.path()), "{}", home.display());
+    assert!(err.contains("because the server's account cannot enter"), "the summary says why: {err}");
+
+    let down = xtask(&state, &["infra", "down"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(!home.exists(), "{} removed by infra down", home.display());
+    assert!(leftovers(&state).is_empty(), "{:?}", leftovers(&state));
+}

@@ -260,6 +260,7 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
 /// are named in the error and the directory is kept.
 pub fn teardown(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
     let removed = stop(dir)?;
+    remove_databases(dir)?;
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(crate::error::InfraError::io(format!("removing {}", dir.display()))(e));
@@ -273,15 +274,34 @@ pub fn teardown(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
 /// reading (the data is removed); the state then records no resources.
 pub fn stop_keep_logs(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
     let removed = stop(dir)?;
-    for data in ["postgres/data", "redis/dump.rdb"] {
-        let path = dir.join(data);
-        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-    }
+    remove_databases(dir)?;
+    let _ = std::fs::remove_file(dir.join("redis/dump.rdb"));
     if let Ok(mut state) = RunState::load(dir) {
         state.resources.clear();
         state.save().map_err(crate::error::InfraError::io("saving the run state"))?;
     }
     Ok(removed)
+}
+
+/// Removes the PostgreSQL data of every component directory of the run, also data kept outside
+/// the run directory (where the server's account could reach it; see `pgserver::DATA_POINTER`).
+fn remove_databases(dir: &Path) -> Result<(), crate::error::InfraError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::error::InfraError::io(format!("reading {}", dir.display()))(e)),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            pgserver::remove_data(&entry.path()).map_err(|e| {
+                crate::error::InfraError::Leftovers(vec![format!(
+                    "the database in {}: {e}",
+                    entry.path().display()
+                )])
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes every resource of the run in `dir`, leaving the directory.

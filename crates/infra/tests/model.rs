@@ -58,7 +58,7 @@ fn an_extra_component_is_registered_without_touching_the_others() {
         &registry,
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "s.yaml: components: `echo` needs `redis`; add it to the list");
+    assert_eq!(err.to_string(), "s.yaml:2:1: components: `echo` needs `redis`; add it to the list");
     for backend in ["local", "podman"] {
         let p = plan(registry.clone(), "components: [echo, redis]\n", backend);
         let echo = p.steps.iter().find(|s| s.id == "echo").unwrap();

@@ -35,6 +35,14 @@ pub const RUN_AS_ENV: &str = "PG_RUN_AS";
 /// The superuser role created by `initdb`.
 pub const SUPERUSER: &str = "postgres";
 
+/// The file in a server's directory naming where its data lives when that is elsewhere: a
+/// directory the server's account cannot reach (a checkout under `/root`, any 0700 parent)
+/// puts the data under the system temporary directory instead (see [`PgServer::start_in`]).
+pub const DATA_POINTER: &str = "data-location";
+
+/// The name prefix of data directories kept outside a server's directory.
+const OUTSIDE_PREFIX: &str = "xtask-pg-";
+
 /// How long a fresh server may take to accept connections before the launcher gives up.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -129,6 +137,10 @@ pub struct Options {
 #[derive(Debug)]
 pub struct PgServer {
     root: Root,
+    /// The cluster's data directory: under `root`, or outside it (see [`DATA_POINTER`]).
+    data: PathBuf,
+    /// The directory that kept the server's account from `root`, when the data is outside.
+    blocked_at: Option<PathBuf>,
     bin: Binaries,
     options: Options,
     port: u16,
@@ -165,6 +177,11 @@ impl PgServer {
     ///
     /// A cluster already in `dir` is started as it is (no initdb), with `options.password` as its
     /// superuser password: that is how a stopped environment's database is started again.
+    ///
+    /// Run as root, the server runs as an unprivileged account, which must reach its data: when
+    /// a directory above `dir` is closed to it (a checkout under `/root`), the data goes into a
+    /// 0700 directory of its own under the system temporary directory, named in `dir`'s
+    /// [`DATA_POINTER`] file; [`remove_data`] removes it with the rest.
     pub fn start_in(dir: &Path, options: Options) -> Result<Self, Error> {
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         Self::launch(Root::Kept(dir.to_path_buf()), Binaries::locate()?, options)
@@ -173,8 +190,9 @@ impl PgServer {
     fn launch(root: Root, bin: Binaries, options: Options) -> Result<Self, Error> {
         let owner = process::RunAs::for_current_user()?;
         owner.hand_over(root.path())?;
+        let (data, blocked_at) = data_location(root.path(), &owner)?;
         let password = options.password.clone().unwrap_or_else(random_password);
-        let mut server = Self { root, bin, options, port: 0, password, child: None };
+        let mut server = Self { root, data, blocked_at, bin, options, port: 0, password, child: None };
         if !server.data_dir().join("PG_VERSION").exists() {
             server.initdb(&owner)?;
         }
@@ -197,7 +215,8 @@ impl PgServer {
     }
 
     fn initdb(&self, owner: &process::RunAs) -> Result<(), Error> {
-        let pwfile = self.root.path().join("pwfile");
+        // Next to the data, where the server's account can read it.
+        let pwfile = self.data.with_file_name("pwfile");
         procs::write_file(&pwfile, self.password.as_bytes(), 0o600)?;
         owner.hand_over(&pwfile)?;
         let mut cmd = process::command(self.bin.tool("initdb"));
@@ -310,7 +329,13 @@ impl PgServer {
 
     /// The directory holding the cluster's data.
     pub fn data_dir(&self) -> PathBuf {
-        self.root.path().join("data")
+        self.data.clone()
+    }
+
+    /// When the data is outside the server's directory: the directory above it that the
+    /// server's account cannot pass through, which is why.
+    pub fn relocated_because_of(&self) -> Option<&Path> {
+        self.blocked_at.as_deref()
     }
 
     /// The file the server writes its log to.
@@ -381,7 +406,55 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = self.stop();
+        if let Root::Temp(dir) = &self.root {
+            let _ = remove_data(dir.path());
+        }
     }
+}
+
+/// Where the data of a server in `root` lives, and the directory that made it move, if any.
+fn data_location(root: &Path, owner: &process::RunAs) -> Result<(PathBuf, Option<PathBuf>), Error> {
+    let pointer = root.join(DATA_POINTER);
+    if let Ok(text) = fs::read_to_string(&pointer) {
+        return Ok((PathBuf::from(text.trim_end()).join("data"), owner.blocked_at(root)));
+    }
+    let Some(blocked) = owner.blocked_at(root) else { return Ok((root.join("data"), None)) };
+    let home = tempfile::Builder::new()
+        .prefix(OUTSIDE_PREFIX)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(io("creating a data directory under the system temporary directory"))?
+        .keep();
+    owner.hand_over(&home)?;
+    // Recorded before anything is written there, so a removal after a crash finds it.
+    procs::write_file(&pointer, home.display().to_string().as_bytes(), 0o600)?;
+    Ok((home.join("data"), Some(blocked)))
+}
+
+/// Removes the data of the server directory `dir`, wherever it lives: `dir/data`, and a data
+/// directory outside named by its [`DATA_POINTER`] (only one this crate created). The server
+/// must be stopped. A directory that holds no cluster is left alone.
+pub fn remove_data(dir: &Path) -> Result<(), Error> {
+    let pointer = dir.join(DATA_POINTER);
+    if let Ok(text) = fs::read_to_string(&pointer) {
+        let home = PathBuf::from(text.trim_end());
+        let ours = home.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(OUTSIDE_PREFIX))
+            && home.parent() == Some(std::env::temp_dir().as_path());
+        if ours {
+            match fs::remove_dir_all(&home) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(format!("removing {}", home.display()))(e));
+                }
+                _ => {}
+            }
+        }
+        fs::remove_file(&pointer).map_err(io(format!("removing {}", pointer.display())))?;
+    }
+    let local = dir.join("data");
+    if local.join("PG_VERSION").exists() {
+        fs::remove_dir_all(&local).map_err(io(format!("removing {}", local.display())))?;
+    }
+    Ok(())
 }
 
 /// Whether `postmaster.pid` text says that server `pid` accepts connections: line 1 is the

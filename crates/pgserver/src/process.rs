@@ -46,6 +46,33 @@ impl RunAs {
         Ok(())
     }
 
+    /// The first directory on the way to `path` the account cannot pass through (no search
+    /// permission for it); `None` when it can reach `path`, or when we are the account.
+    pub(crate) fn blocked_at(&self, path: &Path) -> Option<std::path::PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let (uid, gid) = self.ids?;
+        let groups = User::from_uid(uid)
+            .ok()
+            .flatten()
+            .and_then(|u| nix::unistd::getgrouplist(&std::ffi::CString::new(u.name).ok()?, gid).ok())
+            .unwrap_or_else(|| vec![gid]);
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        // Every ancestor must be searchable; `path` itself is handed over to the account.
+        let mut ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+        ancestors.reverse();
+        ancestors.into_iter().find_map(|dir| {
+            let m = std::fs::metadata(dir).ok()?;
+            let bit = if m.uid() == uid.as_raw() {
+                0o100
+            } else if groups.iter().any(|g| g.as_raw() == m.gid()) {
+                0o010
+            } else {
+                0o001
+            };
+            (m.mode() & bit == 0).then(|| dir.to_path_buf())
+        })
+    }
+
     /// Makes `cmd` run as the account.
     pub(crate) fn apply(&self, cmd: &mut Command) {
         if let Some((uid, gid)) = self.ids {

@@ -101,3 +101,39 @@ fn a_handed_over_server_that_exits_is_not_alive_even_before_it_is_reaped() {
     pgserver::stop_pid(pid).unwrap();
     assert!(!pid_alive(pid), "an exited (zombie) server counts as stopped");
 }
+
+/// A newcomer's checkout under a directory the server's account cannot enter (`/root`, any 0700
+/// parent): run as root, the server's data goes where its account can reach it, the server
+/// starts, starts again on the same data, and the removal takes the data wherever it went.
+#[test]
+fn a_directory_closed_to_the_servers_account_moves_the_data_where_it_can_reach_it() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: not root, so the server runs as ourselves and reaches whatever we reach");
+        return;
+    }
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let dir = closed.path().join("checkout/.xtask/runs/r1/postgres");
+    let mut pg =
+        PgServer::start_in(&dir, pgserver::Options::default()).expect("starts despite the 0700 parent");
+    assert_eq!(pg.relocated_because_of(), Some(closed.path().canonicalize().unwrap().as_path()));
+    let data = pg.data_dir();
+    assert!(!data.starts_with(closed.path()) && data.join("PG_VERSION").exists(), "{}", data.display());
+    let home = data.parent().unwrap().to_path_buf();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&home).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "only the server's account enters it");
+    pg.psql("postgres", "CREATE TABLE kept (x int)").unwrap();
+    let password = pg.password().to_string();
+    pg.stop().unwrap();
+    drop(pg);
+
+    let options = pgserver::Options { password: Some(password), ..Default::default() };
+    let pg = PgServer::start_in(&dir, options).expect("starts again on the data it left");
+    assert_eq!(pg.data_dir(), data);
+    assert_eq!(pg.psql("postgres", "SELECT to_regclass('kept') IS NOT NULL").unwrap().trim(), "t");
+    drop(pg);
+
+    pgserver::remove_data(&dir).unwrap();
+    assert!(!home.exists(), "{} removed with the server's directory", home.display());
+    assert!(!dir.join(pgserver::DATA_POINTER).exists());
+}

@@ -227,16 +227,24 @@ impl Local {
                 }
                 r.update(|s| s.postgres_superuser_password = Some(superuser))?;
                 pg.create_user_and_database(&u, pw.expose(), &d).map_err(failure)?;
+                let moved = pg.relocated_because_of().map(|blocked| {
+                    format!(
+                        "; data in {} because the server's account cannot enter {}",
+                        pg.data_dir().display(),
+                        blocked.display()
+                    )
+                });
                 pg.keep_running();
-                Ok(port)
+                Ok((port, moved.unwrap_or_default()))
             })
             .await?;
+        let (port, moved) = port;
         let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
         let probe = probe_for(&ep)?;
         Ok(Started {
             endpoint: ep,
             probe,
-            summary: format!("127.0.0.1:{port}, database {database} as {user}"),
+            summary: format!("127.0.0.1:{port}, database {database} as {user}{moved}"),
         })
     }
 
