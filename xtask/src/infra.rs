@@ -251,7 +251,7 @@ pub(crate) fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
     let path =
         if name.ends_with(".yaml") { std::path::PathBuf::from(name) } else { infra::suite::path(root, name) };
     if !path.exists() {
-        let known = infra::suite::names(root).join(", ");
+        let known = infra::suite::names(root).map(|n| n.join(", ")).unwrap_or_else(|e| e.to_string());
         return Err(
             BadInput(format!("no suite `{name}` ({} not found); suites: {known}", path.display())).into()
         );
@@ -523,7 +523,11 @@ pub(crate) async fn tear_down(state: &RunState) -> anyhow::Result<()> {
 
 /// Says which runs were left behind by an xtask that is gone, before starting another.
 fn report_orphans(runs: &Runs) {
-    for dir in runs.list() {
+    let dirs = runs.list().unwrap_or_else(|e| {
+        eprintln!("note: cannot look for runs left behind: {e}");
+        Vec::new()
+    });
+    for dir in dirs {
         if let Ok(state) = RunState::load(&dir)
             && state.orphaned()
             && !state.resources.is_empty()
@@ -548,7 +552,7 @@ fn pick(runs: &Runs, run: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn down(runs: &Runs, run: Option<String>, all: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let dirs = if all { runs.list() } else { vec![pick(runs, run.as_deref())?] };
+    let dirs = if all { runs.list()? } else { vec![pick(runs, run.as_deref())?] };
     let mut removed_runs = Vec::new();
     let mut errors = Vec::new();
     for (dir, result) in session::down(&dirs) {
@@ -602,7 +606,7 @@ fn down(runs: &Runs, run: Option<String>, all: bool, json: bool) -> anyhow::Resu
 fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
     let dirs = match run {
         Some(id) => vec![pick(runs, Some(&id))?],
-        None => runs.list(),
+        None => runs.list()?,
     };
     let rows: Vec<serde_json::Value> = dirs
         .iter()

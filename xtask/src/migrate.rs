@@ -61,6 +61,9 @@ enum MigrateCommand {
     },
 }
 
+/// How long a run waits for another's migration lock unless told.
+const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 300;
+
 #[derive(Args, Clone)]
 struct Common {
     /// Migrations folder [default: migrations/ at the workspace root].
@@ -75,9 +78,9 @@ struct Common {
     /// Machine-readable output on stdout.
     #[arg(long)]
     json: bool,
-    /// Seconds to wait for another run's lock.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    lock_timeout: u64,
+    /// Seconds to wait for another run's lock [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    lock_timeout: Option<u64>,
 }
 
 impl Common {
@@ -96,7 +99,7 @@ impl Common {
     }
 
     fn options(&self) -> Options {
-        Options { lock_timeout: Duration::from_secs(self.lock_timeout) }
+        Options { lock_timeout: Duration::from_secs(self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT_SECS)) }
     }
 }
 
@@ -157,7 +160,7 @@ impl Common {
             database_url: sub.database_url.or(self.database_url),
             dry_run: sub.dry_run || self.dry_run,
             json: sub.json || self.json,
-            lock_timeout: if sub.lock_timeout != 300 { sub.lock_timeout } else { self.lock_timeout },
+            lock_timeout: sub.lock_timeout.or(self.lock_timeout),
         }
     }
 }
@@ -166,7 +169,7 @@ fn load(common: &Common) -> anyhow::Result<MigrationSet> {
     Ok(MigrationSet::load(&common.dir())?)
 }
 
-async fn connect(common: &Common) -> anyhow::Result<migrations::Client> {
+async fn connect(common: &Common) -> anyhow::Result<migrations::Connection> {
     let url = common.url()?;
     Ok(migrations::connect(url).await?)
 }
@@ -218,7 +221,7 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
     let wanted = selection.resolve(&set)?;
     if common.dry_run {
         let (applied, note) = match &common.database_url {
-            Some(_) => (migrations::store::applied(&connect(&common).await?).await?, String::new()),
+            Some(_) => (migrations::store::applied(&*connect(&common).await?).await?, String::new()),
             None => {
                 (Default::default(), " (no database given: planned as for an empty database)".to_string())
             }
@@ -240,8 +243,18 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
     if !common.json {
         eprintln!("migrating {} ({})", migrations::redact_url(common.url()?), common.dir().display());
     }
-    let report =
-        migrations::up(&client, &set, &selection, &common.options(), &mut progress(common.json)).await?;
+    let report = match migrations::up(
+        &client,
+        &set,
+        &selection,
+        &common.options(),
+        &mut progress(common.json),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(e) => return Err(client.explain(e).await.into()),
+    };
     if common.json {
         println!("{}", json!({ "schema": "xtask.migrate/1", "ok": true, "report": report }));
     } else if report.done.is_empty() {
@@ -277,7 +290,11 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = migrations::down(&client, &set, to, &common.options(), &mut progress(common.json)).await?;
+    let report =
+        match migrations::down(&client, &set, to, &common.options(), &mut progress(common.json)).await {
+            Ok(report) => report,
+            Err(e) => return Err(client.explain(e).await.into()),
+        };
     if common.json {
         println!("{}", json!({ "schema": "xtask.migrate-down/1", "ok": true, "report": report }));
     } else if report.done.is_empty() {
@@ -292,7 +309,10 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
 async fn status(common: Common) -> anyhow::Result<ExitCode> {
     let set = load(&common)?;
     let client = connect(&common).await?;
-    let status = migrations::status::status(&client, &set).await?;
+    let status = match migrations::status::status(&client, &set).await {
+        Ok(status) => status,
+        Err(e) => return Err(client.explain(e).await.into()),
+    };
     if common.json {
         println!(
             "{}",
@@ -320,4 +340,35 @@ fn lint(common: Common) -> anyhow::Result<ExitCode> {
     }
     crate::output::annotate(&findings, common.json);
     Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        migrate: Migrate,
+    }
+
+    fn merged(argv: &[&str]) -> Common {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.migrate.command {
+            Some(MigrateCommand::Status { common }) => cli.migrate.common.merge(common),
+            _ => cli.migrate.common,
+        }
+    }
+
+    #[test]
+    fn a_subcommand_flag_wins_even_when_it_equals_the_default() {
+        let c = merged(&["x", "--lock-timeout", "10", "status", "--lock-timeout", "300"]);
+        assert_eq!(c.options().lock_timeout, Duration::from_secs(300));
+        let c = merged(&["x", "--lock-timeout", "10", "status"]);
+        assert_eq!(c.options().lock_timeout, Duration::from_secs(10));
+        let c = merged(&["x", "status"]);
+        assert_eq!(c.options().lock_timeout, Duration::from_secs(DEFAULT_LOCK_TIMEOUT_SECS));
+    }
 }

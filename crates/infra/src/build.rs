@@ -30,29 +30,57 @@ pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<P
     let mut group = crate::group::GroupGuard::new(child.id());
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let mut executable = None;
-    while let Ok(Some(line)) = lines.next_line().await {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if msg["reason"] == "compiler-artifact"
-            && msg["target"]["name"] == package
-            && let Some(exe) = msg["executable"].as_str()
-        {
-            executable = Some(PathBuf::from(exe));
+    let mut read_error = None;
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                if msg["reason"] == "compiler-artifact"
+                    && msg["target"]["name"] == package
+                    && let Some(exe) = msg["executable"].as_str()
+                {
+                    executable = Some(PathBuf::from(exe));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
         }
     }
+    // Closed before waiting: a cargo still writing gets EPIPE instead of blocking on us.
+    drop(lines);
     let status = child.wait().await.map_err(|e| StepFailure::new(format!("waiting for cargo build: {e}")))?;
     group.disarm();
-    let tail = || {
+    build_outcome(package, status, executable, read_error).map_err(|message| {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    };
-    match executable {
-        Some(exe) if status.success() => Ok(exe),
-        _ => Err(StepFailure {
-            message: format!("cargo build --package {package} failed ({status}); see {}", log.display()),
-            diagnosis: Some(tail()),
+        StepFailure {
+            message: format!("{message}; see {}", log.display()),
+            diagnosis: Some(lines[lines.len().saturating_sub(30)..].join("\n")),
             diagnosis_json: None,
-        }),
+        }
+    })
+}
+
+/// What a build came to: its executable, or why there is none (each cause named as itself, so
+/// an unreadable output or a missing artifact is not reported as a failed build).
+fn build_outcome(
+    package: &str,
+    status: std::process::ExitStatus,
+    executable: Option<PathBuf>,
+    read_error: Option<std::io::Error>,
+) -> Result<PathBuf, String> {
+    match (read_error, status.success(), executable) {
+        (Some(e), _, _) => {
+            Err(format!("reading the output of cargo build --package {package} ({status}): {e}"))
+        }
+        (None, false, _) => Err(format!("cargo build --package {package} failed ({status})")),
+        (None, true, None) => Err(format!(
+            "cargo build --package {package} succeeded but named no executable `{package}` (does the package have a binary of that name?)"
+        )),
+        (None, true, Some(exe)) => Ok(exe),
     }
 }
 
@@ -83,6 +111,27 @@ fn parse_ldd(text: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_outcome_names_its_own_cause() {
+        use std::os::unix::process::ExitStatusExt;
+        let ok = std::process::ExitStatus::from_raw(0);
+        let failed = std::process::ExitStatus::from_raw(101 << 8);
+        let exe = Some(PathBuf::from("/t/debug/x"));
+        assert_eq!(build_outcome("x", ok, exe.clone(), None), Ok(PathBuf::from("/t/debug/x")));
+        let read =
+            build_outcome("x", ok, exe, Some(std::io::Error::other("stream did not contain valid UTF-8")));
+        let read = read.unwrap_err();
+        assert!(
+            read.starts_with("reading the output of cargo build --package x") && read.contains("UTF-8"),
+            "{read}"
+        );
+        assert!(!read.contains("failed ("), "{read}");
+        let none = build_outcome("x", ok, None, None).unwrap_err();
+        assert!(none.contains("succeeded but named no executable `x`"), "{none}");
+        let failed = build_outcome("x", failed, None, None).unwrap_err();
+        assert_eq!(failed, "cargo build --package x failed (exit status: 101)");
+    }
 
     #[test]
     fn ldd_output_gives_every_library_and_the_loader() {

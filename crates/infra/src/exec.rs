@@ -48,13 +48,17 @@ impl Executor {
         let set = migrations::MigrationSet::load(&dir).map_err(|e| StepFailure::new(e.to_string()))?;
         let url = endpoint.url(View::Host);
         let client = migrations::connect(url.expose()).await.map_err(|e| StepFailure::new(e.to_string()))?;
-        let report = migrations::up(&client, &set, &selection, &migrations::Options::default(), &mut |e| {
+        let applied = migrations::up(&client, &set, &selection, &migrations::Options::default(), &mut |e| {
             if let migrations::Event::Started { name, .. } = e {
                 progress.say(format!("applying {name}"));
             }
         })
-        .await
-        .map_err(|e| StepFailure {
+        .await;
+        let applied = match applied {
+            Ok(report) => Ok(report),
+            Err(e) => Err(client.explain(e).await),
+        };
+        let report = applied.map_err(|e| StepFailure {
             message: e.to_string().lines().next().unwrap_or("").to_string(),
             diagnosis: Some(e.to_string()),
             diagnosis_json: None,

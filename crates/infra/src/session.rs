@@ -334,7 +334,10 @@ async fn save_schema(endpoints: &BTreeMap<String, crate::model::Endpoint>, dir: 
     let url = endpoint.url(crate::model::View::Host);
     let read = async {
         let client = migrations::connect(url.expose()).await?;
-        migrations::schema::describe(&client).await
+        match migrations::schema::describe(&client).await {
+            Ok(schema) => Ok(schema),
+            Err(e) => Err(client.explain(e).await),
+        }
     };
     let line = match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(Ok(schema)) => {

@@ -187,13 +187,24 @@ impl Runs {
         Ok((id, dir.canonicalize()?))
     }
 
-    /// Every run directory, oldest first.
-    pub fn list(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.base)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
-            .unwrap_or_default();
+    /// Every run directory, oldest first; none when the runs' directory does not exist yet,
+    /// an error when it cannot be read (an empty list would hide runs that are still running).
+    pub fn list(&self) -> Result<Vec<PathBuf>, crate::error::InfraError> {
+        let reading = || format!("reading {}", self.base.display());
+        let entries = match std::fs::read_dir(&self.base) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::error::InfraError::io(reading())(e)),
+        };
+        let mut dirs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(crate::error::InfraError::io(reading()))?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            }
+        }
         dirs.sort_by_key(|d| std::fs::metadata(d).and_then(|m| m.modified()).ok());
-        dirs
+        Ok(dirs)
     }
 
     /// The directory of run `id`.
@@ -211,7 +222,7 @@ impl Runs {
                 Err(crate::error::InfraError::NoRun(format!("no run `{id}` under {}", self.base.display())))
             };
         }
-        let all: Vec<PathBuf> = self.list();
+        let all: Vec<PathBuf> = self.list()?;
         let no_run = crate::error::InfraError::NoRun;
         match all.as_slice() {
             [one] => Ok(one.clone()),
@@ -239,6 +250,7 @@ const OURS: [&str; 4] = ["postgres", "initdb", "redis-server", "datastorage-refe
 pub fn processes_under(dir: &Path) -> Vec<u32> {
     let needle = format!("{}/", dir.to_string_lossy());
     let me = std::process::id();
+    // Without /proc nothing can be found; teardown then relies on the recorded pids alone.
     let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())

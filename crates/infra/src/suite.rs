@@ -167,16 +167,23 @@ pub fn path(root: &Path, name: &str) -> PathBuf {
     root.join("manifests").join("suites").join(format!("{name}.yaml"))
 }
 
-/// The names of the suites under the workspace root.
-pub fn names(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("manifests").join("suites"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+/// The names of the suites under the workspace root; none when it has no suites folder.
+pub fn names(root: &Path) -> std::io::Result<Vec<String>> {
+    let dir = root.join("manifests").join("suites");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(std::io::Error::new(e.kind(), format!("reading {}: {e}", dir.display()))),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".yaml")) {
+            names.push(stem.to_string());
+        }
+    }
     names.sort();
-    names
+    Ok(names)
 }
 
 /// Reads and validates a suite file against the components of `registry`.

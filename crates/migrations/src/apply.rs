@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use std::sync::{Arc, OnceLock};
 use tokio_postgres::error::ErrorPosition;
+
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{StatementFailure, redact_url};
@@ -82,8 +84,79 @@ pub struct Done {
     pub duration_ms: u128,
 }
 
+/// A connection to the database: a `tokio_postgres::Client` (which it derefs to) that keeps
+/// the reason its connection ended. tokio-postgres reports that reason only to the task driving
+/// the connection; every later call just fails with "connection closed".
+#[derive(Debug)]
+pub struct Connection {
+    client: Client,
+    lost: Arc<OnceLock<String>>,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Connection {
+    /// Why the connection ended, when it ended with an error (the server's FATAL message, an
+    /// I/O error).
+    pub fn lost(&self) -> Option<&str> {
+        self.lost.get().map(String::as_str)
+    }
+
+    /// `e`, with the reason the connection ended when it had (as [`Error::ConnectionLost`]).
+    ///
+    /// The reason is the driver's error, or else the first error explained after the end (the
+    /// call that met the server's FATAL message; the driver may then end without an error).
+    pub async fn explain(&self, e: Error) -> Error {
+        if ends_connection(&e) {
+            // Met the reason itself; the client may not have seen the end yet.
+            let _ = self.lost.set(e.to_string());
+            return e;
+        }
+        if !self.client.is_closed() {
+            return e;
+        }
+        // The driver task records its reason right after the client sees the connection close.
+        for _ in 0..20 {
+            if self.lost().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let text = e.to_string();
+        match self.lost() {
+            Some(reason) if !text.contains(reason) => {
+                Error::ConnectionLost { reason: reason.to_string(), during: Box::new(e) }
+            }
+            Some(_) => e,
+            None => {
+                if !text.contains("connection closed") {
+                    let _ = self.lost.set(text);
+                }
+                e
+            }
+        }
+    }
+}
+
+/// Whether `e` is the server ending the session: SQLSTATE class 57 (operator intervention:
+/// terminated, shutting down) or 08 (connection exception).
+fn ends_connection(e: &Error) -> bool {
+    let code = match e {
+        Error::Db { source, .. } => source.as_db_error().map(|d| d.code().code().to_string()),
+        Error::Statement(f) => Some(f.code.clone()),
+        _ => None,
+    };
+    code.is_some_and(|c| c.starts_with("57") || c.starts_with("08"))
+}
+
 /// Connects to `url` (a `postgres://` URL or key=value string) without TLS.
-pub async fn connect(url: &str) -> Result<Client, Error> {
+pub async fn connect(url: &str) -> Result<Connection, Error> {
     let err = |source| Error::Connect { url: redact_url(url), source };
     let mut config: tokio_postgres::Config = url.parse().map_err(err)?;
     if config.get_application_name().is_none() {
@@ -93,8 +166,24 @@ pub async fn connect(url: &str) -> Result<Client, Error> {
         config.connect_timeout(Duration::from_secs(10));
     }
     let (client, connection) = config.connect(NoTls).await.map_err(err)?;
-    tokio::spawn(connection);
-    Ok(client)
+    let lost = Arc::new(OnceLock::new());
+    let record = lost.clone();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            // With its causes: "error communicating with the server" alone says little.
+            let mut reason = describe_db_error(&e);
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            // A bare "connection closed" explains nothing; the FATAL a call met will (explain).
+            if !e.is_closed() {
+                let _ = record.set(reason);
+            }
+        }
+    });
+    Ok(Connection { client, lost })
 }
 
 /// Applies the selected, not yet applied migrations in version order.

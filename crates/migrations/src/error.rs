@@ -151,6 +151,14 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A call failed because the connection had ended; `reason` is why it ended.
+    #[error("{during}\nthe connection to the database had ended: {reason}")]
+    ConnectionLost {
+        /// Why the connection ended, as its driver saw it (e.g. the server's FATAL message).
+        reason: String,
+        /// The error the call itself reported ("connection closed").
+        during: Box<Error>,
+    },
     /// A migration statement failed; nothing of its migration remains unless it is `NO TRANSACTION`.
     #[error("{0}")]
     Statement(Box<StatementFailure>),
@@ -199,6 +207,11 @@ impl Error {
                 Diagnostic::error(file, message(self.to_string(), file))
             }
             Error::Statement(f) => f.diagnostic(),
+            Error::ConnectionLost { reason, during } => {
+                let d = during.diagnostic()?;
+                let message = format!("{}\nthe connection to the database had ended: {reason}", d.message);
+                Diagnostic { message, ..d }
+            }
             Error::DirNotFound { .. }
             | Error::UnknownTable { .. }
             | Error::UnknownVersion { .. }

@@ -26,7 +26,7 @@ pub mod source;
 pub mod status;
 pub mod store;
 
-pub use apply::{Event, Options, Report, check_checksums, connect, down, up};
+pub use apply::{Connection, Event, Options, Report, check_checksums, connect, down, up};
 pub use error::{Error, StatementFailure, redact_url};
 pub use plan::{Direction, Plan, Selection};
 pub use source::{Migration, MigrationSet};
@@ -36,5 +36,8 @@ pub use tokio_postgres::Client;
 pub async fn apply_all(database_url: &str, dir: &std::path::Path) -> Result<Report, Error> {
     let set = MigrationSet::load(dir)?;
     let client = connect(database_url).await?;
-    up(&client, &set, &Selection::All, &Options::default(), &mut |_| {}).await
+    match up(&client, &set, &Selection::All, &Options::default(), &mut |_| {}).await {
+        Ok(report) => Ok(report),
+        Err(e) => Err(client.explain(e).await),
+    }
 }

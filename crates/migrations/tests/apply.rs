@@ -274,3 +274,45 @@ async fn plain_sql_files_apply_whole_beside_goose_files_and_concurrently_stops_p
     );
     assert_eq!(db.query("SELECT max(version_id) FROM goose_db_version"), "4");
 }
+
+/// A connection the server ends (an administrator, a restart, an OOM kill) makes every later
+/// call fail with tokio-postgres' bare "connection closed"; the error then also says why the
+/// connection ended, as the driver saw it.
+#[tokio::test]
+async fn a_lost_connection_is_reported_with_the_reason_it_ended() {
+    let db = Db::start();
+    let project = Project::new(&[("001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")]);
+    let client = db.client().await;
+    client.simple_query("SELECT 1").await.unwrap();
+    db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cargo-xtask-migrate'");
+    let set = migrations::MigrationSet::load(project.dir.path()).unwrap();
+    let mut closed = None;
+    for _ in 0..100 {
+        // The termination reaches the client asynchronously; a deadline, not a sleep.
+        match migrations::status::status(&client, &set).await {
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Err(e) => {
+                closed = Some(e);
+                break;
+            }
+        }
+    }
+    let first = client.explain(closed.expect("the terminated connection fails within 2 s")).await;
+    // Either the call met the server's FATAL message itself, or it arrived while the client
+    // was idle, ended the connection, and the call met "connection closed": explained, both say it.
+    assert!(
+        first.to_string().contains("terminating connection due to administrator command"),
+        "the server's reason is reported: {first}"
+    );
+    let later = migrations::status::status(&client, &set).await.unwrap_err();
+    assert!(later.to_string().contains("connection closed"), "tokio-postgres alone says: {later}");
+    let e = client.explain(later).await;
+    let text = e.to_string();
+    assert!(
+        matches!(e, Error::ConnectionLost { .. }),
+        "{text}; first: {first:?}; lost: {:?}; closed: {}",
+        client.lost(),
+        client.is_closed()
+    );
+    assert!(text.contains("connection closed\nthe connection to the database had ended: "), "{text}");
+}

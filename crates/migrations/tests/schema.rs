@@ -20,7 +20,7 @@ async fn the_schema_shows_what_was_applied_before_the_failure_and_nothing_after(
     let err = up(&db, &project, Selection::All).await.unwrap_err();
     assert!(err.to_string().contains("002_broken.sql"), "{err}");
 
-    let schema = migrations::schema::describe(&db.client().await).await.unwrap();
+    let schema = migrations::schema::describe(&*db.client().await).await.unwrap();
     assert_eq!(schema.versions, [1]);
     let names: Vec<&str> = schema.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["public.events", "public.goose_db_version", "public.goose_db_version_checksum"]);
@@ -42,7 +42,7 @@ async fn the_schema_shows_what_was_applied_before_the_failure_and_nothing_after(
 #[tokio::test]
 async fn an_empty_database_has_no_tables_and_no_versions() {
     let db = Db::start();
-    let schema = migrations::schema::describe(&db.client().await).await.unwrap();
+    let schema = migrations::schema::describe(&*db.client().await).await.unwrap();
     assert!(schema.tables.is_empty() && schema.versions.is_empty() && schema.indexes.is_empty());
     assert_eq!(schema.summary(), "0 table(s), 0 index(es); no migration applied");
 }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use migrations::{Event, MigrationSet, Options, Report, Selection};
 use pgserver::PgServer;
-use tokio_postgres::Client;
 
 /// A fresh PostgreSQL server with one empty database.
 pub struct Db {
@@ -22,7 +21,7 @@ impl Db {
         Db { pg, url }
     }
 
-    pub async fn client(&self) -> Client {
+    pub async fn client(&self) -> migrations::Connection {
         migrations::connect(&self.url).await.expect("connect")
     }
 
