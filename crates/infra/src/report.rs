@@ -1,11 +1,16 @@
-//! Reports of a run for people and tools: the step summary, shell exports, status rows, log tails.
+//! Reports of a run for people and tools: the step summary with a text timeline, shell exports,
+//! status rows, log tails.
 
 use serde_json::{Value, json};
 
-use crate::runner::RunReport;
+use crate::runner::{Outcome, RunReport};
 use crate::state::{Resource, RunState, pid_alive};
 
-/// Every step with its duration and outcome, then the critical path against wall time.
+/// How wide, in characters, the terminal timeline's time axis is.
+pub const TIMELINE_WIDTH: usize = 50;
+
+/// Every step with its duration and outcome, the critical path against wall time, then a
+/// timeline of the steps.
 pub fn summary(report: &RunReport) -> String {
     let mut s = String::from("steps:\n");
     for r in &report.steps {
@@ -27,6 +32,46 @@ pub fn summary(report: &RunReport) -> String {
         report.wall_ms as f64 / 1000.0,
         report.sequential_ms as f64 / 1000.0
     ));
+    s.push_str(&timeline(report, TIMELINE_WIDTH));
+    s
+}
+
+/// One row per step on a shared time axis `width` characters wide, so where the time went and
+/// what overlapped shows in a terminal: `█` a step on the critical path, `=` any other that
+/// became ready, `X` the step that failed, `-` a step stopped half-way. Empty when no step ran.
+pub fn timeline(report: &RunReport, width: usize) -> String {
+    let width = width.max(1);
+    let span = report.steps.iter().filter_map(|r| r.end_ms).max().unwrap_or(0).max(report.wall_ms);
+    if span == 0 || report.steps.iter().all(|r| r.start_ms.is_none()) {
+        return String::new();
+    }
+    let cols = width as u128;
+    let name_w = report.steps.iter().map(|r| r.step.chars().count()).max().unwrap_or(0);
+    let mut s = format!(
+        "timeline (one column = {:.2}s; * on the critical path):\n",
+        span as f64 / 1000.0 / width as f64
+    );
+    for r in &report.steps {
+        let critical = report.critical_path.contains(&r.step);
+        let mut bar = vec![' '; width];
+        if let (Some(a), Some(b)) = (r.start_ms, r.end_ms) {
+            // Floor the start and ceil the end so a short step still shows as one column.
+            let from = ((a * cols / span) as usize).min(width - 1);
+            let to = (b * cols).div_ceil(span).clamp(from as u128 + 1, cols) as usize;
+            let fill = match r.outcome {
+                Outcome::Failed => 'X',
+                Outcome::Stopped => '-',
+                _ if critical => '█',
+                _ => '=',
+            };
+            bar[from..to].fill(fill);
+        }
+        let bar: String = bar.into_iter().collect();
+        let mark = if critical { '*' } else { ' ' };
+        s.push_str(&format!("  {mark} {:<name_w$} |{bar}|\n", r.step));
+    }
+    let end = format!("{:.1}s", span as f64 / 1000.0);
+    s.push_str(&format!("    {:<name_w$}  0s{end:>w$}\n", "", w = width.saturating_sub(2)));
     s
 }
 
@@ -134,6 +179,58 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::{StepFailure, StepRecord};
+
+    fn step(id: &str, span: Option<(u128, u128)>, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            step: id.into(),
+            description: String::new(),
+            needs: vec![],
+            start_ms: span.map(|s| s.0),
+            end_ms: span.map(|s| s.1),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn the_summary_draws_a_timeline_with_the_critical_path_marked() {
+        let report = RunReport {
+            steps: vec![
+                step("build-datastorage", Some((0, 2400)), Outcome::Ready),
+                step("postgres", Some((0, 2000)), Outcome::Ready),
+                step("redis", Some((0, 80)), Outcome::Ready),
+                step("migrations", Some((2000, 3000)), Outcome::Ready),
+                step("datastorage", Some((3000, 5000)), Outcome::Ready),
+            ],
+            wall_ms: 5000,
+            critical_path: vec!["postgres".into(), "migrations".into(), "datastorage".into()],
+            critical_ms: 5000,
+            sequential_ms: 7480,
+            failure: None,
+            interrupted: false,
+        };
+        insta::assert_snapshot!(summary(&report));
+    }
+
+    #[test]
+    fn the_timeline_shows_failed_stopped_and_unstarted_steps() {
+        let report = RunReport {
+            steps: vec![
+                step("postgres", Some((0, 1000)), Outcome::Ready),
+                step("redis", Some((0, 2000)), Outcome::Stopped),
+                step("migrations", Some((1000, 2000)), Outcome::Failed),
+                step("datastorage", None, Outcome::NotStarted),
+            ],
+            wall_ms: 2000,
+            critical_path: vec!["postgres".into(), "migrations".into()],
+            critical_ms: 2000,
+            sequential_ms: 4000,
+            failure: Some(("migrations".into(), StepFailure::new("no"))),
+            interrupted: false,
+        };
+        insta::assert_snapshot!(timeline(&report, 20));
+        assert_eq!(timeline(&RunReport::default(), 20), "", "nothing ran, nothing drawn");
+    }
 
     #[test]
     fn exports_quote_for_the_shell() {
