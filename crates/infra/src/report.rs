@@ -1,9 +1,13 @@
 //! Reports of a run for people and tools: the step summary with a text timeline, shell exports,
-//! status rows, log tails.
+//! status rows, log tails, and what the report files (JUnit, timings) are made from.
+
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::runner::{Outcome, RunReport};
+use crate::session::TestOutcome;
 use crate::state::{Resource, RunState, pid_alive};
 
 /// How wide, in characters, the terminal timeline's time axis is.
@@ -73,6 +77,58 @@ pub fn timeline(report: &RunReport, width: usize) -> String {
     let end = format!("{:.1}s", span as f64 / 1000.0);
     s.push_str(&format!("    {:<name_w$}  0s{end:>w$}\n", "", w = width.saturating_sub(2)));
     s
+}
+
+/// How the suite's own tests went, for the files written after a run (JUnit, timings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tests {
+    /// `infra up`: a run without tests.
+    NotPart,
+    /// They ran after setup: how they ended, how long they took, the diagnosis when they failed.
+    Ran {
+        /// How the test command ended.
+        outcome: TestOutcome,
+        /// How long it ran.
+        took: Duration,
+        /// The last log lines of every component, when they did not pass.
+        diagnosis: Option<String>,
+    },
+    /// The environment did not come up, so they never ran: why.
+    SetupFailed(String),
+    /// Interrupted before they started.
+    Interrupted,
+}
+
+/// A run as the report files see it: which suite, where, its steps and its tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// The suite's name.
+    pub suite: &'a str,
+    /// The backend it ran on.
+    pub backend: &'a str,
+    /// The run's id, when a run directory was made.
+    pub run: Option<&'a str>,
+    /// How the setup steps went.
+    pub setup: &'a RunReport,
+    /// How the tests went.
+    pub tests: &'a Tests,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename, so
+/// a reader (a CI dashboard, a browser) never sees half a file; makes the directory if needed.
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A value quoted for a POSIX shell.
@@ -230,6 +286,21 @@ mod tests {
         };
         insta::assert_snapshot!(timeline(&report, 20));
         assert_eq!(timeline(&RunReport::default(), 20), "", "nothing ran, nothing drawn");
+    }
+
+    #[test]
+    fn a_report_file_is_replaced_whole_and_its_directory_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep/er/report.xml");
+        write_atomic(&path, "one").unwrap();
+        write_atomic(&path, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["report.xml"], "no temporary file left behind");
+        std::fs::write(dir.path().join("plain"), "a file").unwrap();
+        let blocked = write_atomic(&dir.path().join("plain/inside.xml"), "x");
+        assert!(blocked.is_err(), "a path through a file is an error, not a silent no-op: {blocked:?}");
     }
 
     #[test]
