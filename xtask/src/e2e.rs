@@ -1,14 +1,17 @@
 //! `cargo xtask e2e`: bring a suite's environment up, run its tests, diagnose, tear down.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use infra::Runs;
+use infra::report::{Finished, Tests};
 use infra::session::{self, TestOutcome};
 use serde_json::json;
 
-use crate::infra::{Interrupts, UpArgs, load_suite, printer, report_up_error, runtime};
+use crate::infra::{
+    Interrupts, ReportFiles, UpArgs, load_suite, printer, report_up_error_with_files, runtime,
+};
 
 /// Bring a suite's environment up, run its tests against it, diagnose failures, tear down.
 #[derive(Args)]
@@ -19,6 +22,10 @@ use crate::infra::{Interrupts, UpArgs, load_suite, printer, report_up_error, run
 pub struct E2e {
     #[command(flatten)]
     up: UpArgs,
+    /// Write a JUnit XML report to FILE: a test case per setup step and one for the suite,
+    /// failures carrying the diagnosis; written also when the environment did not come up.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    junit: Option<PathBuf>,
 }
 
 impl E2e {
@@ -31,17 +38,20 @@ impl E2e {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let root = crate::workspace_root();
         let runs = Runs::new(&root);
-        runtime()?.block_on(e2e(&root, &runs, self.up))
+        runtime()?.block_on(e2e(&root, &runs, self.up, self.junit.as_deref()))
     }
 }
 
-async fn e2e(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> {
+async fn e2e(root: &Path, runs: &Runs, args: UpArgs, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut ints = Interrupts::install()?;
     let suite = load_suite(root, &args.suite)?;
     if args.dry_run {
         return args.print_plan(root, runs, suite);
     }
     let options = args.options(&suite)?;
+    let backend = options.backend.clone();
+    let files =
+        ReportFiles { timings: args.timings.as_ref(), junit, runs, json: args.json, schema: "xtask.e2e/1" };
     let name = suite.name.clone();
     let command = suite.test.argv.join(" ");
     let registry = infra::Registry::builtin();
@@ -55,7 +65,7 @@ async fn e2e(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode>
     let result = session::e2e(root, runs, suite, &registry, options, interrupt, printer(args.json)).await;
     let run = match result {
         Ok(run) => run,
-        Err(e) => return Ok(report_up_error(e, args.json)),
+        Err(e) => return Ok(report_up_error_with_files(&name, &backend, e, &files)),
     };
     let code = match &run.outcome {
         TestOutcome::Passed => ExitCode::SUCCESS,
@@ -104,6 +114,19 @@ async fn e2e(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode>
             run.setup.critical_ms as f64 / 1000.0,
             run.tests.as_secs_f64()
         );
+    }
+    let tests =
+        Tests::Ran { outcome: run.outcome.clone(), took: run.tests, diagnosis: run.diagnosis.clone() };
+    let finished = Finished {
+        suite: &name,
+        backend: &run.state.backend,
+        run: Some(&run.state.id),
+        setup: &run.setup,
+        tests: &tests,
+    };
+    if !files.write(&finished) && code == ExitCode::SUCCESS {
+        // The suite passed, but CI would find no report: that must not look like a success.
+        return Ok(ExitCode::FAILURE);
     }
     Ok(code)
 }

@@ -2,12 +2,13 @@
 
 use std::io::IsTerminal;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use infra::report::{Finished, Tests};
 use infra::session::{self, UpError};
 use infra::{Event, Registry, RunState, Runs, Suite};
 use serde_json::json;
@@ -133,6 +134,11 @@ pub struct UpArgs {
     /// verified against the pinned SHA-256 like a download.
     #[arg(long, value_name = "FILE")]
     pub(crate) tekton_release: Option<std::path::PathBuf>,
+    /// Write an HTML page of the steps on a time axis (critical path highlighted, what each
+    /// waited for) to FILE, also when the run fails; without FILE to
+    /// .xtask/timings/<run>.html. Give FILE after the suite or as --timings=FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "dry_run")]
+    pub(crate) timings: Option<Option<PathBuf>>,
     /// Run the steps one after another (for measuring what parallelism saves).
     #[arg(long, hide = true)]
     pub(crate) sequential: bool,
@@ -348,26 +354,126 @@ pub(crate) async fn bring_up(
     options: session::UpOptions,
     json: bool,
     ints: &mut Interrupts,
+    files: &ReportFiles<'_>,
 ) -> Result<infra::session::Up, ExitCode> {
+    let name = suite.name.clone();
+    let backend = options.backend.clone();
     match session::up(root, runs, suite, &Registry::builtin(), options, ints.recv(), printer(json)).await {
         Ok(up) => {
             if !json {
                 eprint!("{}", infra::report::summary(&up.report));
             }
+            let finished = Finished {
+                suite: &name,
+                backend: &up.state.backend,
+                run: Some(&up.state.id),
+                setup: &up.report,
+                tests: &Tests::NotPart,
+            };
+            if !files.write(&finished) {
+                return Err(ExitCode::FAILURE);
+            }
             Ok(up)
         }
-        Err(e) => Err(report_up_error(e, json)),
+        Err(e) => {
+            let code = report_up_error_with_files(&name, &backend, e, files);
+            Err(code)
+        }
     }
 }
 
-/// Prints why an environment did not come up; returns the exit status.
-pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
+/// The files a run writes when it ends (`--timings`, `--junit`): on success and on failure,
+/// since a dashboard needs the report most when something broke.
+pub(crate) struct ReportFiles<'a> {
+    /// `--timings`: absent, without a file (the default path), or with one.
+    pub(crate) timings: Option<&'a Option<PathBuf>>,
+    /// `--junit FILE`.
+    pub(crate) junit: Option<&'a Path>,
+    /// Where the runs live: the default timings file goes beside them.
+    pub(crate) runs: &'a Runs,
+    /// `--json`: say where files went as JSON lines, like the progress events.
+    pub(crate) json: bool,
+    /// The schema of the command's `--json` document (`xtask.up/1`, `xtask.e2e/1`).
+    pub(crate) schema: &'static str,
+}
+
+impl ReportFiles<'_> {
+    /// Writes every file asked for, saying where on stderr; false when one could not be written
+    /// (said on stderr too).
+    pub(crate) fn write(&self, run: &Finished) -> bool {
+        let mut ok = true;
+        if let Some(file) = self.timings {
+            let path = file.clone().unwrap_or_else(|| {
+                // A run that never got an id still gets a file of its own.
+                let id = run.run.map(str::to_string).unwrap_or_else(|| {
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or_default();
+                    format!("{}-{secs}", run.suite)
+                });
+                self.runs.timings_file(&format!("{id}.html"))
+            });
+            ok &= self.write_one("timings", &path, &infra::timings::html(run));
+        }
+        if let Some(path) = self.junit {
+            ok &= self.write_one("junit", path, &infra::junit::render(run));
+        }
+        ok
+    }
+
+    fn write_one(&self, what: &str, path: &Path, text: &str) -> bool {
+        match infra::report::write_atomic(path, text) {
+            Ok(()) if self.json => {
+                eprintln!("{}", json!({"event": "wrote", "report": what, "path": path}));
+                true
+            }
+            Ok(()) => {
+                eprintln!("{what}: wrote {}", path.display());
+                true
+            }
+            Err(e) => {
+                eprintln!("error: writing the {what} report to {}: {e}", path.display());
+                false
+            }
+        }
+    }
+}
+
+/// Writes the report files for a run that did not come up, then reports why it did not;
+/// returns the exit status.
+pub(crate) fn report_up_error_with_files(
+    suite: &str,
+    backend: &str,
+    e: UpError,
+    files: &ReportFiles<'_>,
+) -> ExitCode {
+    let empty = infra::RunReport::default();
+    let (setup, run, tests) = match &e {
+        UpError::Failed { step, message, report, dir, .. } => (
+            &**report,
+            dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Tests::SetupFailed(format!("{step} failed: {message}")),
+        ),
+        UpError::Interrupted { report } => (&**report, None, Tests::Interrupted),
+        UpError::Prepare(why) => (&empty, None, Tests::SetupFailed(why.to_string())),
+    };
+    let finished = Finished { suite, backend, run: run.as_deref(), setup, tests: &tests };
+    // Written first: what follows on stderr is the diagnosis, the last thing a reader sees.
+    files.write(&finished);
+    report_up_error(e, files.json.then_some(files.schema))
+}
+
+/// Prints why an environment did not come up; returns the exit status. With `schema` (under
+/// `--json`), also the command's document, `ok: false`.
+pub(crate) fn report_up_error(e: UpError, schema: Option<&'static str>) -> ExitCode {
     match e {
         UpError::Failed { step, message, report, dir, evidence } => {
-            if json {
+            if let Some(schema) = schema {
                 println!(
                     "{}",
-                    json!({"schema": "xtask.up/1", "ok": false, "failed_step": step, "error": message, "report": report, "run_dir": dir, "evidence": evidence})
+                    json!({"schema": schema, "ok": false, "exit_code": 1, "failed_step": step, "error": message,
+                           "report": report, "run_dir": dir, "evidence": evidence})
                 );
             } else {
                 eprint!("{}", infra::report::summary(&report));
@@ -397,11 +503,17 @@ pub(crate) fn report_up_error(e: UpError, json: bool) -> ExitCode {
             }
             ExitCode::FAILURE
         }
-        UpError::Interrupted { .. } => {
+        UpError::Interrupted { report } => {
+            if let Some(schema) = schema {
+                println!(
+                    "{}",
+                    json!({"schema": schema, "ok": false, "exit_code": 130, "interrupted": true, "report": report})
+                );
+            }
             eprintln!("interrupted: everything that was started has been stopped and removed");
             ExitCode::from(130)
         }
-        UpError::Prepare(e) => crate::output::report_error(&e.into(), json.then_some("xtask.up/1")),
+        UpError::Prepare(e) => crate::output::report_error(&e.into(), schema),
     }
 }
 
@@ -468,7 +580,14 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     }
     report_orphans(runs);
     let options = args.options(&suite)?;
-    let up = match bring_up(root, runs, suite, options, args.json, &mut ints).await {
+    let files = ReportFiles {
+        timings: args.timings.as_ref(),
+        junit: None,
+        runs,
+        json: args.json,
+        schema: "xtask.up/1",
+    };
+    let up = match bring_up(root, runs, suite, options, args.json, &mut ints, &files).await {
         Ok(up) => up,
         Err(code) => return Ok(code),
     };

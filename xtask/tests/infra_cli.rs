@@ -463,3 +463,125 @@ fn a_checkout_closed_to_the_postgres_account_still_comes_up() {
     assert!(!home.exists(), "{} removed by infra down", home.display());
     assert!(leftovers(&state).is_empty(), "{:?}", leftovers(&state));
 }
+
+/// The JUnit file parsed as CI parses it: (classname, name, child element names) per test case,
+/// after checking the counts the suite element claims.
+fn junit_cases(path: &Path) -> Vec<(String, String, Vec<String>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).expect("a testsuite");
+    let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+    let count = |tag: &str| cases.iter().filter(|c| c.children().any(|n| n.has_tag_name(tag))).count();
+    assert_eq!(suite.attribute("tests"), Some(cases.len().to_string().as_str()), "{text}");
+    assert_eq!(suite.attribute("failures"), Some(count("failure").to_string().as_str()), "{text}");
+    assert_eq!(suite.attribute("errors"), Some(count("error").to_string().as_str()), "{text}");
+    cases
+        .iter()
+        .map(|c| {
+            let children = c.children().filter(|n| n.is_element()).map(|n| n.tag_name().name().to_string());
+            (
+                c.attribute("classname").unwrap().into(),
+                c.attribute("name").unwrap().into(),
+                children.collect(),
+            )
+        })
+        .collect()
+}
+
+/// The setup steps a run reported in its `--json` document, in plan order.
+fn setup_steps(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v[key]["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn e2e_writes_junit_and_timings_whether_the_suite_passes_or_fails() {
+    for (name, command, code) in
+        [("passing", "exit 0", 0), ("failing", "echo one spec failed >&2; exit 7", 3)]
+    {
+        let state = tempfile::tempdir().unwrap();
+        let _cleanup = Cleanup(state.path());
+        let suite = state.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &suite,
+            format!(
+                "name: {name}\ncomponents: [postgres, redis, migrations]\nmigrations: [notification_audit]\n\
+                 test: {{command: [sh, -c, \"{command}\"]}}\n"
+            ),
+        )
+        .unwrap();
+        let (junit, html) = (state.path().join("out/junit.xml"), state.path().join("t.html"));
+        let (junit_arg, html_arg) = (junit.to_str().unwrap(), html.to_str().unwrap());
+        let args = ["e2e", suite.to_str().unwrap(), "--json", "--junit", junit_arg, "--timings", html_arg];
+        let out = xtask(state.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{name}: {err}");
+        assert!(err.contains(r#""report":"junit""#) && err.contains(r#""report":"timings""#), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = setup_steps(&v, "setup");
+        assert_eq!(steps.len(), 3, "{v}");
+
+        let cases = junit_cases(&junit);
+        let mut expected: Vec<(String, String)> = steps.iter().map(|s| ("setup".into(), s.clone())).collect();
+        expected.push(("suite".into(), name.into()));
+        let names: Vec<(String, String)> = cases.iter().map(|(c, n, _)| (c.clone(), n.clone())).collect();
+        assert_eq!(names, expected, "one case per setup step, then the suite");
+        let failed: Vec<&str> = cases
+            .iter()
+            .filter(|(_, _, ch)| ch.iter().any(|t| t == "failure"))
+            .map(|(_, n, _)| n.as_str())
+            .collect();
+        assert_eq!(failed, if code == 0 { vec![] } else { vec![name] }, "{cases:?}");
+        assert!(
+            cases.iter().all(|(_, _, ch)| ch.iter().all(|t| t == "failure")),
+            "nothing skipped: {cases:?}"
+        );
+
+        let page = std::fs::read_to_string(&html).unwrap();
+        for step in &steps {
+            assert!(page.contains(&format!("\">{step}<small>")), "{step} has a row: {page}");
+        }
+        let critical = v["setup"]["critical_path"].as_array().unwrap();
+        assert!(!critical.is_empty());
+        for step in critical {
+            let step = step.as_str().unwrap();
+            assert!(
+                page.contains(&format!("<div class=\"name crit\" title=\"{step}: ")),
+                "{step} is marked: {page}"
+            );
+        }
+        assert!(page.contains(&format!(">tests: {name}<small>")), "{page}");
+    }
+}
+
+#[test]
+fn a_setup_that_fails_still_writes_junit_and_timings() {
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let (junit, html) = (state.path().join("junit.xml"), state.path().join("t.html"));
+    let args = [
+        "e2e",
+        "workflowexecution",
+        "--binary",
+        "datastorage=/bin/false",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--timings",
+        html.to_str().unwrap(),
+    ];
+    let out = xtask(state.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("junit: wrote {}", junit.display())), "{err}");
+    let cases = junit_cases(&junit);
+    let verdict = |name: &str| {
+        &cases.iter().find(|(_, n, _)| n == name).unwrap_or_else(|| panic!("{name}: {cases:?}")).2
+    };
+    assert_eq!(verdict("datastorage"), &["failure"], "{cases:?}");
+    assert_eq!(verdict("postgres"), &[] as &[String], "{cases:?}");
+    assert_eq!(
+        cases.last().map(|(c, n, ch)| (c.as_str(), n.as_str(), ch.clone())),
+        Some(("suite", "workflowexecution", vec!["error".to_string()]))
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<h2>datastorage failed</h2>") && page.contains("class=\"bar failed"), "{page}");
+}

@@ -178,8 +178,12 @@ fn a_run_from_up_to_down() {
     }
     let _cleanup = Cleanup(s);
     let suite = s.join("small.yaml");
-    std::fs::write(&suite, "name: small\ncomponents: [postgres, redis]\ntest: {command: [\"true\"]}\n")
-        .unwrap();
+    // The suite prints on stdout; that goes to xtask's stderr, leaving stdout one document.
+    std::fs::write(
+        &suite,
+        "name: small\ncomponents: [postgres, redis]\ntest: {command: [sh, -c, \"echo from the suite\"]}\n",
+    )
+    .unwrap();
     let suite = suite.to_str().unwrap();
 
     let up = xtask(s, &["infra", "up", suite, "--keep", "--json"], None);
@@ -208,5 +212,6 @@ fn a_run_from_up_to_down() {
     assert!(e2e.status.success(), "{}", String::from_utf8_lossy(&e2e.stderr));
     let v = document(&e2e, "xtask.e2e/1");
     assert_eq!(v["verdict"], "PASSED");
+    assert!(String::from_utf8_lossy(&e2e.stderr).contains("from the suite\n"));
     insta::assert_json_snapshot!("e2e", shape_of_document(&v));
 }

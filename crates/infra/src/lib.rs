@@ -15,6 +15,7 @@ pub mod error;
 mod exec;
 mod group;
 mod images;
+pub mod junit;
 pub mod kubernetes;
 pub mod model;
 pub mod plan;
@@ -24,6 +25,7 @@ pub mod runner;
 pub mod session;
 pub mod state;
 pub mod suite;
+pub mod timings;
 
 pub use components::Registry;
 pub use error::InfraError;

@@ -1,11 +1,20 @@
-//! Reports of a run for people and tools: the step summary, shell exports, status rows, log tails.
+//! Reports of a run for people and tools: the step summary with a text timeline, shell exports,
+//! status rows, log tails, and what the report files (JUnit, timings) are made from.
+
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::runner::RunReport;
+use crate::runner::{Outcome, RunReport};
+use crate::session::TestOutcome;
 use crate::state::{Resource, RunState, pid_alive};
 
-/// Every step with its duration and outcome, then the critical path against wall time.
+/// How wide, in characters, the terminal timeline's time axis is.
+pub const TIMELINE_WIDTH: usize = 50;
+
+/// Every step with its duration and outcome, the critical path against wall time, then a
+/// timeline of the steps.
 pub fn summary(report: &RunReport) -> String {
     let mut s = String::from("steps:\n");
     for r in &report.steps {
@@ -27,7 +36,99 @@ pub fn summary(report: &RunReport) -> String {
         report.wall_ms as f64 / 1000.0,
         report.sequential_ms as f64 / 1000.0
     ));
+    s.push_str(&timeline(report, TIMELINE_WIDTH));
     s
+}
+
+/// One row per step on a shared time axis `width` characters wide, so where the time went and
+/// what overlapped shows in a terminal: `█` a step on the critical path, `=` any other that
+/// became ready, `X` the step that failed, `-` a step stopped half-way. Empty when no step ran.
+pub fn timeline(report: &RunReport, width: usize) -> String {
+    let width = width.max(1);
+    let span = report.steps.iter().filter_map(|r| r.end_ms).max().unwrap_or(0).max(report.wall_ms);
+    if span == 0 || report.steps.iter().all(|r| r.start_ms.is_none()) {
+        return String::new();
+    }
+    let cols = width as u128;
+    let name_w = report.steps.iter().map(|r| r.step.chars().count()).max().unwrap_or(0);
+    let mut s = format!(
+        "timeline (one column = {:.2}s; * on the critical path):\n",
+        span as f64 / 1000.0 / width as f64
+    );
+    for r in &report.steps {
+        let critical = report.critical_path.contains(&r.step);
+        let mut bar = vec![' '; width];
+        if let (Some(a), Some(b)) = (r.start_ms, r.end_ms) {
+            // Floor the start and ceil the end so a short step still shows as one column.
+            let from = ((a * cols / span) as usize).min(width - 1);
+            let to = (b * cols).div_ceil(span).clamp(from as u128 + 1, cols) as usize;
+            let fill = match r.outcome {
+                Outcome::Failed => 'X',
+                Outcome::Stopped => '-',
+                _ if critical => '█',
+                _ => '=',
+            };
+            bar[from..to].fill(fill);
+        }
+        let bar: String = bar.into_iter().collect();
+        let mark = if critical { '*' } else { ' ' };
+        s.push_str(&format!("  {mark} {:<name_w$} |{bar}|\n", r.step));
+    }
+    let end = format!("{:.1}s", span as f64 / 1000.0);
+    s.push_str(&format!("    {:<name_w$}  0s{end:>w$}\n", "", w = width.saturating_sub(2)));
+    s
+}
+
+/// How the suite's own tests went, for the files written after a run (JUnit, timings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tests {
+    /// `infra up`: a run without tests.
+    NotPart,
+    /// They ran after setup: how they ended, how long they took, the diagnosis when they failed.
+    Ran {
+        /// How the test command ended.
+        outcome: TestOutcome,
+        /// How long it ran.
+        took: Duration,
+        /// The last log lines of every component, when they did not pass.
+        diagnosis: Option<String>,
+    },
+    /// The environment did not come up, so they never ran: why.
+    SetupFailed(String),
+    /// Interrupted before they started.
+    Interrupted,
+}
+
+/// A run as the report files see it: which suite, where, its steps and its tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// The suite's name.
+    pub suite: &'a str,
+    /// The backend it ran on.
+    pub backend: &'a str,
+    /// The run's id, when a run directory was made.
+    pub run: Option<&'a str>,
+    /// How the setup steps went.
+    pub setup: &'a RunReport,
+    /// How the tests went.
+    pub tests: &'a Tests,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename, so
+/// a reader (a CI dashboard, a browser) never sees half a file; makes the directory if needed.
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A value quoted for a POSIX shell.
@@ -134,6 +235,73 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::{StepFailure, StepRecord};
+
+    fn step(id: &str, span: Option<(u128, u128)>, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            step: id.into(),
+            description: String::new(),
+            needs: vec![],
+            start_ms: span.map(|s| s.0),
+            end_ms: span.map(|s| s.1),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn the_summary_draws_a_timeline_with_the_critical_path_marked() {
+        let report = RunReport {
+            steps: vec![
+                step("build-datastorage", Some((0, 2400)), Outcome::Ready),
+                step("postgres", Some((0, 2000)), Outcome::Ready),
+                step("redis", Some((0, 80)), Outcome::Ready),
+                step("migrations", Some((2000, 3000)), Outcome::Ready),
+                step("datastorage", Some((3000, 5000)), Outcome::Ready),
+            ],
+            wall_ms: 5000,
+            critical_path: vec!["postgres".into(), "migrations".into(), "datastorage".into()],
+            critical_ms: 5000,
+            sequential_ms: 7480,
+            failure: None,
+            interrupted: false,
+        };
+        insta::assert_snapshot!(summary(&report));
+    }
+
+    #[test]
+    fn the_timeline_shows_failed_stopped_and_unstarted_steps() {
+        let report = RunReport {
+            steps: vec![
+                step("postgres", Some((0, 1000)), Outcome::Ready),
+                step("redis", Some((0, 2000)), Outcome::Stopped),
+                step("migrations", Some((1000, 2000)), Outcome::Failed),
+                step("datastorage", None, Outcome::NotStarted),
+            ],
+            wall_ms: 2000,
+            critical_path: vec!["postgres".into(), "migrations".into()],
+            critical_ms: 2000,
+            sequential_ms: 4000,
+            failure: Some(("migrations".into(), StepFailure::new("no"))),
+            interrupted: false,
+        };
+        insta::assert_snapshot!(timeline(&report, 20));
+        assert_eq!(timeline(&RunReport::default(), 20), "", "nothing ran, nothing drawn");
+    }
+
+    #[test]
+    fn a_report_file_is_replaced_whole_and_its_directory_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep/er/report.xml");
+        write_atomic(&path, "one").unwrap();
+        write_atomic(&path, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["report.xml"], "no temporary file left behind");
+        std::fs::write(dir.path().join("plain"), "a file").unwrap();
+        let blocked = write_atomic(&dir.path().join("plain/inside.xml"), "x");
+        assert!(blocked.is_err(), "a path through a file is an error, not a silent no-op: {blocked:?}");
+    }
 
     #[test]
     fn exports_quote_for_the_shell() {

@@ -109,6 +109,10 @@ pub enum Outcome {
 pub struct StepRecord {
     /// The step.
     pub step: String,
+    /// What it does, for people (the plan's description).
+    pub description: String,
+    /// The steps it waited for (the plan's needs), so a report alone can say why it started when it did.
+    pub needs: Vec<String>,
     /// Milliseconds after the run started that it started.
     pub start_ms: Option<u128>,
     /// Milliseconds after the run started that it ended.
@@ -117,8 +121,15 @@ pub struct StepRecord {
     pub outcome: Outcome,
 }
 
+impl StepRecord {
+    /// How long it ran, when it started and ended.
+    pub fn duration_ms(&self) -> Option<u128> {
+        Some(self.end_ms? - self.start_ms?)
+    }
+}
+
 /// What a run of a plan did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
     /// Every step, in plan order.
     pub steps: Vec<StepRecord>,
@@ -140,6 +151,18 @@ impl RunReport {
     /// Whether every step became ready.
     pub fn ok(&self) -> bool {
         self.failure.is_none() && !self.interrupted && self.steps.iter().all(|s| s.outcome == Outcome::Ready)
+    }
+
+    /// The record of step `id`.
+    pub fn step(&self, id: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.step == id)
+    }
+
+    /// When each of `step`'s needs became ready (milliseconds after the run started), in the
+    /// plan's order; a need that never became ready has `None`.
+    pub fn waited_for<'a>(&self, step: &'a StepRecord) -> Vec<(&'a str, Option<u128>)> {
+        let ready_at = |n: &str| self.step(n).filter(|r| r.outcome == Outcome::Ready).and_then(|r| r.end_ms);
+        step.needs.iter().map(|n| (n.as_str(), ready_at(n))).collect()
     }
 }
 
@@ -169,7 +192,14 @@ pub async fn run_limited<R: StepRunner>(
         .map(|s| {
             (
                 s.id.clone(),
-                StepRecord { step: s.id.clone(), start_ms: None, end_ms: None, outcome: Outcome::NotStarted },
+                StepRecord {
+                    step: s.id.clone(),
+                    description: s.description.clone(),
+                    needs: s.needs.clone(),
+                    start_ms: None,
+                    end_ms: None,
+                    outcome: Outcome::NotStarted,
+                },
             )
         })
         .collect();

@@ -409,6 +409,10 @@ pub async fn run_tests(
     if let Ok(me) = std::env::current_exe() {
         cmd.env("XTASK_BIN", me);
     }
+    // The suite's output is a log for people: on our stderr, so that our stdout stays the
+    // command's result (with --json, one JSON document and nothing else).
+    let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+    cmd.stdout(std::process::Stdio::from(stderr));
     let mut child =
         cmd.spawn().map_err(|e| std::io::Error::other(format!("starting {}: {e}", argv.join(" "))))?;
     // The command (cargo) and everything it starts (the test binaries) form one group.

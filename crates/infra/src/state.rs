@@ -175,6 +175,12 @@ impl Runs {
         &self.base
     }
 
+    /// Where a report file named `file` of a run goes when no path is given (`--timings`):
+    /// `timings/` beside the runs, so it outlives the run directory's teardown.
+    pub fn timings_file(&self, file: &str) -> PathBuf {
+        self.base.parent().unwrap_or(&self.base).join("timings").join(file)
+    }
+
     /// Creates a fresh run directory for `suite` and returns its (canonical) path and id.
     pub fn create(&self, suite: &str) -> std::io::Result<(String, PathBuf)> {
         std::fs::create_dir_all(&self.base)?;

@@ -115,6 +115,16 @@ async fn independent_steps_start_together_and_dependents_wait_for_ready() {
     for r in &report.steps {
         assert!(r.start_ms.unwrap() <= r.end_ms.unwrap(), "{r:?}");
     }
+    // The report says on its own what each step waited for, and when each of those was ready.
+    let ds = report.step("datastorage").unwrap();
+    assert_eq!(ds.needs, plan().step("datastorage").unwrap().needs);
+    let waited = report.waited_for(ds);
+    assert_eq!(waited.len(), 4, "{waited:?}");
+    for (need, ready_at) in waited {
+        assert_eq!(ready_at, report.step(need).unwrap().end_ms, "{need}");
+        assert!(ready_at <= ds.start_ms, "{need} was ready before datastorage started");
+    }
+    assert!(!ds.description.is_empty());
 }
 
 #[tokio::test]

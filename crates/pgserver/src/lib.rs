@@ -226,6 +226,10 @@ impl PgServer {
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(["--encoding=UTF8", "--locale=C", "--no-sync"]);
         owner.apply(&mut cmd);
+        if self.options.detach {
+            // Like the server: a Ctrl-C for us is ours to handle (by tearing down), not initdb's.
+            process::detach(&mut cmd);
+        }
         let out = cmd.output().map_err(io(format!("running {}", self.bin.tool("initdb").display())));
         let _ = fs::remove_file(&pwfile);
         let out = out?;
