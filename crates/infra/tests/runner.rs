@@ -112,9 +112,6 @@ async fn independent_steps_start_together_and_dependents_wait_for_ready() {
     let report = h.run.await.unwrap();
     assert!(report.ok());
     assert_eq!(report.critical_path.last().map(String::as_str), Some("datastorage"));
-    for r in &report.steps {
-        assert!(r.start_ms.unwrap() <= r.end_ms.unwrap(), "{r:?}");
-    }
     // The report says on its own what each step waited for, and when each of those was ready.
     let ds = report.step("datastorage").unwrap();
     assert_eq!(ds.needs, plan().step("datastorage").unwrap().needs);

@@ -48,6 +48,15 @@ async fn four_concurrent_runs_apply_each_migration_once() {
     assert_eq!(db.query("SELECT count(*) FROM goose_db_version WHERE version_id > 0"), "12");
 }
 
+/// Polls `sql` (a boolean query) until it is true; fails naming `what` after 20 s.
+async fn until(client: &migrations::Connection, sql: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !client.query_one(sql, &[]).await.unwrap().get::<_, bool>(0) {
+        assert!(std::time::Instant::now() < deadline, "not within 20 s: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_index_build_while_another_run_waits_for_the_lock() {
     let db = Db::start();
@@ -58,36 +67,52 @@ async fn concurrent_index_build_while_another_run_waits_for_the_lock() {
         ),
         (
             "002_idx.sql",
-            // The sleep keeps the first run inside this file until the second is waiting.
-            "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT pg_sleep(0.5);\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n",
+            // A gate the test holds: the first run stops here, holding the migration lock,
+            // until the second is seen waiting for it.
+            "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT pg_advisory_lock(4242);\nSELECT pg_advisory_unlock(4242);\n\
+             CREATE INDEX CONCURRENTLY t_a ON t (a);\n",
         ),
     ]);
     let set = p.set();
+    let gate = db.client().await;
+    gate.query_one("SELECT pg_advisory_lock(4242)", &[]).await.unwrap();
     let first_client = db.client().await;
     let first_set = set.clone();
     let first = tokio::spawn(async move {
         migrations::up(&first_client, &first_set, &Selection::All, &Options::default(), &mut |_| {}).await
     });
-    // Start the second run once the first holds the lock.
     let watcher = db.client().await;
-    loop {
-        let held: bool = watcher
-            .query_one("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted)", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if held {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(
+        &watcher,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)",
+        "the first run waits at the gate inside 002, holding the migration lock",
+    )
+    .await;
+
     let second_client = db.client().await;
+    let second_pid: i32 = second_client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
     // A waiter that blocked inside a transaction would hold a snapshot the index build waits for:
     // the first run would then hang until this deadline and the second would time out.
     let options = Options { lock_timeout: Duration::from_secs(60) };
-    let second =
-        migrations::up(&second_client, &set, &Selection::All, &options, &mut |_: Event| {}).await.unwrap();
-    let first = first.await.unwrap().unwrap();
+    let second_set = set.clone();
+    let second = tokio::spawn(async move {
+        migrations::up(&second_client, &second_set, &Selection::All, &options, &mut |_: Event| {}).await
+    });
+    // The second run is provably waiting: its session has tried the migration lock and holds
+    // no transaction open while it waits.
+    until(
+        &watcher,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {second_pid} \
+             AND query LIKE '%pg_try_advisory_lock%' AND state = 'idle')"
+        ),
+        "the second run polls for the migration lock, outside a transaction",
+    )
+    .await;
+    gate.query_one("SELECT pg_advisory_unlock(4242)", &[]).await.unwrap();
+
+    let both = async { (first.await.unwrap().unwrap(), second.await.unwrap().unwrap()) };
+    let (first, second) = tokio::time::timeout(Duration::from_secs(60), both).await.expect("no deadlock");
     assert_eq!(versions(&first), vec![1, 2]);
     assert!(second.done.is_empty());
     assert_eq!(second.plan.already_applied, 2);
