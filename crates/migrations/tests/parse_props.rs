@@ -149,6 +149,16 @@ fn the_repository_migrations_keep_every_statement() {
     }
 }
 
+#[test]
+fn inputs_the_fuzzer_once_failed_on_keep_every_statement() {
+    let regressions = files("fuzz/regressions/goose_parse", "");
+    assert!(!regressions.is_empty(), "fuzz/regressions/goose_parse holds the fuzzer's findings");
+    for file in regressions {
+        let text = std::fs::read_to_string(&file).unwrap();
+        preservation::check(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
 /// The oracle fails on every way a parser can lose or misplace a statement: each mutation of a
 /// correct parse below is a bug the fuzz target must be able to report.
 #[test]
