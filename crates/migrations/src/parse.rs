@@ -171,9 +171,9 @@ impl Buffer {
 
     fn statement(&self, range: std::ops::Range<usize>, envsubst: bool) -> Statement {
         let piece = &self.text[range.clone()];
-        let lead = piece.len() - piece.trim_start().len();
+        let lead = piece.len() - piece.trim_start_matches(space).len();
         let (line, column) = self.position_at(range.start + lead);
-        Statement { sql: piece.trim().to_string(), line, column, envsubst }
+        Statement { sql: piece.trim_matches(space).to_string(), line, column, envsubst }
     }
 
     fn clear(&mut self) {
@@ -255,7 +255,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                             "'-- +goose StatementEnd' without '-- +goose StatementBegin'",
                         ));
                     }
-                    let body = buf.text.trim_end();
+                    let body = buf.text.trim_end_matches(space);
                     // goose sends the block as one string; a trailing `;` is harmless to the server
                     // but stripped so every statement looks alike in messages.
                     let body = body.strip_suffix(';').unwrap_or(body);
@@ -289,7 +289,8 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                 continue;
             }
         }
-        if buf.is_empty() && (line.trim().is_empty() || line.trim_start().starts_with("--")) {
+        let content = line.trim_start_matches(space);
+        if buf.is_empty() && (content.is_empty() || content.starts_with("--")) {
             continue;
         }
         if dir == Dir::Start {
@@ -319,6 +320,13 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         return Err(ParseError::MissingUp { near_miss: None });
     }
     Ok(Parsed { up, down, no_transaction, unknown_annotations: unknown, annotated })
+}
+
+/// Whitespace as the lexer reads it: ASCII only. `str::trim` would also drop `\v` and Unicode
+/// spaces, which the lexer (like PostgreSQL before 16, and for Unicode spaces every version)
+/// counts as part of a statement, so they would vanish from the text sent to the server.
+fn space(c: char) -> bool {
+    c.is_ascii_whitespace()
 }
 
 /// An annotation candidate as goose compares it: trimmed, lowercased, whitespace runs collapsed.

@@ -1,8 +1,13 @@
 //! Properties of the goose parser over generated migrations: it never panics, and every
 //! statement written comes back whole, once, in order, with the line it starts on; with goose
-//! annotations and without (plain SQL applied whole).
+//! annotations and without (plain SQL applied whole). The preservation oracle the fuzz target
+//! `goose_parse` uses runs here too, over generated text and over the repository's files.
 
-use migrations::parse::parse;
+mod preservation;
+
+use std::path::{Path, PathBuf};
+
+use migrations::parse::{Parsed, parse};
 use proptest::prelude::*;
 
 /// A piece of SQL that holds what splits statements naively: `;` inside strings, quoted
@@ -90,8 +95,8 @@ proptest! {
     })]
 
     #[test]
-    fn arbitrary_text_never_panics(text in "(?s).{0,400}") {
-        let _ = parse(&text);
+    fn arbitrary_text_never_panics_nor_loses_a_byte(text in "(?s).{0,400}") {
+        preservation::check(&text).map_err(TestCaseError::fail)?;
     }
 
     #[test]
@@ -101,12 +106,13 @@ proptest! {
         Just("-- +goose NO TRANSACTION".to_string()), Just("-- +goose ENVSUB ON".to_string()),
         "[ -~]{0,30}",
     ], 0..20)) {
-        let _ = parse(&lines.join("\n"));
+        preservation::check(&lines.join("\n")).map_err(TestCaseError::fail)?;
     }
 
     #[test]
     fn every_statement_comes_back_once_in_order_with_its_line((text, expected) in file(true)) {
         let parsed = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        preservation::check(&text).map_err(TestCaseError::fail)?;
         prop_assert!(parsed.annotated);
         let got: Vec<(String, usize)> = parsed.up.statements.into_iter().map(|s| (s.sql, s.line)).collect();
         prop_assert_eq!(got, expected, "{}", text);
@@ -115,8 +121,73 @@ proptest! {
     #[test]
     fn a_plain_sql_file_is_its_statements_whole((text, expected) in file(false)) {
         let parsed = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        preservation::check(&text).map_err(TestCaseError::fail)?;
         prop_assert!(!parsed.annotated && parsed.down.is_none());
         let got: Vec<(String, usize)> = parsed.up.statements.into_iter().map(|s| (s.sql, s.line)).collect();
         prop_assert_eq!(got, expected, "{}", text);
+    }
+}
+
+/// The files of `dir` under the workspace root whose name ends in `suffix`, sorted.
+fn files(dir: &str, suffix: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default();
+    files.retain(|f| f.to_string_lossy().ends_with(suffix));
+    files.sort();
+    files
+}
+
+#[test]
+fn the_repository_migrations_keep_every_statement() {
+    let migrations = files("migrations", ".sql");
+    assert!(migrations.len() >= 9, "the repository's migrations are where they were: {migrations:?}");
+    for file in migrations {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(parse(&text).is_ok(), "{} parses", file.display());
+        preservation::check(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+#[test]
+fn inputs_the_fuzzer_once_failed_on_keep_every_statement() {
+    let regressions = files("fuzz/regressions/goose_parse", "");
+    assert!(!regressions.is_empty(), "fuzz/regressions/goose_parse holds the fuzzer's findings");
+    for file in regressions {
+        let text = std::fs::read_to_string(&file).unwrap();
+        preservation::check(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+/// The oracle fails on every way a parser can lose or misplace a statement: each mutation of a
+/// correct parse below is a bug the fuzz target must be able to report.
+#[test]
+fn the_oracle_catches_lost_moved_and_repeated_statements() {
+    let text = "-- +goose Up\nSELECT 1; SELECT 'a;b';\n-- note\nCREATE TABLE t (\n  a int\n);\n\
+                -- +goose Down\nDROP TABLE t;\n";
+    let good = parse(text).unwrap();
+    preservation::check_parsed(text, &good).unwrap();
+    type Mutation = (&'static str, fn(&mut Parsed));
+    let mutations: [Mutation; 9] = [
+        ("drop the last Up statement", |p| {
+            p.up.statements.pop();
+        }),
+        ("drop the first Up statement", |p| {
+            p.up.statements.remove(0);
+        }),
+        ("drop the Down statement", |p| p.down.as_mut().unwrap().statements.clear()),
+        ("shift a line", |p| p.up.statements[2].line += 1),
+        ("shift a column", |p| p.up.statements[1].column += 1),
+        ("swap two statements", |p| p.up.statements.swap(0, 1)),
+        ("repeat a statement", |p| p.up.statements.push(p.up.statements[2].clone())),
+        ("cut a statement short", |p| {
+            p.up.statements[2].sql.pop();
+        }),
+        ("move the Down section", |p| p.down.as_mut().unwrap().line -= 1),
+    ];
+    for (what, mutate) in mutations {
+        let mut bad = good.clone();
+        mutate(&mut bad);
+        assert!(preservation::check_parsed(text, &bad).is_err(), "the oracle misses: {what}");
     }
 }

@@ -200,3 +200,21 @@ fn sql_before_up_stays_an_error_in_a_file_with_annotations() {
     let err = parse("CREATE TABLE a (id int);\n-- +goose Down\nSELECT 1;\n").unwrap_err();
     assert!(matches!(err, ParseError::CodeBeforeUp { line: 1, .. }), "{err}");
 }
+
+#[test]
+fn only_ascii_whitespace_is_trimmed_from_statements() {
+    // Found by the goose_parse fuzz target: the lexer counts `\v` and Unicode spaces as code, and
+    // `str::trim` removed them, leaving an empty statement or one shorter than its text.
+    let p = parse("\x0b;").unwrap();
+    assert_eq!(sqls(&p.up), vec![(1, "\x0b")]);
+    let p = parse("-- +goose Up\nSELECT 1;\u{a0};\nSELECT 2\u{3000};\n").unwrap();
+    assert_eq!(sqls(&p.up), vec![(2, "SELECT 1"), (2, "\u{a0}"), (3, "SELECT 2\u{3000}")]);
+    let p =
+        parse("-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\u{a0}\n-- +goose StatementEnd\n").unwrap();
+    assert_eq!(sqls(&p.up), vec![(3, "SELECT 1;\u{a0}")]);
+    // A line holding only such a space is code, not a blank line to skip.
+    assert_eq!(
+        parse("\u{a0}\n-- +goose Up\n").unwrap_err(),
+        ParseError::CodeBeforeUp { line: 1, near_miss: None }
+    );
+}
