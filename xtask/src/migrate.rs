@@ -243,18 +243,9 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
     if !common.json {
         eprintln!("migrating {} ({})", migrations::redact_url(common.url()?), common.dir().display());
     }
-    let report = match migrations::up(
-        &client,
-        &set,
-        &selection,
-        &common.options(),
-        &mut progress(common.json),
-    )
-    .await
-    {
-        Ok(report) => report,
-        Err(e) => return Err(client.explain(e).await.into()),
-    };
+    let applied =
+        migrations::up(&client, &set, &selection, &common.options(), &mut progress(common.json)).await;
+    let report = client.explained(applied).await?;
     if common.json {
         println!("{}", json!({ "schema": "xtask.migrate/1", "ok": true, "report": report }));
     } else if report.done.is_empty() {
@@ -290,11 +281,9 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report =
-        match migrations::down(&client, &set, to, &common.options(), &mut progress(common.json)).await {
-            Ok(report) => report,
-            Err(e) => return Err(client.explain(e).await.into()),
-        };
+    let report = client
+        .explained(migrations::down(&client, &set, to, &common.options(), &mut progress(common.json)).await)
+        .await?;
     if common.json {
         println!("{}", json!({ "schema": "xtask.migrate-down/1", "ok": true, "report": report }));
     } else if report.done.is_empty() {
@@ -309,10 +298,7 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
 async fn status(common: Common) -> anyhow::Result<ExitCode> {
     let set = load(&common)?;
     let client = connect(&common).await?;
-    let status = match migrations::status::status(&client, &set).await {
-        Ok(status) => status,
-        Err(e) => return Err(client.explain(e).await.into()),
-    };
+    let status = client.explained(migrations::status::status(&client, &set).await).await?;
     if common.json {
         println!(
             "{}",

@@ -54,11 +54,7 @@ impl Executor {
             }
         })
         .await;
-        let applied = match applied {
-            Ok(report) => Ok(report),
-            Err(e) => Err(client.explain(e).await),
-        };
-        let report = applied.map_err(|e| StepFailure {
+        let report = client.explained(applied).await.map_err(|e| StepFailure {
             message: e.to_string().lines().next().unwrap_or("").to_string(),
             diagnosis: Some(e.to_string()),
             diagnosis_json: None,

@@ -334,10 +334,7 @@ async fn save_schema(endpoints: &BTreeMap<String, crate::model::Endpoint>, dir: 
     let url = endpoint.url(crate::model::View::Host);
     let read = async {
         let client = migrations::connect(url.expose()).await?;
-        match migrations::schema::describe(&client).await {
-            Ok(schema) => Ok(schema),
-            Err(e) => Err(client.explain(e).await),
-        }
+        client.explained(migrations::schema::describe(&client).await).await
     };
     let line = match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(Ok(schema)) => {

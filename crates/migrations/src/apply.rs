@@ -108,6 +108,14 @@ impl Connection {
         self.lost.get().map(String::as_str)
     }
 
+    /// `result`, its error explained as by [`Connection::explain`].
+    pub async fn explained<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.explain(e).await),
+        }
+    }
+
     /// `e`, with the reason the connection ended when it had (as [`Error::ConnectionLost`]).
     ///
     /// The reason is the driver's error, or else the first error explained after the end (the

@@ -36,8 +36,5 @@ pub use tokio_postgres::Client;
 pub async fn apply_all(database_url: &str, dir: &std::path::Path) -> Result<Report, Error> {
     let set = MigrationSet::load(dir)?;
     let client = connect(database_url).await?;
-    match up(&client, &set, &Selection::All, &Options::default(), &mut |_| {}).await {
-        Ok(report) => Ok(report),
-        Err(e) => Err(client.explain(e).await),
-    }
+    client.explained(up(&client, &set, &Selection::All, &Options::default(), &mut |_| {}).await).await
 }
