@@ -214,18 +214,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::runner::{RunReport, StepFailure};
 
     fn step(id: &str, needs: &[&str], span: Option<(u128, u128)>, outcome: Outcome) -> StepRecord {
-        StepRecord {
-            step: id.into(),
-            description: format!("the {id} step"),
-            needs: needs.iter().map(|n| n.to_string()).collect(),
-            start_ms: span.map(|s| s.0),
-            end_ms: span.map(|s| s.1),
-            outcome,
-        }
+        StepRecord::for_test(id, needs, span, outcome)
     }
+    use crate::runner::{RunReport, StepFailure};
 
     fn failed_setup() -> RunReport {
         RunReport {

@@ -235,18 +235,11 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{StepFailure, StepRecord};
 
     fn step(id: &str, span: Option<(u128, u128)>, outcome: Outcome) -> StepRecord {
-        StepRecord {
-            step: id.into(),
-            description: String::new(),
-            needs: vec![],
-            start_ms: span.map(|s| s.0),
-            end_ms: span.map(|s| s.1),
-            outcome,
-        }
+        StepRecord::for_test(id, &[], span, outcome)
     }
+    use crate::runner::{StepFailure, StepRecord};
 
     #[test]
     fn the_summary_draws_a_timeline_with_the_critical_path_marked() {

@@ -128,6 +128,21 @@ impl StepRecord {
     }
 }
 
+#[cfg(test)]
+impl StepRecord {
+    /// A record for the report tests: `span` is (start, end) in ms.
+    pub(crate) fn for_test(id: &str, needs: &[&str], span: Option<(u128, u128)>, outcome: Outcome) -> Self {
+        StepRecord {
+            step: id.into(),
+            description: format!("start {id}"),
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            start_ms: span.map(|s| s.0),
+            end_ms: span.map(|s| s.1),
+            outcome,
+        }
+    }
+}
+
 /// What a run of a plan did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
