@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -87,6 +87,36 @@ enum InfraCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show or remove the migrated PostgreSQL templates local runs start from.
+    ///
+    /// A local run whose migrations, PostgreSQL, role, database and selection match a kept
+    /// template copies it instead of running initdb and the migrations; a run that finds none
+    /// keeps one. Templates are only used on the (UTC) day they were made, because a migration
+    /// may depend on the date. They live under .xtask/cache/postgres.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List the templates: id, size, age, and what their key holds.
+    List {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove templates (all, or those named), and what killed runs left half-written.
+    ///
+    /// Waits for runs copying a template to finish copying.
+    Prune {
+        /// Template ids (see `infra cache list`); all when none is given.
+        ids: Vec<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -142,6 +172,10 @@ pub struct UpArgs {
     /// Run the steps one after another (for measuring what parallelism saves).
     #[arg(long, hide = true)]
     pub(crate) sequential: bool,
+    /// local: run initdb and the migrations even when a migrated template matches, and keep
+    /// none (see `infra cache`).
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 fn parse_image(s: &str) -> Result<(String, String), String> {
@@ -201,6 +235,7 @@ impl UpArgs {
             binaries: self.binary.iter().cloned().collect(),
             keep: self.keep,
             sequential: self.sequential,
+            no_cache: self.no_cache,
             kube: infra::backend::kube::KubeOptions {
                 kubeconfig: self.kubeconfig.clone(),
                 context: self.context.clone(),
@@ -525,6 +560,12 @@ impl Infra {
             InfraCommand::Down { json, .. } => json.then_some("xtask.down/1"),
             InfraCommand::Status { json, .. } => json.then_some("xtask.status/1"),
             InfraCommand::Restart { json, .. } => json.then_some("xtask.restart/1"),
+            InfraCommand::Cache { command: CacheCommand::List { json } } => {
+                json.then_some("xtask.cache-list/1")
+            }
+            InfraCommand::Cache { command: CacheCommand::Prune { json, .. } } => {
+                json.then_some("xtask.cache-prune/1")
+            }
         }
     }
 
@@ -536,6 +577,7 @@ impl Infra {
             InfraCommand::Up(args) => runtime()?.block_on(up(&root, &runs, args)),
             InfraCommand::Down { run, all, json } => down(&runs, run, all, json),
             InfraCommand::Status { run, json } => status(&runs, run, json),
+            InfraCommand::Cache { command } => cache(&root, &runs, command),
             InfraCommand::Restart { component, run, json } => {
                 let dir = pick(&runs, run.as_deref())?;
                 let mut state = RunState::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
@@ -720,6 +762,88 @@ fn down(runs: &Runs, run: Option<String>, all: bool, json: bool) -> anyhow::Resu
         );
     }
     Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// An age for people: `42s`, `7m`, `3h`, `2d`.
+fn human_age(age: Duration) -> String {
+    match age.as_secs() {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn cache(root: &Path, runs: &Runs, command: CacheCommand) -> anyhow::Result<ExitCode> {
+    let cache = infra::cache::Cache::new(runs);
+    let shown = cache.dir().strip_prefix(root).unwrap_or(cache.dir()).display().to_string();
+    let row = |e: &infra::cache::Entry| {
+        json!({"id": e.meta.id, "bytes": e.bytes, "age_secs": e.age.as_secs(), "created": e.meta.created,
+               "run": e.meta.run, "key": e.meta.key})
+    };
+    let line = |e: &infra::cache::Entry| {
+        let k = &e.meta.key;
+        let holds = if k.selection == "initdb" {
+            "a fresh cluster (initdb only)".to_string()
+        } else {
+            format!(
+                "{} migrations ({}) as {} in {}, for {}",
+                k.migrations.len(),
+                k.selection,
+                k.user,
+                k.database,
+                k.day
+            )
+        };
+        format!(
+            "{}  {:>6.1} MB  {:>4} old  {}: {holds}",
+            e.meta.id,
+            e.bytes as f64 / 1e6,
+            human_age(e.age),
+            k.postgres
+        )
+    };
+    match command {
+        CacheCommand::List { json } => {
+            let entries = cache.list()?;
+            if json {
+                let rows: Vec<_> = entries.iter().map(row).collect();
+                println!(
+                    "{}",
+                    json!({"schema": "xtask.cache-list/1", "dir": cache.dir(), "templates": rows})
+                );
+            } else if entries.is_empty() {
+                println!("no templates under {shown}");
+            } else {
+                for e in &entries {
+                    println!("{}", line(e));
+                }
+                let total: u64 = entries.iter().map(|e| e.bytes).sum();
+                println!("{} templates, {:.1} MB under {shown}", entries.len(), total as f64 / 1e6);
+            }
+        }
+        CacheCommand::Prune { ids, json } => {
+            let known: Vec<String> = cache.list()?.into_iter().map(|e| e.meta.id).collect();
+            if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
+                return Err(BadInput(format!(
+                    "no template `{unknown}` under {shown} (`cargo xtask infra cache list` shows them)"
+                ))
+                .into());
+            }
+            let removed = cache.prune(|e| ids.is_empty() || ids.contains(&e.meta.id))?;
+            if json {
+                let rows: Vec<_> = removed.iter().map(row).collect();
+                println!("{}", json!({"schema": "xtask.cache-prune/1", "ok": true, "removed": rows}));
+            } else {
+                for e in &removed {
+                    println!("removed {}", line(e));
+                }
+                let total: u64 = removed.iter().map(|e| e.bytes).sum();
+                println!("removed {} templates, {:.1} MB", removed.len(), total as f64 / 1e6);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::model::{Job, View, Workload};
 use crate::plan::{Plan, StepKind};
-use crate::run::Run;
+use crate::run::{Run, Snapshot};
 use crate::runner::{BoxFuture, Progress, StepFailure, StepRunner};
 
 /// Runs a plan's steps on a backend for a run.
@@ -59,7 +59,19 @@ impl Executor {
             diagnosis: Some(e.to_string()),
             diagnosis_json: None,
         })?;
-        Ok(format!("{} applied", report.done.len()))
+        let applied = report.done.len();
+        match self.run.snapshot() {
+            Some(Snapshot::Used(id)) if applied == 0 => Ok(format!("nothing to apply: from snapshot {id}")),
+            Some(Snapshot::Used(id)) => Ok(format!("{applied} applied on top of snapshot {id}")),
+            Some(Snapshot::Wanted(_)) => {
+                // The snapshot step copies the database as the migrations left it, before any
+                // service writes to it; the copy is made here, while nothing else is connected.
+                drop(client);
+                crate::backend::local::copy_for_snapshot(&self.run, database).await?;
+                Ok(format!("{applied} applied"))
+            }
+            None => Ok(format!("{applied} applied")),
+        }
     }
 }
 
@@ -101,6 +113,9 @@ impl StepRunner for Executor {
                 }
                 StepKind::Start(component) => self.start(component, progress).await,
                 StepKind::Job(component) => self.job(component, progress).await,
+                StepKind::Snapshot(database) => {
+                    self.backend.clone().run_snapshot(self.run.clone(), database, progress).await
+                }
             }
         })
     }

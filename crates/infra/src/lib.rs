@@ -9,6 +9,7 @@
 
 pub mod backend;
 mod build;
+pub mod cache;
 pub mod components;
 pub mod doctor;
 pub mod error;

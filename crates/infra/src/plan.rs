@@ -29,6 +29,8 @@ pub enum StepKind {
     ApplyApi(String),
     /// The second half of a manifests workload: everything else, until ready.
     Apply(String),
+    /// Keep the migrated database of a component (PostgreSQL) as a template for later runs.
+    Snapshot(String),
 }
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,6 +171,17 @@ impl Plan {
                         actions,
                     });
                     ready_step.insert(name.clone(), name.clone());
+                    // Nothing waits for it: it runs beside the services that need the migrations.
+                    let crate::model::Job::Migrations { database, .. } = &job;
+                    if let Some((description, actions)) = backend.snapshot(run, database) {
+                        steps.push(Step {
+                            id: "snapshot".into(),
+                            needs: vec![name.clone()],
+                            description,
+                            kind: StepKind::Snapshot(database.to_string()),
+                            actions,
+                        });
+                    }
                 }
                 Workload::Manifests(m) => {
                     let image = match &m {
@@ -270,7 +283,14 @@ mod tests {
     fn local_plan_shape() {
         let p = plan();
         let order: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(order, ["postgres", "redis", "migrations", "build-datastorage", "datastorage"]);
+        assert_eq!(
+            order,
+            ["postgres", "redis", "migrations", "snapshot", "build-datastorage", "datastorage"]
+        );
+        // The template is kept beside DataStorage's start: nothing waits for it.
+        assert_eq!(p.step("snapshot").unwrap().needs, ["migrations"]);
+        assert_eq!(p.step("snapshot").unwrap().kind, StepKind::Snapshot("postgres".into()));
+        assert!(p.steps.iter().all(|s| !s.needs.contains(&"snapshot".to_string())));
         assert_eq!(
             p.step("datastorage").unwrap().needs,
             ["build-datastorage", "postgres", "redis", "migrations"]

@@ -22,6 +22,15 @@ pub enum Artifact {
     Image(String),
 }
 
+/// What a run's database has to do with the snapshot cache (see [`crate::cache`]).
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// It was copied from the template with this id: the migrations are already applied.
+    Used(String),
+    /// No template has this key: the snapshot step keeps one once the migrations are applied.
+    Wanted(Box<crate::cache::Key>),
+}
+
 /// A run in progress.
 pub struct Run {
     /// The workspace root.
@@ -34,7 +43,11 @@ pub struct Run {
     pub secrets: Secrets,
     /// Images per component (suite file, then flags).
     pub images: BTreeMap<String, String>,
+    /// Whether the local backend may start PostgreSQL from, and keep, migrated templates
+    /// (off with `--no-cache`).
+    pub cache: bool,
     state: Mutex<RunState>,
+    snapshot: Mutex<Option<Snapshot>>,
     endpoints: Mutex<BTreeMap<String, Endpoint>>,
     artifacts: Mutex<BTreeMap<String, Artifact>>,
 }
@@ -55,10 +68,22 @@ impl Run {
             registry,
             secrets,
             images,
+            cache: true,
             state: Mutex::new(state),
+            snapshot: Mutex::new(None),
             endpoints: Mutex::new(BTreeMap::new()),
             artifacts: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// What the database has to do with the snapshot cache, once its step has started it.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        self.snapshot.lock().expect("snapshot lock").clone()
+    }
+
+    /// Records what the database has to do with the snapshot cache.
+    pub fn set_snapshot(&self, snapshot: Snapshot) {
+        *self.snapshot.lock().expect("snapshot lock") = Some(snapshot);
     }
 
     /// The run's id.

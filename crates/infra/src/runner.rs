@@ -119,6 +119,9 @@ pub struct StepRecord {
     pub end_ms: Option<u128>,
     /// How it ended.
     pub outcome: Outcome,
+    /// What it said it did once ready, e.g. `9 applied` or `nothing to apply: from snapshot <id>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl StepRecord {
@@ -139,6 +142,7 @@ impl StepRecord {
             start_ms: span.map(|s| s.0),
             end_ms: span.map(|s| s.1),
             outcome,
+            summary: None,
         }
     }
 }
@@ -214,6 +218,7 @@ pub async fn run_limited<R: StepRunner>(
                     start_ms: None,
                     end_ms: None,
                     outcome: Outcome::NotStarted,
+                    summary: None,
                 },
             )
         })
@@ -262,6 +267,7 @@ pub async fn run_limited<R: StepRunner>(
                     match result {
                         Ok(summary) => {
                             rec.outcome = Outcome::Ready;
+                            rec.summary = Some(summary.clone());
                             on_event(&Event::Ready { step: id.clone(), duration_ms, summary });
                         }
                         Err(f) => {

@@ -81,6 +81,8 @@ pub struct UpOptions {
     pub keep: bool,
     /// Run the steps one after another instead of in parallel (to measure what parallelism saves).
     pub sequential: bool,
+    /// Neither start PostgreSQL from a migrated template nor keep one (`--no-cache`).
+    pub no_cache: bool,
     /// The kind and cluster backends' options.
     pub kube: backend::kube::KubeOptions,
 }
@@ -108,7 +110,9 @@ fn new_run(root: &Path, mut suite: Suite, registry: &Registry, options: &UpOptio
         }
     }
     images.extend(options.images.clone());
-    Run::new(root, suite, registry.clone(), images, state)
+    let mut run = Run::new(root, suite, registry.clone(), images, state);
+    run.cache = !options.no_cache;
+    run
 }
 
 /// The plan `up` would carry out, without starting anything or creating a run directory.

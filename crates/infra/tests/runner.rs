@@ -106,8 +106,10 @@ async fn independent_steps_start_together_and_dependents_wait_for_ready() {
     h.finish("postgres", Ok("pg up"));
     assert_eq!(h.started(1).await, ["migrations"], "migrations waits for postgres only");
     h.finish("migrations", Ok("8 applied"));
+    assert_eq!(h.started(1).await, ["snapshot"], "the template is kept once the migrations are in");
     h.finish("build-datastorage", Ok("built"));
-    assert_eq!(h.started(1).await, ["datastorage"], "datastorage waits for all four");
+    assert_eq!(h.started(1).await, ["datastorage"], "datastorage waits for all four, not the template");
+    h.finish("snapshot", Ok("kept"));
     h.finish("datastorage", Ok("healthy"));
     let report = h.run.await.unwrap();
     assert!(report.ok());

@@ -60,6 +60,20 @@ impl Binaries {
     pub fn tool(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+
+    /// The server's version line, e.g. `postgres (PostgreSQL) 16.4`: what a data directory made by
+    /// these binaries is compatible with.
+    pub fn version(&self) -> Result<String, Error> {
+        let postgres = self.tool("postgres");
+        let failed = |why: String| Error::Io {
+            action: format!("asking {} for its version", postgres.display()),
+            source: std::io::Error::other(why),
+        };
+        let sh = xshell::Shell::new().map_err(|e| failed(e.to_string()))?;
+        let out =
+            xshell::cmd!(sh, "{postgres} --version").quiet().read().map_err(|e| failed(e.to_string()))?;
+        Ok(out.trim().to_string())
+    }
 }
 
 fn has_server(dir: &Path) -> bool {

@@ -15,10 +15,12 @@
 
 mod binaries;
 mod process;
+mod template;
 
 pub use binaries::{BINDIR_ENV, Binaries};
 pub use process::stop_pid;
 pub use procs::pid_alive;
+pub use template::{base_backup, copy_cluster, finish_template, initdb_template};
 
 use std::fs::{self, File};
 use std::net::TcpListener;
@@ -42,6 +44,13 @@ pub const DATA_POINTER: &str = "data-location";
 
 /// The name prefix of data directories kept outside a server's directory.
 const OUTSIDE_PREFIX: &str = "xtask-pg-";
+
+/// The `initdb` options that shape a cluster (besides the superuser's name): a cluster copied
+/// from a template is only the same as a fresh one when these are the same.
+///
+/// 1 MB WAL segments instead of 16 keep a template (and every copy of it) small.
+pub const INITDB_OPTIONS: &[&str] =
+    &["--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--wal-segsize=1"];
 
 /// How long a fresh server may take to accept connections before the launcher gives up.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -146,6 +155,9 @@ pub struct PgServer {
     port: u16,
     password: String,
     child: Option<Child>,
+    /// The directory of the server's Unix socket (owner-only), when it has one: the way in
+    /// before any password is known (a copied template's roles get theirs through it).
+    socket: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -192,17 +204,25 @@ impl PgServer {
         owner.hand_over(root.path())?;
         let (data, blocked_at) = data_location(root.path(), &owner)?;
         let password = options.password.clone().unwrap_or_else(random_password);
-        let mut server = Self { root, data, blocked_at, bin, options, port: 0, password, child: None };
+        let mut server =
+            Self { root, data, blocked_at, bin, options, port: 0, password, child: None, socket: None };
         if !server.data_dir().join("PG_VERSION").exists() {
             server.initdb(&owner)?;
         }
+        server.listen(&owner)?;
+        Ok(server)
+    }
+
+    /// Starts the server on the chosen port, or on a free one.
+    fn listen(&mut self, owner: &process::RunAs) -> Result<(), Error> {
+        let server = self;
         // A free port can be taken by another process between our probe and the server's bind;
         // a few retries with fresh ports make parallel test runs reliable.
         let mut last = None;
         for _ in 0..5 {
             server.port = server.options.port.map_or_else(free_port, Ok)?;
-            match server.spawn(&owner) {
-                Ok(()) => return Ok(server),
+            match server.spawn(owner) {
+                Ok(()) => return Ok(()),
                 Err(e @ Error::Exited { .. })
                     if server.options.port.is_none() && e.to_string().contains("could not bind") =>
                 {
@@ -219,26 +239,9 @@ impl PgServer {
         let pwfile = self.data.with_file_name("pwfile");
         procs::write_file(&pwfile, self.password.as_bytes(), 0o600)?;
         owner.hand_over(&pwfile)?;
-        let mut cmd = process::command(self.bin.tool("initdb"));
-        cmd.arg("--pgdata")
-            .arg(self.data_dir())
-            .args(["--username", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .args(["--encoding=UTF8", "--locale=C", "--no-sync"]);
-        owner.apply(&mut cmd);
-        if self.options.detach {
-            // Like the server: a Ctrl-C for us is ours to handle (by tearing down), not initdb's.
-            process::detach(&mut cmd);
-        }
-        let out = cmd.output().map_err(io(format!("running {}", self.bin.tool("initdb").display())));
+        let result = run_initdb(&self.bin, &self.data, Some(&pwfile), owner, self.options.detach);
         let _ = fs::remove_file(&pwfile);
-        let out = out?;
-        if !out.status.success() {
-            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-            output.push_str(&String::from_utf8_lossy(&out.stderr));
-            return Err(Error::Initdb { status: out.status, output });
-        }
-        Ok(())
+        result
     }
 
     fn spawn(&mut self, owner: &process::RunAs) -> Result<(), Error> {
@@ -248,8 +251,16 @@ impl PgServer {
         cmd.arg("-D")
             .arg(self.data_dir())
             .args(["-p", &self.port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+            .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "logging_collector=off", "-c", "max_connections=200"]);
+        match &self.socket {
+            // Quoted: the setting is a list, and a checkout's path may hold spaces or commas.
+            // Owner-only, because local connections are trusted.
+            Some(dir) => cmd
+                .args(["-c", &format!("unix_socket_directories=\"{}\"", dir.display())])
+                .args(["-c", "unix_socket_permissions=0700"]),
+            None => cmd.args(["-c", "unix_socket_directories="]),
+        };
         if !self.options.durable {
             cmd.args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]);
         }
@@ -364,6 +375,11 @@ impl PgServer {
 
     /// Like [`PgServer::psql`], with `shown` standing for the SQL in the error (to hide a secret).
     fn psql_shown_as(&self, db: &str, sql: &str, shown: &str) -> Result<String, Error> {
+        self.psql_at("127.0.0.1", db, sql, shown)
+    }
+
+    /// Runs SQL through `psql` connected to `host` (an address, or a socket's directory).
+    fn psql_at(&self, host: &str, db: &str, sql: &str, shown: &str) -> Result<String, Error> {
         // A short-lived client: xshell builds the argv as data and pipes the SQL on stdin, so
         // nothing secret reaches the command line.
         let sh = xshell::Shell::new().map_err(|e| Error::Io {
@@ -373,7 +389,7 @@ impl PgServer {
         let (psql, port) = (self.bin.tool("psql"), self.port.to_string());
         let out = xshell::cmd!(
             sh,
-            "{psql} -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {port} -U {SUPERUSER} -d {db}"
+            "{psql} -X -q -A -t -v ON_ERROR_STOP=1 -h {host} -p {port} -U {SUPERUSER} -d {db}"
         )
         .env("PGPASSWORD", &self.password)
         .stdin(format!("{sql}\n"))
@@ -459,6 +475,44 @@ pub fn remove_data(dir: &Path) -> Result<(), Error> {
         fs::remove_dir_all(&local).map_err(io(format!("removing {}", local.display())))?;
     }
     Ok(())
+}
+
+/// Runs `initdb` into `data` as `owner`; the superuser gets the password in `pwfile`, or
+/// none (then only the owner-only socket lets anyone in).
+fn run_initdb(
+    bin: &Binaries,
+    data: &Path,
+    pwfile: Option<&Path>,
+    owner: &process::RunAs,
+    detach: bool,
+) -> Result<(), Error> {
+    let mut cmd = process::command(bin.tool("initdb"));
+    cmd.arg("--pgdata").arg(data).args(["--username", SUPERUSER]).args(INITDB_OPTIONS).arg("--no-sync");
+    if let Some(pwfile) = pwfile {
+        cmd.arg(format!("--pwfile={}", pwfile.display()));
+    }
+    owner.apply(&mut cmd);
+    if detach {
+        // Like the server: a Ctrl-C for us is ours to handle (by tearing down), not initdb's.
+        process::detach(&mut cmd);
+    }
+    let out = cmd.output().map_err(io(format!("running {}", bin.tool("initdb").display())))?;
+    if !out.status.success() {
+        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        return Err(Error::Initdb { status: out.status, output });
+    }
+    Ok(())
+}
+
+/// The directory holding the data of the server directory `dir`: `dir` itself, or the one
+/// its [`DATA_POINTER`] names. Work the server's account must reach (a template being made)
+/// goes there.
+pub fn data_parent(dir: &Path) -> PathBuf {
+    match fs::read_to_string(dir.join(DATA_POINTER)) {
+        Ok(text) => PathBuf::from(text.trim_end()),
+        Err(_) => dir.to_path_buf(),
+    }
 }
 
 /// Whether `postmaster.pid` text says that server `pid` accepts connections: line 1 is the

@@ -858,6 +858,7 @@ fn estimate_secs(kind: &StepKind, reuse: bool) -> u64 {
         (StepKind::Start(_), false) => 20,
         (StepKind::Start(_), true) => 5,
         (StepKind::Job(_), _) => 2,
+        (StepKind::Snapshot(_), _) => 1,
         (StepKind::ApplyApi(c), false) if tekton(c) => 5,
         (StepKind::ApplyApi(_), _) => 2,
         (StepKind::Apply(c), false) if tekton(c) => 60,

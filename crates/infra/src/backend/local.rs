@@ -11,11 +11,13 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{Backend, Blocking, Started, endpoint, probe_for};
+use crate::cache::{self, Cache, Key};
 use crate::error::InfraError;
-use crate::model::{Addr, EndpointSpec, FileKind, Placement, Program, Service, Workload};
-use crate::run::{Artifact, Run};
+use crate::model::{Addr, EndpointKind, EndpointSpec, FileKind, Job, Placement, Program, Service, Workload};
+use crate::run::{Artifact, Run, Snapshot};
 use crate::runner::{BoxFuture, Progress, StepFailure};
 use crate::state::Resource;
+use crate::state::Runs;
 
 /// How the local backend stops what it started: SIGINT (PostgreSQL's fast shutdown, a clean stop
 /// for Redis and services), SIGKILL after 15 s.
@@ -172,6 +174,28 @@ impl Backend for Local {
         })
     }
 
+    fn snapshot(&self, run: &Run, database: &str) -> Option<(String, Vec<String>)> {
+        let cache = Cache::new(&Runs::new(&run.root));
+        let dir = cache.dir().strip_prefix(&run.root).unwrap_or(cache.dir()).display().to_string();
+        run.cache.then(|| {
+            (
+                format!("the migrated database of {database}, kept as a template for later runs"),
+                vec![format!(
+                    "pg_basebackup into {dir}/<key>, unless the run started from a template or one of its key is there"
+                )],
+            )
+        })
+    }
+
+    fn run_snapshot(
+        self: Arc<Self>,
+        run: Arc<Run>,
+        database: String,
+        progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move { self.keep_template(&run, &database, &progress).await })
+    }
+
     fn settle(&self) -> wait::BoxFuture<'_, ()> {
         Box::pin(self.blocking.settle())
     }
@@ -206,45 +230,233 @@ impl Local {
             )));
         };
         let dir = run.dir().join(component);
-        progress.say("initdb and start");
-        let (r, c, pw) = (run.clone(), component.to_string(), password.clone());
-        let (u, d) = (user.clone(), database.clone());
-        let die_with_us = die_with_us(run);
-        let port = self
-            .blocking
-            .run("starting PostgreSQL", move || {
-                let options = pgserver::Options { detach: true, die_with_us, ..Default::default() };
-                let pg = pgserver::PgServer::start_in(&dir, options).map_err(failure)?;
-                let (port, superuser, log) = (pg.port(), pg.password().to_string(), pg.log_path());
-                if let Some(pid) = pg.pid() {
-                    r.created(Resource::Process {
-                        component: c,
-                        pid,
-                        program: "postgres".into(),
-                        port: Some(port),
-                        log: Some(log),
-                    })?;
+        let cache = Cache::new(&Runs::new(&run.root));
+        // Where the cluster comes from, best first: a migrated template, a fresh one, initdb.
+        let mut origins = Vec::new();
+        if run.cache {
+            match template_key(run, component, &user, &database) {
+                Some(Ok(key)) => {
+                    match cache.lookup(&key.id()) {
+                        Some(t) => origins.push(Origin::Migrated(key.id(), t)),
+                        None => run.set_snapshot(Snapshot::Wanted(Box::new(key))),
+                    }
+                    let fresh = pgserver::Binaries::locate()
+                        .map_err(failure)
+                        .and_then(|b| Key::initdb(&b).map_err(failure));
+                    if let Some(t) = fresh.ok().and_then(|k| cache.lookup(&k.id()).map(|t| (k.id(), t))) {
+                        origins.push(Origin::Fresh(t.0, t.1));
+                    }
                 }
-                r.update(|s| s.postgres_superuser_password = Some(superuser))?;
-                pg.create_user_and_database(&u, pw.expose(), &d).map_err(failure)?;
-                let moved = pg.relocated_because_of().map(|blocked| {
-                    format!(
-                        "; data in {} because the server's account cannot enter {}",
-                        pg.data_dir().display(),
-                        blocked.display()
-                    )
-                });
-                pg.keep_running();
-                Ok((port, moved.unwrap_or_default()))
+                // The migrations step reports what is wrong with the migrations; here it only
+                // means no template can be named.
+                Some(Err(e)) => progress.say(format!("no template: {e}")),
+                None => {}
+            }
+        }
+        origins.push(Origin::Initdb);
+        let mut not_used = Vec::new();
+        for origin in origins {
+            progress.say(origin.to_string());
+            let (r, c, pw, cache) = (run.clone(), component.to_string(), password.clone(), cache.clone());
+            let (u, d, dir, o) = (user.clone(), database.clone(), dir.clone(), origin.clone());
+            let die_with_us = die_with_us(run);
+            let started = self
+                .blocking
+                .run("starting PostgreSQL", move || {
+                    let options = pgserver::Options { detach: true, die_with_us, ..Default::default() };
+                    let pg = match &o {
+                        Origin::Initdb => pgserver::PgServer::start_in(&dir, options),
+                        Origin::Fresh(_, t) => {
+                            let _reading = cache.reading().map_err(failure)?;
+                            pgserver::PgServer::start_from_template(&dir, t, options, &[])
+                        }
+                        Origin::Migrated(_, t) => {
+                            let _reading = cache.reading().map_err(failure)?;
+                            pgserver::PgServer::start_from_template(&dir, t, options, &[(&u, pw.expose())])
+                        }
+                    };
+                    let pg = match pg {
+                        Ok(pg) => pg,
+                        Err(e) => {
+                            // Whatever a failed copy left goes, so the next origin starts clean.
+                            if !matches!(o, Origin::Initdb) {
+                                pgserver::remove_data(&dir).map_err(failure)?;
+                            }
+                            return Ok(Err(e.to_string()));
+                        }
+                    };
+                    let (port, superuser, log) = (pg.port(), pg.password().to_string(), pg.log_path());
+                    if let Some(pid) = pg.pid() {
+                        r.created(Resource::Process {
+                            component: c,
+                            pid,
+                            program: "postgres".into(),
+                            port: Some(port),
+                            log: Some(log),
+                        })?;
+                    }
+                    r.update(|s| s.postgres_superuser_password = Some(superuser))?;
+                    if !matches!(o, Origin::Migrated(..)) {
+                        pg.create_user_and_database(&u, pw.expose(), &d).map_err(failure)?;
+                    }
+                    let moved = pg.relocated_because_of().map(|blocked| {
+                        format!(
+                            "; data in {} because the server's account cannot enter {}",
+                            pg.data_dir().display(),
+                            blocked.display()
+                        )
+                    });
+                    pg.keep_running();
+                    Ok(Ok((port, moved.unwrap_or_default())))
+                })
+                .await?;
+            let (port, moved) = match started {
+                Ok(started) => started,
+                Err(why) if !matches!(origin, Origin::Initdb) => {
+                    not_used.push(format!("{origin}: {why}"));
+                    continue;
+                }
+                Err(why) => return Err(failure(why)),
+            };
+            if let Origin::Migrated(id, _) = &origin {
+                run.set_snapshot(Snapshot::Used(id.clone()));
+            }
+            let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
+            let probe = probe_for(&ep)?;
+            let from = match &origin {
+                Origin::Migrated(id, _) => format!(", from snapshot {id}"),
+                Origin::Fresh(id, _) => format!(", from fresh-cluster template {id}"),
+                Origin::Initdb => String::new(),
+            };
+            let failed = not_used.iter().map(|n| format!("; not used: {n}")).collect::<String>();
+            return Ok(Started {
+                endpoint: ep,
+                probe,
+                summary: format!("127.0.0.1:{port}, database {database} as {user}{from}{moved}{failed}"),
+            });
+        }
+        unreachable!("initdb is the last origin and returns")
+    }
+
+    /// The snapshot step: copies the database the migrations left (see [`copy_for_snapshot`])
+    /// into the cache as a template. A template that cannot be kept is said, not a failure:
+    /// the run itself is fine.
+    async fn keep_template(
+        &self,
+        run: &Arc<Run>,
+        database: &str,
+        progress: &Progress,
+    ) -> Result<String, StepFailure> {
+        let Some(Snapshot::Wanted(key)) = run.snapshot() else {
+            return Ok(match run.snapshot() {
+                Some(Snapshot::Used(id)) => format!("nothing to keep: {database} came from snapshot {id}"),
+                _ => format!("nothing to keep: no template key for {database}"),
+            });
+        };
+        let cache = Cache::new(&Runs::new(&run.root));
+        let id = key.id();
+        let (port, superuser) = superuser_of(run, database)?;
+        let kept = if cache.lookup(&id).is_some() {
+            Ok(cache::Stored::AlreadyThere)
+        } else {
+            progress.say(format!("pg_basebackup into template {id}"));
+            let staging = pgserver::data_parent(&run.dir().join(database)).join("template");
+            let EndpointKind::Postgres { user, database: db, .. } = &run
+                .endpoints()
+                .get(database)
+                .ok_or_else(|| failure(format!("{database} has published no endpoint")))?
+                .kind
+                .clone()
+            else {
+                return Err(failure(format!("{database} is not a PostgreSQL endpoint")));
+            };
+            let sql = format!(
+                "DROP DATABASE {db};\nALTER DATABASE {copy} RENAME TO {db};\nALTER ROLE {user} PASSWORD NULL;\nALTER ROLE {su} PASSWORD NULL;\n",
+                db = pgserver::quote_ident(db),
+                copy = pgserver::quote_ident(SNAPSHOT_COPY),
+                user = pgserver::quote_ident(user),
+                su = pgserver::quote_ident(pgserver::SUPERUSER),
+            );
+            let meta = cache::Meta {
+                id: id.clone(),
+                lineage: key.lineage(),
+                key: *key,
+                created: chrono::Utc::now().to_rfc3339(),
+                run: run.id(),
+            };
+            let password = superuser.clone();
+            let cache = cache.clone();
+            self.blocking
+                .run("keeping a template", move || {
+                    let made = pgserver::base_backup(port, &password, &staging.join("data"));
+                    let made = made.and_then(|()| pgserver::finish_template(&staging, &sql));
+                    let made = made
+                        .map_err(failure)
+                        .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
+                    let _ = std::fs::remove_dir_all(&staging);
+                    made
+                })
+                .await
+        };
+        // The run's own database is left as a run without a cache would have it.
+        let url = format!("postgres://{}:{}@127.0.0.1:{port}/postgres", pgserver::SUPERUSER, superuser);
+        let dropped = drop_snapshot_copy(&url).await;
+        let fresh = self.keep_fresh_template(run, database, &cache, progress).await;
+        let kept = match (kept, dropped) {
+            (Ok(cache::Stored::New(bytes)), Ok(())) => {
+                format!("kept template {id} ({:.1} MB) for later runs", bytes as f64 / 1e6)
+            }
+            (Ok(cache::Stored::AlreadyThere), Ok(())) => format!("template {id} is already kept"),
+            (Err(f), _) => format!("no template kept: {}", f.message),
+            (Ok(_), Err(e)) => {
+                format!("template {id} kept; removing {SNAPSHOT_COPY} from the run's server: {e}")
+            }
+        };
+        Ok(format!("{kept}{}", fresh.unwrap_or_default()))
+    }
+
+    /// Keeps a fresh cluster (initdb only) as a template when there is none for these binaries:
+    /// runs whose migrations have no template yet copy it instead of running initdb. Says
+    /// what it did, or nothing when the template was there.
+    async fn keep_fresh_template(
+        &self,
+        run: &Arc<Run>,
+        database: &str,
+        cache: &Cache,
+        progress: &Progress,
+    ) -> Option<String> {
+        let key = match pgserver::Binaries::locate()
+            .map_err(failure)
+            .and_then(|b| Key::initdb(&b).map_err(failure))
+        {
+            Ok(key) => key,
+            Err(f) => return Some(format!("; no fresh-cluster template: {}", f.message)),
+        };
+        let id = key.id();
+        cache.lookup(&id).is_none().then_some(())?;
+        progress.say(format!("initdb into fresh-cluster template {id}"));
+        let staging = pgserver::data_parent(&run.dir().join(database)).join("fresh-template");
+        let meta = cache::Meta {
+            id: id.clone(),
+            lineage: key.lineage(),
+            key,
+            created: chrono::Utc::now().to_rfc3339(),
+            run: run.id(),
+        };
+        let cache = cache.clone();
+        let made = self
+            .blocking
+            .run("keeping a fresh-cluster template", move || {
+                let made = pgserver::initdb_template(&staging)
+                    .map_err(failure)
+                    .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
+                let _ = std::fs::remove_dir_all(&staging);
+                made
             })
-            .await?;
-        let (port, moved) = port;
-        let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
-        let probe = probe_for(&ep)?;
-        Ok(Started {
-            endpoint: ep,
-            probe,
-            summary: format!("127.0.0.1:{port}, database {database} as {user}{moved}"),
+            .await;
+        Some(match made {
+            Ok(_) => format!("; kept fresh-cluster template {id}"),
+            Err(f) => format!("; no fresh-cluster template kept: {}", f.message),
         })
     }
 
@@ -344,6 +556,95 @@ impl Local {
         let probe = wait::ProcessProbe::new(Arc::new(Mutex::new(child)), command, log_path).until(ready);
         Ok(Started { endpoint: ep, probe: Box::new(probe), summary: format!("http://127.0.0.1:{port}") })
     }
+}
+
+/// Where a run's PostgreSQL cluster comes from.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// A copy of the migrated template with this id: nothing left to migrate.
+    Migrated(String, std::path::PathBuf),
+    /// A copy of the fresh-cluster template with this id: saves initdb.
+    Fresh(String, std::path::PathBuf),
+    /// `initdb`.
+    Initdb,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Migrated(id, _) => write!(f, "from snapshot {id}"),
+            Origin::Fresh(id, _) => write!(f, "from fresh-cluster template {id}"),
+            Origin::Initdb => write!(f, "initdb and start"),
+        }
+    }
+}
+
+/// The database a run's migrations step copies for the snapshot step (see [`copy_for_snapshot`]).
+const SNAPSHOT_COPY: &str = "xtask_snapshot";
+
+/// The key of the template `component` (PostgreSQL) would start from: its migrations job's
+/// files and selection, the service's role and database, this machine's binaries. `None` when
+/// no migrations job uses it.
+fn template_key(run: &Run, component: &str, user: &str, database: &str) -> Option<Result<Key, InfraError>> {
+    run.suite.components.iter().find_map(|name| {
+        let placement = Placement::Host { dir: run.dir().join(name) };
+        match run.workload(name, placement, &BTreeMap::new(), None, Default::default()) {
+            Ok(Workload::Job(Job::Migrations { dir, selection, database: db })) if db == component => Some(
+                pgserver::Binaries::locate()
+                    .map_err(|e| InfraError::Invalid(e.to_string()))
+                    .and_then(|bin| Key::new(&bin, user, database, &dir, &selection)),
+            ),
+            _ => None,
+        }
+    })
+}
+
+/// The loopback port and superuser password of the run's PostgreSQL `component`.
+fn superuser_of(run: &Run, component: &str) -> Result<(u16, String), StepFailure> {
+    let port = run
+        .endpoints()
+        .get(component)
+        .map(|e| e.host.port)
+        .ok_or_else(|| failure(format!("{component} has published no endpoint")))?;
+    let password = run
+        .state()
+        .postgres_superuser_password
+        .ok_or_else(|| failure(format!("{component}: no superuser password recorded")))?;
+    Ok((port, password))
+}
+
+/// Copies the service's database as the migrations left it (`CREATE DATABASE ... TEMPLATE`,
+/// while nothing else is connected), for the snapshot step to keep: services that start after
+/// the migrations may write to the original while the step runs.
+pub(crate) async fn copy_for_snapshot(run: &Run, component: &str) -> Result<(), StepFailure> {
+    let (port, superuser) = superuser_of(run, component)?;
+    let Some(EndpointKind::Postgres { database, user, .. }) =
+        run.endpoints().get(component).map(|e| e.kind.clone())
+    else {
+        return Err(failure(format!("{component} is not a PostgreSQL endpoint")));
+    };
+    let url = format!("postgres://{}:{superuser}@127.0.0.1:{port}/postgres", pgserver::SUPERUSER);
+    let client = migrations::connect(&url).await.map_err(failure)?;
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE {} OWNER {}",
+        pgserver::quote_ident(SNAPSHOT_COPY),
+        pgserver::quote_ident(&database),
+        // The owner owns the `public` schema too (PostgreSQL 15): it must stay the service's role.
+        pgserver::quote_ident(&user)
+    );
+    let done = client.batch_execute(&sql).await;
+    let done = done.map_err(|source| migrations::Error::Db { action: format!("copying {database}"), source });
+    client.explained(done).await.map_err(failure)
+}
+
+/// Drops the run's copy made by [`copy_for_snapshot`], once the template is kept (or not).
+async fn drop_snapshot_copy(url: &str) -> Result<(), migrations::Error> {
+    let client = migrations::connect(url).await?;
+    let sql = format!("DROP DATABASE IF EXISTS {}", pgserver::quote_ident(SNAPSHOT_COPY));
+    let done = client.batch_execute(&sql).await;
+    let done =
+        done.map_err(|source| migrations::Error::Db { action: format!("dropping {SNAPSHOT_COPY}"), source });
+    client.explained(done).await
 }
 
 /// A program's command line as the plan shows it.

@@ -117,6 +117,24 @@ pub trait Backend: Send + Sync + 'static {
         })
     }
 
+    /// A step keeping the migrated database of `database` as a template for later runs: its
+    /// description and actions; `None` where there is no snapshot cache.
+    fn snapshot(&self, _run: &Run, _database: &str) -> Option<(String, Vec<String>)> {
+        None
+    }
+
+    /// Carries out [`Backend::snapshot`]'s step.
+    fn run_snapshot(
+        self: Arc<Self>,
+        _run: Arc<Run>,
+        database: String,
+        _progress: Progress,
+    ) -> BoxFuture<Result<String, StepFailure>> {
+        Box::pin(async move {
+            Err(StepFailure::new(format!("the {} backend keeps no template of {database}", self.name())))
+        })
+    }
+
     /// How long a step is expected to take on this backend, from published timings (for the
     /// expected critical path of a dry run); `None` when unknown.
     fn estimate(&self, _step: &Step) -> Option<std::time::Duration> {

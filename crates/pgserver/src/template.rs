@@ -1,0 +1,202 @@
+//! Clusters from templates: a running cluster is copied with `pg_basebackup`, the copy is made
+//! a clean, stopped cluster once ([`finish_template`]), and later servers start on copies of it
+//! ([`PgServer::start_from_template`]) instead of running `initdb` and the migrations again.
+//!
+//! A template holds no usable password: its roles' passwords are cleared when it is finished,
+//! and a server started from it sets fresh ones through its owner-only Unix socket (local
+//! connections are trusted) before it is handed to anyone.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::process::{self, RunAs};
+use crate::{
+    Binaries, Error, Options, PgServer, Root, SUPERUSER, data_location, io, quote_ident, quote_literal,
+};
+
+/// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
+impl PgServer {
+    /// Starts a server in `dir` on a copy of the stopped cluster `template` (see
+    /// [`finish_template`]). The superuser gets `options.password` (or a fresh one) and each of
+    /// `roles` its password, set through the server's Unix socket before this returns.
+    ///
+    /// The data goes where [`PgServer::start_in`] would put it, which must not hold a cluster yet.
+    pub fn start_from_template(
+        dir: &Path,
+        template: &Path,
+        options: Options,
+        roles: &[(&str, &str)],
+    ) -> Result<Self, Error> {
+        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let bin = Binaries::locate()?;
+        let owner = RunAs::for_current_user()?;
+        owner.hand_over(dir)?;
+        let (data, blocked_at) = data_location(dir, &owner)?;
+        if data.join("PG_VERSION").exists() {
+            return Err(Error::Io {
+                action: format!("copying a template into {}", data.display()),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        // Beside the data, where the server's account can reach it (see `data_location`).
+        let socket = data.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
+        check_socket_dir(&socket)?;
+        copy_tree(template, &data, &owner)?;
+        let password = options.password.clone().unwrap_or_else(crate::random_password);
+        let mut server = Self {
+            root: Root::Kept(dir.to_path_buf()),
+            data,
+            blocked_at,
+            bin,
+            options,
+            port: 0,
+            password,
+            child: None,
+            socket: Some(socket),
+        };
+        server.listen(&owner)?;
+        let mut sql = String::new();
+        let mut shown = String::new();
+        for (role, pw) in std::iter::once((SUPERUSER, server.password.as_str())).chain(roles.iter().copied())
+        {
+            let alter = |pw: &str| format!("ALTER ROLE {} PASSWORD {pw};\n", quote_ident(role));
+            sql.push_str(&alter(&quote_literal(pw)));
+            shown.push_str(&alter("'***'"));
+        }
+        server.psql_through_socket("postgres", &sql, &shown)?;
+        Ok(server)
+    }
+
+    /// Like [`PgServer::psql`], through the Unix socket: no password needed, none shown.
+    fn psql_through_socket(&self, db: &str, sql: &str, shown: &str) -> Result<String, Error> {
+        let socket = self.socket.as_ref().ok_or_else(|| Error::Io {
+            action: "connecting through the server's socket".into(),
+            source: std::io::Error::other("the server was started without one"),
+        })?;
+        self.psql_at(&socket.display().to_string(), db, sql, shown)
+    }
+}
+
+/// Copies the cluster of the server on loopback `port` into `dest` (which must not exist) with
+/// `pg_basebackup`, WAL included: a consistent copy taken while the server runs. The copy
+/// belongs to the server's account, which will start it.
+pub fn base_backup(port: u16, superuser_password: &str, dest: &Path) -> Result<(), Error> {
+    let bin = Binaries::locate()?;
+    let owner = RunAs::for_current_user()?;
+    let tool = bin.tool("pg_basebackup");
+    // Created by us (an empty directory is what pg_basebackup fills) and handed to the account,
+    // whose right to write in the parent is not needed then.
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+    }
+    fs::create_dir(dest).map_err(io(format!("creating {}", dest.display())))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("setting the mode of {}", dest.display())))?;
+    owner.hand_over(dest)?;
+    let mut cmd = process::command(&tool);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", SUPERUSER, "-w"])
+        .arg("-D")
+        .arg(dest)
+        .args(["-X", "fetch", "-c", "fast", "--no-sync", "--no-manifest"])
+        // The password goes in the environment, never the command line.
+        .env("PGPASSWORD", superuser_password);
+    owner.apply(&mut cmd);
+    process::detach(&mut cmd);
+    let out = cmd.output().map_err(io(format!("running {}", tool.display())))?;
+    if !out.status.success() {
+        return Err(Error::Io {
+            action: format!("copying the cluster on port {port} with pg_basebackup"),
+            source: std::io::Error::other(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// Makes the base backup in `dir/data` ([`base_backup`]) a template: starts it once, runs
+/// `sql` as the superuser through its socket (to undo what only the run needed and clear the
+/// roles' passwords), and stops it cleanly, so that copies start without recovery. The
+/// server's log stays in `dir`.
+pub fn finish_template(dir: &Path, sql: &str) -> Result<(), Error> {
+    let owner = RunAs::for_current_user()?;
+    owner.hand_over(dir)?;
+    check_socket_dir(dir)?;
+    let mut server = PgServer {
+        root: Root::Kept(dir.to_path_buf()),
+        data: dir.join("data"),
+        blocked_at: None,
+        bin: Binaries::locate()?,
+        options: Options { detach: true, die_with_us: true, ..Options::default() },
+        port: 0,
+        password: String::new(),
+        child: None,
+        socket: Some(dir.to_path_buf()),
+    };
+    server.listen(&owner)?;
+    let result = server.psql_through_socket("postgres", sql, sql);
+    let stopped = server.stop();
+    result?;
+    stopped
+}
+
+/// Makes a fresh cluster in `dir/data` to serve as a template: `initdb` as the server's
+/// account, the superuser without a password.
+pub fn initdb_template(dir: &Path) -> Result<(), Error> {
+    let owner = RunAs::for_current_user()?;
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    owner.hand_over(dir)?;
+    crate::run_initdb(&Binaries::locate()?, &dir.join("data"), None, &owner, true)
+}
+
+/// Copies the data directory `from` to `to` (created), keeping modes, owned by `owner`.
+pub(crate) fn copy_tree(from: &Path, to: &Path, owner: &RunAs) -> Result<(), Error> {
+    let meta = fs::symlink_metadata(from).map_err(io(format!("reading {}", from.display())))?;
+    fs::create_dir(to).map_err(io(format!("creating {}", to.display())))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(meta.permissions().mode()))
+        .map_err(io(format!("setting the mode of {}", to.display())))?;
+    owner.hand_over(to)?;
+    for entry in fs::read_dir(from).map_err(io(format!("reading {}", from.display())))? {
+        let entry = entry.map_err(io(format!("reading {}", from.display())))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io(format!("reading {}", source.display())))?;
+        if kind.is_dir() {
+            copy_tree(&source, &target, owner)?;
+        } else if kind.is_symlink() {
+            let link = fs::read_link(&source).map_err(io(format!("reading {}", source.display())))?;
+            std::os::unix::fs::symlink(link, &target)
+                .map_err(io(format!("creating {}", target.display())))?;
+        } else {
+            // `fs::copy` keeps the mode, and lets the kernel copy (or share) the blocks.
+            fs::copy(&source, &target).map_err(io(format!("copying {}", source.display())))?;
+            owner.hand_over(&target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the cluster `from` (a template's data) to `to`, for the server's account.
+pub fn copy_cluster(from: &Path, to: &Path) -> Result<(), Error> {
+    copy_tree(from, to, &RunAs::for_current_user()?)
+}
+
+/// Whether the server can put its socket in `dir`: the path must fit the kernel's limit and
+/// PostgreSQL's list syntax.
+fn check_socket_dir(dir: &Path) -> Result<(), Error> {
+    let socket: PathBuf = dir.join(".s.PGSQL.65535.lock");
+    let text = dir.display().to_string();
+    if socket.as_os_str().len() > SOCKET_PATH_MAX || text.contains('"') {
+        return Err(Error::Io {
+            action: format!("putting the server's socket in {text}"),
+            source: std::io::Error::other(format!(
+                "the path is too long for a Unix socket (at most {SOCKET_PATH_MAX} bytes) or holds a double quote"
+            )),
+        });
+    }
+    Ok(())
+}
