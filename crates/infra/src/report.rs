@@ -190,7 +190,7 @@ pub fn status_row(state: &RunState) -> Value {
         })
         .collect();
     let endpoints: serde_json::Map<String, Value> =
-        state.env.iter().map(|(k, v)| (k.clone(), json!(migrations::redact_url(v)))).collect();
+        state.env.iter().map(|(k, v)| (k.clone(), json!(redact::connection_string(v)))).collect();
     let verdict = if state.resources.is_empty() {
         "stopped (logs and diagnosis kept)"
     } else if state.orphaned() {
