@@ -4,9 +4,41 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Error;
+
+/// Where a process we start keeps its files: a fresh temporary directory, removed when this
+/// value is dropped, or a directory of the caller's, kept.
+#[derive(Debug)]
+pub enum Workdir {
+    /// Created for the process under the system temporary directory; removed on drop.
+    Temp(tempfile::TempDir),
+    /// The caller's; never removed.
+    Kept(PathBuf),
+}
+
+impl Workdir {
+    /// A new temporary directory whose name starts with `prefix`.
+    pub fn temp(prefix: &str) -> Result<Self, Error> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir();
+        Ok(Self::Temp(dir.map_err(|source| Error::Dir { path: std::env::temp_dir(), source })?))
+    }
+
+    /// The caller's `dir`, created if missing.
+    pub fn kept(dir: &Path) -> Result<Self, Error> {
+        fs::create_dir_all(dir).map_err(|source| Error::Dir { path: dir.to_path_buf(), source })?;
+        Ok(Self::Kept(dir.to_path_buf()))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Temp(t) => t.path(),
+            Self::Kept(p) => p,
+        }
+    }
+}
 
 /// Writes `contents` to `path` with `mode` from the file's creation on (0600 for a secret is
 /// never readable by others, not even for a moment), creating parent directories.
@@ -92,6 +124,20 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(!leftover.exists());
+    }
+
+    #[test]
+    fn a_temporary_workdir_goes_with_its_value_and_a_kept_one_stays() {
+        let temp = Workdir::temp("procs-test-").unwrap();
+        let path = temp.path().to_path_buf();
+        assert!(path.is_dir() && path.file_name().unwrap().to_string_lossy().starts_with("procs-test-"));
+        drop(temp);
+        assert!(!path.exists());
+        let parent = tempfile::tempdir().unwrap();
+        let kept = Workdir::kept(&parent.path().join("a/b")).unwrap();
+        let path = kept.path().to_path_buf();
+        drop(kept);
+        assert!(path.is_dir());
     }
 
     #[test]

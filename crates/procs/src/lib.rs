@@ -12,8 +12,8 @@ mod stop;
 
 use std::path::PathBuf;
 
-pub use files::{log_tail, tail, write_file, write_file_atomic};
-pub use ports::{PortAttempt, free_port, free_ports, port_taken_in, with_free_port};
+pub use files::{Workdir, log_tail, tail, write_file, write_file_atomic};
+pub use ports::{PortAttempt, free_port, free_ports, port_taken_in, with_free_port, with_port};
 pub use spawn::{OpenLog, Tie, command, log_output, own_process_group, spawn};
 pub use stop::{StopPolicy, pid_alive, stop, stop_child};
 
@@ -59,6 +59,14 @@ pub enum Error {
         pid: u32,
         /// What it runs.
         program: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Creating a directory failed.
+    #[error("creating a directory in {}: {source}", path.display())]
+    Dir {
+        /// The directory, or where a temporary one was to be created.
+        path: PathBuf,
         /// The operating system's reason.
         source: std::io::Error,
     },

@@ -32,6 +32,13 @@ pub enum PortAttempt<E> {
     Failed(E),
 }
 
+impl<E> PortAttempt<E> {
+    /// [`PortAttempt::Taken`] if `taken` says so of `error`, else [`PortAttempt::Failed`].
+    pub fn taken_if(error: E, taken: impl FnOnce(&E) -> bool) -> Self {
+        if taken(&error) { Self::Taken(error) } else { Self::Failed(error) }
+    }
+}
+
 /// Runs `attempt` on a free loopback port, and again on a fresh one while the port was
 /// [`PortAttempt::Taken`], `attempts` times in all; the last failure is returned.
 pub fn with_free_port<T, E: From<Error>>(
@@ -46,6 +53,19 @@ pub fn with_free_port<T, E: From<Error>>(
             Err(PortAttempt::Taken(_)) if left > 0 => {}
             Err(PortAttempt::Taken(e) | PortAttempt::Failed(e)) => return Err(e),
         }
+    }
+}
+
+/// Runs `attempt` on `port` when the caller chose one (once: a chosen port is not swapped for
+/// another), else like [`with_free_port`].
+pub fn with_port<T, E: From<Error>>(
+    port: Option<u16>,
+    attempts: usize,
+    mut attempt: impl FnMut(u16) -> Result<T, PortAttempt<E>>,
+) -> Result<T, E> {
+    match port {
+        Some(port) => attempt(port).map_err(|(PortAttempt::Taken(e) | PortAttempt::Failed(e))| e),
+        None => with_free_port(attempts, attempt),
     }
 }
 
@@ -111,6 +131,20 @@ mod tests {
     }
 
     #[test]
+    fn a_chosen_port_is_tried_once_as_it_is() {
+        let thief = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = thief.local_addr().unwrap().port();
+        let mut tried = Vec::new();
+        let err = with_port(Some(port), 3, |p| {
+            tried.push(p);
+            bind(p)
+        })
+        .unwrap_err();
+        assert_eq!(tried, [port]);
+        assert!(err.to_string().contains(Errno::EADDRINUSE.desc()), "{err}");
+    }
+
+    #[test]
     fn ports_chosen_together_are_distinct_and_free() {
         let ports = free_ports(8).unwrap();
         let mut unique = ports.clone();
@@ -128,5 +162,7 @@ mod tests {
         let redis = "# Warning: Could not create server TCP listening socket 127.0.0.1:6390: bind: Address already in use";
         assert!(port_taken_in(pg) && port_taken_in(redis));
         assert!(!port_taken_in("FATAL:  data directory has wrong ownership"));
+        assert!(matches!(PortAttempt::taken_if(redis, |log| port_taken_in(log)), PortAttempt::Taken(_)));
+        assert!(matches!(PortAttempt::taken_if(pg, |_| false), PortAttempt::Failed(_)));
     }
 }
