@@ -212,24 +212,18 @@ pub fn log_tails(state: &RunState, n: usize) -> String {
     for r in &state.resources {
         match r {
             Resource::Process { component, log: Some(log), .. } => {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                out.push_str(&format!("--- {component} ({}):\n{}\n", log.display(), last_lines(&text, n)));
+                out.push_str(&format!("--- {component} ({}):\n{}\n", log.display(), procs::log_tail(log, n)));
             }
             Resource::Container { component, name } => {
                 let text = container::Engine::from_env()
                     .logs(name, Some(n))
                     .unwrap_or_else(|e| format!("(no logs: {e})"));
-                out.push_str(&format!("--- {component} (container {name}):\n{}\n", last_lines(&text, n)));
+                out.push_str(&format!("--- {component} (container {name}):\n{}\n", procs::tail(&text, n)));
             }
             _ => {}
         }
     }
     out
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]
