@@ -642,7 +642,7 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
         // Passwords stay off the screen; `eval "$(...)"` reads stdout through a pipe and gets them.
         println!("endpoints (passwords hidden):");
         for (k, v) in &up.state.env {
-            println!("  {k}={}", migrations::redact_url(v));
+            println!("  {k}={}", redact::connection_string(v));
         }
         println!(
             "to set them in your shell: eval \"$(cargo xtask infra up {} --keep)\", or read {}",

@@ -241,7 +241,7 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
     }
     let client = connect(&common).await?;
     if !common.json {
-        eprintln!("migrating {} ({})", migrations::redact_url(common.url()?), common.dir().display());
+        eprintln!("migrating {} ({})", redact::connection_string(common.url()?), common.dir().display());
     }
     let applied =
         migrations::up(&client, &set, &selection, &common.options(), &mut progress(common.json)).await;

@@ -93,12 +93,8 @@ fn hint_suffix(hint: &Option<String>) -> String {
 
 /// The last lines of an engine's stderr, without the noise podman prints when syslog is absent.
 pub(crate) fn clean_stderr(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty() && !l.contains("failed to connect to syslog"))
-        .collect();
-    lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n")
+    let wanted: Vec<&str> = stderr.lines().filter(|l| !l.contains("failed to connect to syslog")).collect();
+    procs::tail(&wanted.join("\n"), STDERR_LINES)
 }
 
 /// A command line for people: arguments with spaces or quotes are single-quoted.

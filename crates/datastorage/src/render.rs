@@ -3,9 +3,6 @@
 //! container mounts and Kubernetes ConfigMap + Secret come from the same [`Bundle`].
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::model::CONTAINER_CONFIG_DIR;
@@ -113,22 +110,10 @@ impl Bundle {
 }
 
 fn write_file(file: &RenderedFile) -> Result<(), Error> {
-    let err = |source| Error::Write { path: file.path.clone(), source };
-    if let Some(dir) = file.path.parent() {
-        fs::create_dir_all(dir).map_err(err)?;
-    }
-    // Created with its final mode so a secret is never readable by others, not even briefly;
-    // set again because `mode` only applies to a file that did not exist yet.
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(file.mode)
-        .open(&file.path)
-        .map_err(err)?;
-    fs::set_permissions(&file.path, fs::Permissions::from_mode(file.mode)).map_err(err)?;
-    out.write_all(file.contents.as_bytes()).map_err(err)?;
-    out.sync_all().map_err(err)
+    procs::write_file(&file.path, file.contents.as_bytes(), file.mode).map_err(|e| match e {
+        procs::Error::Write { path, source } => Error::Write { path, source },
+        other => Error::Write { path: file.path.clone(), source: std::io::Error::other(other) },
+    })
 }
 
 /// DataStorage as deployed: its configuration plus the credentials its secrets files carry.

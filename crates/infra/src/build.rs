@@ -1,4 +1,4 @@
-//! Building a workspace binary with cargo, and the one place this crate creates processes.
+//! Building a workspace binary with cargo.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -6,8 +6,6 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::runner::StepFailure;
-
-pub(crate) use procs::command;
 
 /// Builds binary `package` of the workspace at `root` and returns the executable's path.
 ///
@@ -17,13 +15,14 @@ pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<P
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let log_file = std::fs::File::create(log)
         .map_err(|e| StepFailure::new(format!("creating {}: {e}", log.display())))?;
-    let mut child = tokio::process::Command::from(command(&cargo))
+    let mut cmd = procs::command(&cargo);
+    procs::own_process_group(&mut cmd);
+    let mut child = tokio::process::Command::from(cmd)
         .args(["build", "--package", package, "--bin", package, "--message-format=json-render-diagnostics"])
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file)
-        .process_group(0)
         .spawn()
         .map_err(|e| StepFailure::new(format!("running cargo build: {e}")))?;
     // Aborted (another step failed, Ctrl-C): the whole build goes, rustc processes included.
@@ -53,14 +52,10 @@ pub async fn cargo_build_bin(root: &Path, package: &str, log: &Path) -> Result<P
     drop(lines);
     let status = child.wait().await.map_err(|e| StepFailure::new(format!("waiting for cargo build: {e}")))?;
     group.disarm();
-    build_outcome(package, status, executable, read_error).map_err(|message| {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        StepFailure {
-            message: format!("{message}; see {}", log.display()),
-            diagnosis: Some(lines[lines.len().saturating_sub(30)..].join("\n")),
-            diagnosis_json: None,
-        }
+    build_outcome(package, status, executable, read_error).map_err(|message| StepFailure {
+        message: format!("{message}; see {}", log.display()),
+        diagnosis: Some(procs::log_tail(log, 30)),
+        diagnosis_json: None,
     })
 }
 

@@ -340,7 +340,7 @@ impl fmt::Debug for Secret {
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&migrations::redact_url(&self.0).replace(&self.0, "***"))
+        f.write_str(&redact::connection_string(&self.0).replace(&self.0, "***"))
     }
 }
 

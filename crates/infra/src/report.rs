@@ -190,7 +190,7 @@ pub fn status_row(state: &RunState) -> Value {
         })
         .collect();
     let endpoints: serde_json::Map<String, Value> =
-        state.env.iter().map(|(k, v)| (k.clone(), json!(migrations::redact_url(v)))).collect();
+        state.env.iter().map(|(k, v)| (k.clone(), json!(redact::connection_string(v)))).collect();
     let verdict = if state.resources.is_empty() {
         "stopped (logs and diagnosis kept)"
     } else if state.orphaned() {
@@ -212,24 +212,18 @@ pub fn log_tails(state: &RunState, n: usize) -> String {
     for r in &state.resources {
         match r {
             Resource::Process { component, log: Some(log), .. } => {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                out.push_str(&format!("--- {component} ({}):\n{}\n", log.display(), last_lines(&text, n)));
+                out.push_str(&format!("--- {component} ({}):\n{}\n", log.display(), procs::log_tail(log, n)));
             }
             Resource::Container { component, name } => {
                 let text = container::Engine::from_env()
                     .logs(name, Some(n))
                     .unwrap_or_else(|e| format!("(no logs: {e})"));
-                out.push_str(&format!("--- {component} (container {name}):\n{}\n", last_lines(&text, n)));
+                out.push_str(&format!("--- {component} (container {name}):\n{}\n", procs::tail(&text, n)));
             }
             _ => {}
         }
     }
     out
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]

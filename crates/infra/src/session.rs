@@ -405,8 +405,10 @@ pub async fn run_tests(
 ) -> std::io::Result<(TestOutcome, Duration)> {
     let started = Instant::now();
     let argv = &suite.test.argv;
-    let mut cmd = tokio::process::Command::from(crate::build::command(&argv[0]));
-    cmd.args(&argv[1..]).current_dir(root).envs(&state.env).env("XTASK_RUN", &state.id).process_group(0);
+    let mut std_cmd = procs::command(&argv[0]);
+    procs::own_process_group(&mut std_cmd);
+    let mut cmd = tokio::process::Command::from(std_cmd);
+    cmd.args(&argv[1..]).current_dir(root).envs(&state.env).env("XTASK_RUN", &state.id);
     if let Ok(me) = std::env::current_exe() {
         cmd.env("XTASK_BIN", me);
     }

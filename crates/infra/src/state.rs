@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Environment variable overriding the state directory (default: `.xtask` at the workspace root).
@@ -112,15 +112,10 @@ pub struct RunState {
 impl RunState {
     /// Writes `state.json` into the run directory, readable by the owner only.
     pub fn save(&self) -> std::io::Result<()> {
-        let path = self.dir.join("state.json");
-        let tmp = self.dir.join("state.json.tmp");
-        // A leftover temp file would keep its old mode: start from a fresh one.
-        let _ = std::fs::remove_file(&tmp);
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        std::io::Write::write_all(&mut f, serde_json::to_string_pretty(self).unwrap_or_default().as_bytes())?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::rename(tmp, path)
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        // Atomic: `infra down` in another process may read it at any moment.
+        procs::write_file_atomic(&self.dir.join("state.json"), text.as_bytes(), 0o600)
+            .map_err(std::io::Error::other)
     }
 
     /// Reads `state.json` from a run directory.

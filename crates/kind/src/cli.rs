@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::stderr_tail;
+use crate::error::STDERR_LINES;
 use crate::images::parse_node_images;
 use crate::{Error, Invocation, KIND_PROVIDER_VAR, Provider};
 
@@ -201,7 +201,7 @@ impl Kind {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            let stderr = stderr_tail(&String::from_utf8_lossy(&out.stderr));
+            let stderr = procs::tail(&String::from_utf8_lossy(&out.stderr), STDERR_LINES);
             Err(Error::Failed { command: invocation.to_string(), status: out.status, stderr })
         }
     }

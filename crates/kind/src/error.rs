@@ -3,7 +3,7 @@
 use std::process::ExitStatus;
 
 /// How many lines of stderr an error keeps: enough for kind's final `ERROR:` and its causes.
-const STDERR_LINES: usize = 20;
+pub(crate) const STDERR_LINES: usize = 20;
 
 /// A failed kind or engine operation.
 #[derive(Debug, thiserror::Error)]
@@ -81,24 +81,4 @@ impl Error {
 
 fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() { String::new() } else { format!(":\n{stderr}") }
-}
-
-/// The last [`STDERR_LINES`] non-blank lines of `stderr`.
-pub(crate) fn stderr_tail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect();
-    lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stderr_tail_keeps_the_last_twenty_non_blank_lines() {
-        let text: String = (1..=30).map(|i| format!("line {i}\n\n")).collect();
-        let tail = stderr_tail(&text);
-        assert_eq!(tail.lines().count(), 20);
-        assert!(tail.starts_with("line 11\n") && tail.ends_with("line 30"), "{tail}");
-        assert_eq!(stderr_tail("only\n"), "only");
-    }
 }

@@ -9,7 +9,7 @@ use tokio_postgres::error::ErrorPosition;
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::error::{StatementFailure, redact_url};
+use crate::error::StatementFailure;
 use crate::parse::Statement;
 use crate::plan::{Direction, Plan, Selection, Step};
 use crate::source::{Migration, MigrationSet};
@@ -165,7 +165,7 @@ fn ends_connection(e: &Error) -> bool {
 
 /// Connects to `url` (a `postgres://` URL or key=value string) without TLS.
 pub async fn connect(url: &str) -> Result<Connection, Error> {
-    let err = |source| Error::Connect { url: redact_url(url), source };
+    let err = |source| Error::Connect { url: redact::connection_string(url), source };
     let mut config: tokio_postgres::Config = url.parse().map_err(err)?;
     if config.get_application_name().is_none() {
         config.application_name("cargo-xtask-migrate");

@@ -27,7 +27,7 @@ pub mod status;
 pub mod store;
 
 pub use apply::{Connection, Event, Options, Report, check_checksums, connect, down, up};
-pub use error::{Error, StatementFailure, redact_url};
+pub use error::{Error, StatementFailure};
 pub use plan::{Direction, Plan, Selection};
 pub use source::{Migration, MigrationSet};
 pub use tokio_postgres::Client;

@@ -203,7 +203,7 @@ async fn unset_envsubst_variable_names_file_and_line() {
 
 #[tokio::test]
 async fn unreachable_server_is_reported_without_the_password() {
-    let port = pgserver::free_port().unwrap();
+    let port = procs::free_port().unwrap();
     let url = format!("postgres://app:topsecret@127.0.0.1:{port}/app");
     let err = migrations::connect(&url).await.unwrap_err().to_string();
     assert!(err.contains("cannot connect to postgres://app:***@127.0.0.1"), "{err}");

@@ -22,11 +22,10 @@ pub use process::stop_pid;
 pub use procs::pid_alive;
 pub use template::{base_backup, copy_cluster, finish_template, initdb_template};
 
-use std::fs::{self, File};
-use std::net::TcpListener;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ExitStatus};
+use std::time::Duration;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -54,6 +53,9 @@ pub const INITDB_OPTIONS: &[&str] =
 
 /// How long a fresh server may take to accept connections before the launcher gives up.
 const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How many free ports a launch tries when another process takes the chosen one first.
+const PORT_ATTEMPTS: usize = 5;
 
 /// What can go wrong while starting, using or stopping a server.
 #[derive(Debug, thiserror::Error)]
@@ -94,22 +96,9 @@ pub enum Error {
         /// Its combined output.
         output: String,
     },
-    /// The server process exited while starting or running.
-    #[error("postgres exited ({status}); last log lines:\n{log_tail}")]
-    Exited {
-        /// Its exit status.
-        status: ExitStatus,
-        /// The end of its log.
-        log_tail: String,
-    },
-    /// The server did not accept connections in time.
-    #[error("postgres did not become ready within {waited:?}; last log lines:\n{log_tail}")]
-    NotReady {
-        /// How long the launcher waited.
-        waited: Duration,
-        /// The end of its log.
-        log_tail: String,
-    },
+    /// The server exited while starting, or did not accept connections in time.
+    #[error(transparent)]
+    NotStarted(#[from] wait::ChildNotReady),
     /// A `psql` command failed.
     #[error("psql failed running `{sql}`: {output}")]
     Psql {
@@ -145,7 +134,7 @@ pub struct Options {
 /// temporary directory, removes it.
 #[derive(Debug)]
 pub struct PgServer {
-    root: Root,
+    root: procs::Workdir,
     /// The cluster's data directory: under `root`, or outside it (see [`DATA_POINTER`]).
     data: PathBuf,
     /// The directory that kept the server's account from `root`, when the data is outside.
@@ -160,29 +149,10 @@ pub struct PgServer {
     socket: Option<PathBuf>,
 }
 
-#[derive(Debug)]
-enum Root {
-    Temp(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
-impl Root {
-    fn path(&self) -> &Path {
-        match self {
-            Root::Temp(t) => t.path(),
-            Root::Kept(p) => p,
-        }
-    }
-}
-
 impl PgServer {
     /// Starts a server in a new temporary directory that is removed when the value is dropped.
     pub fn start() -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("pgserver-")
-            .tempdir()
-            .map_err(io("creating a temporary directory"))?;
-        Self::launch(Root::Temp(dir), Binaries::locate()?, Options::default())
+        Self::launch(procs::Workdir::temp("pgserver-")?, Binaries::locate()?, Options::default())
     }
 
     /// Starts a server whose data and log live in `dir` (created if missing), which is kept.
@@ -195,11 +165,10 @@ impl PgServer {
     /// 0700 directory of its own under the system temporary directory, named in `dir`'s
     /// [`DATA_POINTER`] file; [`remove_data`] removes it with the rest.
     pub fn start_in(dir: &Path, options: Options) -> Result<Self, Error> {
-        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        Self::launch(Root::Kept(dir.to_path_buf()), Binaries::locate()?, options)
+        Self::launch(procs::Workdir::kept(dir)?, Binaries::locate()?, options)
     }
 
-    fn launch(root: Root, bin: Binaries, options: Options) -> Result<Self, Error> {
+    fn launch(root: procs::Workdir, bin: Binaries, options: Options) -> Result<Self, Error> {
         let owner = process::RunAs::for_current_user()?;
         owner.hand_over(root.path())?;
         let (data, blocked_at) = data_location(root.path(), &owner)?;
@@ -213,25 +182,15 @@ impl PgServer {
         Ok(server)
     }
 
-    /// Starts the server on the chosen port, or on a free one.
+    /// Starts the server on the chosen port, or on free ones, retrying when another process
+    /// took the port between our probe and the server's bind.
     fn listen(&mut self, owner: &process::RunAs) -> Result<(), Error> {
-        let server = self;
-        // A free port can be taken by another process between our probe and the server's bind;
-        // a few retries with fresh ports make parallel test runs reliable.
-        let mut last = None;
-        for _ in 0..5 {
-            server.port = server.options.port.map_or_else(free_port, Ok)?;
-            match server.spawn(owner) {
-                Ok(()) => return Ok(()),
-                Err(e @ Error::Exited { .. })
-                    if server.options.port.is_none() && e.to_string().contains("could not bind") =>
-                {
-                    last = Some(e)
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.expect("the loop ran at least once"))
+        procs::with_port(self.options.port, PORT_ATTEMPTS, |port| {
+            self.port = port;
+            let taken = |e: &Error| matches!(e, Error::NotStarted(e) if e.port_taken());
+            self.spawn(owner).map_err(|e| procs::PortAttempt::taken_if(e, taken))
+        })?;
+        Ok(())
     }
 
     fn initdb(&self, owner: &process::RunAs) -> Result<(), Error> {
@@ -244,10 +203,9 @@ impl PgServer {
         result
     }
 
+    /// Starts the server and waits until it accepts connections, failing at once if it exits.
     fn spawn(&mut self, owner: &process::RunAs) -> Result<(), Error> {
-        let log = File::create(self.log_path()).map_err(io("creating the server log"))?;
-        let log_err = log.try_clone().map_err(io("duplicating the server log handle"))?;
-        let mut cmd = process::command(self.bin.tool("postgres"));
+        let mut cmd = procs::command(self.bin.tool("postgres"));
         cmd.arg("-D")
             .arg(self.data_dir())
             .args(["-p", &self.port.to_string()])
@@ -264,49 +222,27 @@ impl PgServer {
         if !self.options.durable {
             cmd.args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]);
         }
-        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err);
+        procs::log_output(&mut cmd, &self.log_path(), procs::OpenLog::Truncate)?;
         owner.apply(&mut cmd);
         if self.options.detach {
-            process::detach(&mut cmd);
+            procs::own_process_group(&mut cmd);
         }
         let child = procs::spawn(cmd, process::STOP.tie(self.options.die_with_us))?;
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    /// Polls `postmaster.pid`, whose status line says `ready` once connections are accepted
-    /// (the same signal `pg_ctl -w` uses), and fails at once if the process exits. Only a file
-    /// naming the spawned process counts: a killed server leaves a stale one saying `ready`.
-    fn wait_ready(&mut self) -> Result<(), Error> {
-        let started = Instant::now();
-        let pidfile = self.data_dir().join("postmaster.pid");
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let child = self.child.as_mut().expect("spawned");
-            if let Some(status) = child.try_wait().map_err(io("checking the postgres process"))? {
-                self.child = None;
-                return Err(Error::Exited { status, log_tail: self.log_tail(20) });
-            }
-            let pid = child.id();
-            if let Ok(text) = fs::read_to_string(&pidfile)
-                && pidfile_says_ready(&text, pid)
-            {
-                return Ok(());
-            }
-            if started.elapsed() > START_DEADLINE {
-                return Err(Error::NotReady { waited: started.elapsed(), log_tail: self.log_tail(20) });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        let ready = PidfileSaysReady { path: self.data_dir().join("postmaster.pid"), pid: child.id() };
+        let waiter = &mut wait::Waiter::new(START_DEADLINE);
+        // Kept while it runs, also when it is not ready, so that drop stops it.
+        let outcome;
+        (self.child, outcome) = waiter.wait_child_blocking(child, "postgres", &self.log_path(), ready);
+        outcome?;
+        Ok(())
     }
 
     /// Stops the server (fast shutdown) and waits for it to exit; the directory stays until drop.
     pub fn stop(&mut self) -> Result<(), Error> {
-        match self.child.take() {
-            Some(mut child) => process::stop_child(&mut child),
-            None => Ok(()),
+        if let Some(mut child) = self.child.take() {
+            procs::stop_child(&mut child, "postgres", process::STOP)?;
         }
+        Ok(())
     }
 
     /// Stops the server and starts it again on the same port and data directory.
@@ -358,11 +294,9 @@ impl PgServer {
         self.root.path().join("postgres.log")
     }
 
-    /// The last `n` lines of the server log.
+    /// The last `n` non-blank lines of the server log.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        procs::log_tail(&self.log_path(), n)
     }
 
     /// Runs SQL as the superuser through `psql` (stopping at the first error) and returns its output.
@@ -426,7 +360,7 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = self.stop();
-        if let Root::Temp(dir) = &self.root {
+        if let procs::Workdir::Temp(dir) = &self.root {
             let _ = remove_data(dir.path());
         }
     }
@@ -486,7 +420,7 @@ fn run_initdb(
     owner: &process::RunAs,
     detach: bool,
 ) -> Result<(), Error> {
-    let mut cmd = process::command(bin.tool("initdb"));
+    let mut cmd = procs::command(bin.tool("initdb"));
     cmd.arg("--pgdata").arg(data).args(["--username", SUPERUSER]).args(INITDB_OPTIONS).arg("--no-sync");
     if let Some(pwfile) = pwfile {
         cmd.arg(format!("--pwfile={}", pwfile.display()));
@@ -494,7 +428,7 @@ fn run_initdb(
     owner.apply(&mut cmd);
     if detach {
         // Like the server: a Ctrl-C for us is ours to handle (by tearing down), not initdb's.
-        process::detach(&mut cmd);
+        procs::own_process_group(&mut cmd);
     }
     let out = cmd.output().map_err(io(format!("running {}", bin.tool("initdb").display())))?;
     if !out.status.success() {
@@ -512,6 +446,30 @@ pub fn data_parent(dir: &Path) -> PathBuf {
     match fs::read_to_string(dir.join(DATA_POINTER)) {
         Ok(text) => PathBuf::from(text.trim_end()),
         Err(_) => dir.to_path_buf(),
+    }
+}
+
+/// Ready when `postmaster.pid` says that the spawned server accepts connections (the signal
+/// `pg_ctl -w` uses). Only a file naming the spawned process counts: a killed server leaves a
+/// stale one saying `ready`.
+struct PidfileSaysReady {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl wait::Probe for PidfileSaysReady {
+    fn name(&self) -> String {
+        format!("postgres (pid {})", self.pid)
+    }
+
+    fn check(&mut self) -> wait::BoxFuture<'_, wait::Status> {
+        Box::pin(async move {
+            match fs::read_to_string(&self.path) {
+                Ok(text) if pidfile_says_ready(&text, self.pid) => wait::Status::Ready,
+                Ok(_) => wait::Status::NotYet(format!("{} does not say ready yet", self.path.display())),
+                Err(e) => wait::Status::NotYet(format!("reading {}: {e}", self.path.display())),
+            }
+        })
     }
 }
 
@@ -536,12 +494,6 @@ pub fn quote_literal(value: &str) -> String {
 /// A random alphanumeric secret, for per-run passwords.
 pub fn random_password() -> String {
     rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect()
-}
-
-/// A loopback TCP port that was free a moment ago.
-pub fn free_port() -> Result<u16, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
-    Ok(listener.local_addr().map_err(io("reading the probe socket address"))?.port())
 }
 
 #[cfg(test)]

@@ -1,17 +1,15 @@
-//! Process plumbing for the server: dropping root privileges, detaching, stopping, all through
-//! the workspace's process layer (`procs`).
+//! Process plumbing for the server: dropping root privileges and stopping, through the
+//! workspace's process layer (`procs`).
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid, User, chown};
 
 use crate::{Error, RUN_AS_ENV};
-
-pub(crate) use procs::command;
 
 /// PostgreSQL's fast shutdown (SIGINT), and how long it may take before the server is killed.
 pub(crate) const STOP: procs::StopPolicy =
@@ -79,18 +77,6 @@ impl RunAs {
             cmd.uid(uid.as_raw()).gid(gid.as_raw());
         }
     }
-}
-
-/// Puts the child in its own process group, so a Ctrl-C meant for us does not reach it.
-pub(crate) fn detach(cmd: &mut Command) {
-    cmd.process_group(0);
-}
-
-/// Asks a child server for a fast shutdown, kills it if it lingers, and reaps it.
-pub(crate) fn stop_child(child: &mut Child) -> Result<(), Error> {
-    procs::stop(child.id(), "postgres", STOP)?;
-    child.wait().map_err(|source| Error::Io { action: "waiting for postgres to stop".into(), source })?;
-    Ok(())
 }
 
 /// Stops a server started by another process (fast shutdown, then SIGKILL after a deadline).

@@ -10,10 +10,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::process::{self, RunAs};
-use crate::{
-    Binaries, Error, Options, PgServer, Root, SUPERUSER, data_location, io, quote_ident, quote_literal,
-};
+use crate::process::RunAs;
+use crate::{Binaries, Error, Options, PgServer, SUPERUSER, data_location, io, quote_ident, quote_literal};
 
 /// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
@@ -47,7 +45,7 @@ impl PgServer {
         copy_tree(template, &data, &owner)?;
         let password = options.password.clone().unwrap_or_else(crate::random_password);
         let mut server = Self {
-            root: Root::Kept(dir.to_path_buf()),
+            root: procs::Workdir::kept(dir)?,
             data,
             blocked_at,
             bin,
@@ -96,7 +94,7 @@ pub fn base_backup(port: u16, superuser_password: &str, dest: &Path) -> Result<(
     fs::set_permissions(dest, fs::Permissions::from_mode(0o700))
         .map_err(io(format!("setting the mode of {}", dest.display())))?;
     owner.hand_over(dest)?;
-    let mut cmd = process::command(&tool);
+    let mut cmd = procs::command(&tool);
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", SUPERUSER, "-w"])
         .arg("-D")
         .arg(dest)
@@ -104,7 +102,7 @@ pub fn base_backup(port: u16, superuser_password: &str, dest: &Path) -> Result<(
         // The password goes in the environment, never the command line.
         .env("PGPASSWORD", superuser_password);
     owner.apply(&mut cmd);
-    process::detach(&mut cmd);
+    procs::own_process_group(&mut cmd);
     let out = cmd.output().map_err(io(format!("running {}", tool.display())))?;
     if !out.status.success() {
         return Err(Error::Io {
@@ -128,7 +126,7 @@ pub fn finish_template(dir: &Path, sql: &str) -> Result<(), Error> {
     owner.hand_over(dir)?;
     check_socket_dir(dir)?;
     let mut server = PgServer {
-        root: Root::Kept(dir.to_path_buf()),
+        root: procs::Workdir::kept(dir)?,
         data: dir.join("data"),
         blocked_at: None,
         bin: Binaries::locate()?,

@@ -1,19 +1,21 @@
 //! The one process layer: how every crate of the workspace creates, watches and stops the
-//! long-running processes it owns (servers, services), and writes the files they read.
+//! long-running processes it owns (servers, services), picks their ports, writes the files they
+//! read and quotes the end of their logs.
 //!
 //! Short commands with captured output go through xshell's `cmd!` instead; this crate is for
 //! processes that outlive the call that started them.
 
+mod files;
+mod ports;
 mod spawn;
 mod stop;
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::PathBuf;
 
-pub use spawn::{Tie, command, spawn};
-pub use stop::{StopPolicy, pid_alive, stop};
+pub use files::{Workdir, log_tail, tail, write_file, write_file_atomic};
+pub use ports::{PortAttempt, free_port, free_ports, port_taken_in, with_free_port, with_port};
+pub use spawn::{OpenLog, Tie, command, log_output, own_process_group, spawn};
+pub use stop::{StopPolicy, pid_alive, stop, stop_child};
 
 /// What went wrong with a process.
 #[derive(Debug, thiserror::Error)]
@@ -50,51 +52,36 @@ pub enum Error {
         /// What the state means, when it explains the failure.
         why: &'static str,
     },
-    /// Writing a file failed.
-    #[error("writing {path}: {source}")]
-    Write {
-        /// The file.
-        path: String,
+    /// Waiting for a stopped child (reaping it) failed.
+    #[error("waiting for pid {pid} ({program}) to exit: {source}")]
+    Reap {
+        /// The process.
+        pid: u32,
+        /// What it runs.
+        program: String,
         /// The operating system's reason.
         source: std::io::Error,
     },
-}
-
-/// Writes `contents` to `path` with `mode` from the file's creation on (0600 for a secret is
-/// never readable by others, not even for a moment), creating parent directories.
-pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let err = |source| Error::Write { path: path.display().to_string(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mut file =
-        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(err)?;
-    // An existing file keeps its old mode through `open`: set it before writing.
-    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
-    file.write_all(contents).map_err(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_secret_is_0600_even_over_a_world_readable_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/secret");
-        write_file(&path, b"old", 0o644).unwrap();
-        write_file(&path, b"new secret", 0o600).unwrap();
-        let meta = fs::metadata(&path).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::read(&path).unwrap(), b"new secret");
-    }
-
-    #[test]
-    fn an_unwritable_place_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("file");
-        fs::write(&file, "x").unwrap();
-        let err = write_file(&file.join("below-a-file"), b"x", 0o600).unwrap_err();
-        assert!(err.to_string().contains("below-a-file"), "{err}");
-    }
+    /// Creating a directory failed.
+    #[error("creating a directory in {}: {source}", path.display())]
+    Dir {
+        /// The directory, or where a temporary one was to be created.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Writing a file failed.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// No loopback port could be reserved to find a free one.
+    #[error("finding a free loopback port: {source}")]
+    Port {
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
 }

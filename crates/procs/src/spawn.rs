@@ -6,8 +6,10 @@
 //! seconds, so a tied child would die long before us. Tied children are therefore forked by one
 //! thread of ours that lives as long as the process.
 
+use std::fs::File;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
@@ -30,6 +32,36 @@ pub enum Tie {
 #[allow(clippy::disallowed_methods)]
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     Command::new(program)
+}
+
+/// Whether a log starts empty or keeps what earlier runs of the process wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenLog {
+    /// Emptied when the process starts.
+    Truncate,
+    /// Appended to.
+    Append,
+}
+
+/// Sends `cmd`'s stdout and stderr to the log file at `path` (one file, in the order written)
+/// and closes its stdin: a server we start reads nothing from us and must not hold our terminal.
+pub fn log_output(cmd: &mut Command, path: &Path, open: OpenLog) -> Result<(), Error> {
+    let err = |source| Error::Write { path: path.to_path_buf(), source };
+    let mut options = File::options();
+    match open {
+        OpenLog::Truncate => options.write(true).create(true).truncate(true),
+        OpenLog::Append => options.append(true).create(true),
+    };
+    let log = options.open(path).map_err(err)?;
+    let log_err = log.try_clone().map_err(err)?;
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log_err);
+    Ok(())
+}
+
+/// Puts `cmd`'s child in a process group of its own: a Ctrl-C on our terminal reaches only us,
+/// so we decide how our children stop, and the group can be signalled as a whole.
+pub fn own_process_group(cmd: &mut Command) -> &mut Command {
+    cmd.process_group(0)
 }
 
 /// Starts `cmd` with the given tie to our life.
@@ -92,4 +124,32 @@ fn spawn_tied(mut cmd: Command, signal: Signal) -> std::io::Result<Child> {
         });
     }
     cmd.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_logged(path: &Path, open: OpenLog, word: &str) {
+        let mut cmd = command("sh");
+        cmd.args(["-c", &format!("echo {word}-out; echo {word}-err >&2; read x || echo no-stdin")]);
+        log_output(&mut cmd, path, open).unwrap();
+        own_process_group(&mut cmd);
+        let mut child = spawn(cmd, Tie::Detached).unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(nix::unistd::getpgid(Some(Pid::from_raw(pid))).unwrap(), Pid::from_raw(pid));
+        assert!(child.wait().unwrap().success());
+    }
+
+    #[test]
+    fn output_goes_to_the_log_in_its_own_group_with_stdin_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("child.log");
+        run_logged(&log, OpenLog::Truncate, "first");
+        run_logged(&log, OpenLog::Append, "second");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text, "first-out\nfirst-err\nno-stdin\nsecond-out\nsecond-err\nno-stdin\n");
+        run_logged(&log, OpenLog::Truncate, "third");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "third-out\nthird-err\nno-stdin\n");
+    }
 }

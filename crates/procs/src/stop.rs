@@ -1,6 +1,7 @@
 //! Stopping a process we started, from this process or a later one (`infra down`): a polite
 //! signal, a deadline, SIGKILL, a second deadline, and then a diagnosis instead of a loop.
 
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -71,6 +72,13 @@ pub fn stop(pid: u32, program: &str, policy: StopPolicy) -> Result<(), Error> {
     Err(Error::Unkillable { pid, program: program.into(), state, why })
 }
 
+/// Stops our own child `child` (running `program`) like [`stop`], then reaps it and returns how
+/// it ended: a child is not gone until its parent has waited for it.
+pub fn stop_child(child: &mut Child, program: &str, policy: StopPolicy) -> Result<ExitStatus, Error> {
+    stop(child.id(), program, policy)?;
+    child.wait().map_err(|source| Error::Reap { pid: child.id(), program: program.into(), source })
+}
+
 fn wait_gone(pid: u32, deadline: Duration) -> bool {
     let until = Instant::now() + deadline;
     let mut pause = Duration::from_millis(1);
@@ -105,6 +113,23 @@ mod tests {
         let status = reaper.join().unwrap().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+    }
+
+    #[test]
+    fn a_stopped_child_is_reaped_and_says_how_it_ended() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut cmd = command("sleep");
+        cmd.arg("1000");
+        let mut child = spawn(cmd, Tie::Detached).unwrap();
+        let pid = child.id();
+        let status = stop_child(
+            &mut child,
+            "sleep",
+            StopPolicy { signal: Signal::SIGTERM, deadline: Duration::from_secs(5) },
+        )
+        .unwrap();
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        assert_eq!(state(pid), None, "reaped: no zombie left behind");
     }
 
     #[test]

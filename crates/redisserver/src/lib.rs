@@ -11,20 +11,22 @@
 //! # Ok::<(), redisserver::Error>(())
 //! ```
 
-mod process;
-mod resp;
-
-use std::fs::{self, File};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 /// Environment variable naming the `redis-server` binary to run instead of the one on `PATH`.
 pub const BINARY_ENV: &str = "REDIS_SERVER";
 
 /// How long a fresh server may take to answer `PING` before the launcher gives up.
 const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Redis's clean shutdown (SIGTERM), and how long it may take before the server is killed.
+const STOP: procs::StopPolicy =
+    procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: Duration::from_secs(10) };
+
+/// How many free ports a launch tries when another process takes the chosen one first.
+const PORT_ATTEMPTS: usize = 5;
 
 /// What can go wrong while starting or stopping a server.
 #[derive(Debug, thiserror::Error)]
@@ -40,40 +42,9 @@ pub enum Error {
     /// Starting, signalling or stopping the server process failed.
     #[error(transparent)]
     Process(#[from] procs::Error),
-    /// A file-system or process operation failed.
-    #[error("{action}: {source}")]
-    Io {
-        /// What was being attempted.
-        action: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server process exited while starting.
-    #[error("redis-server exited ({status}); last log lines:\n{log_tail}")]
-    Exited {
-        /// Its exit status.
-        status: ExitStatus,
-        /// The end of its log.
-        log_tail: String,
-    },
-    /// The server did not answer `PING` in time.
-    #[error(
-        "redis-server did not answer PING within {waited:?} (last answer: {last}); last log lines:\n{log_tail}"
-    )]
-    NotReady {
-        /// How long the launcher waited.
-        waited: Duration,
-        /// What the last attempt got.
-        last: String,
-        /// The end of its log.
-        log_tail: String,
-    },
-}
-
-fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Io { action, source }
+    /// The server exited while starting, or did not answer `PING` in time.
+    #[error(transparent)]
+    NotStarted(#[from] wait::ChildNotReady),
 }
 
 /// How to start a server in a directory of the caller's (see [`RedisServer::start_in`]).
@@ -94,76 +65,39 @@ pub struct Options {
 /// temporary directory, removes it.
 #[derive(Debug)]
 pub struct RedisServer {
-    dir: Root,
+    dir: procs::Workdir,
     binary: PathBuf,
     port: u16,
     options: Options,
     child: Option<Child>,
 }
 
-#[derive(Debug)]
-enum Root {
-    Temp(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
-impl Root {
-    fn path(&self) -> &Path {
-        match self {
-            Root::Temp(t) => t.path(),
-            Root::Kept(p) => p,
-        }
-    }
-}
-
 impl RedisServer {
     /// Starts a server without a password.
     pub fn start() -> Result<Self, Error> {
-        Self::launch(None, Options::default())
+        Self::launch(procs::Workdir::temp("redisserver-")?, Options::default())
     }
 
     /// Starts a server that requires `password` (`requirepass`).
     pub fn start_with_password(password: &str) -> Result<Self, Error> {
-        Self::launch(None, Options { password: Some(password.to_string()), ..Options::default() })
+        let options = Options { password: Some(password.to_string()), ..Options::default() };
+        Self::launch(procs::Workdir::temp("redisserver-")?, options)
     }
 
     /// Starts a server whose config, pid file (`redis.pid`) and log live in `dir`, which is kept.
     pub fn start_in(dir: &Path, options: Options) -> Result<Self, Error> {
-        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        Self::launch(Some(dir.to_path_buf()), options)
+        Self::launch(procs::Workdir::kept(dir)?, options)
     }
 
-    fn launch(dir: Option<PathBuf>, options: Options) -> Result<Self, Error> {
+    fn launch(dir: procs::Workdir, options: Options) -> Result<Self, Error> {
         let binary = locate()?;
-        let dir = match dir {
-            Some(d) => Root::Kept(d),
-            None => Root::Temp(
-                tempfile::Builder::new()
-                    .prefix("redisserver-")
-                    .tempdir()
-                    .map_err(io("creating a temporary directory"))?,
-            ),
-        };
         let mut server = Self { dir, binary, port: 0, options, child: None };
-        if let Some(port) = server.options.port {
+        procs::with_port(server.options.port, PORT_ATTEMPTS, |port| {
             server.port = port;
-            server.spawn()?;
-            return Ok(server);
-        }
-        // A free port can be taken by another process between our probe and the server's bind;
-        // a few retries with fresh ports make parallel test runs reliable.
-        let mut last = None;
-        for _ in 0..5 {
-            server.port = free_port()?;
-            match server.spawn() {
-                Ok(()) => return Ok(server),
-                Err(e @ Error::Exited { .. }) if e.to_string().contains("Address already in use") => {
-                    last = Some(e)
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.expect("the loop ran at least once"))
+            let taken = |e: &Error| matches!(e, Error::NotStarted(e) if e.port_taken());
+            server.spawn().map_err(|e| procs::PortAttempt::taken_if(e, taken))
+        })?;
+        Ok(server)
     }
 
     /// Writes the config (0600: it may hold the password) and starts the server from it.
@@ -171,58 +105,42 @@ impl RedisServer {
         let conf = self.dir.path().join("redis.conf");
         // `set-proc-title no` keeps the config path in the command line, where teardown looks for it.
         let mut text = format!(
-            "port {}\nbind 127.0.0.1\ndir {}\nlogfile {}\npidfile {}\nsave \"\"\nappendonly no\ndaemonize no\nset-proc-title no\n",
+            "port {}\nbind 127.0.0.1\ndir {}\npidfile {}\nsave \"\"\nappendonly no\ndaemonize no\nset-proc-title no\n",
             self.port,
             self.dir.path().display(),
-            self.log_path().display(),
             self.pid_path().display(),
         );
         if let Some(pw) = &self.options.password {
             text.push_str(&format!("requirepass \"{}\"\n", pw.replace('\\', "\\\\").replace('"', "\\\"")));
         }
         procs::write_file(&conf, text.as_bytes(), 0o600)?;
-        // The log file is named in the config; stdout/stderr catch what is printed before it opens.
-        let early =
-            File::create(self.dir.path().join("stdout.log")).map_err(io("creating the output log"))?;
-        let early_err = early.try_clone().map_err(io("duplicating the output log handle"))?;
-        let mut cmd = process::command(&self.binary);
-        cmd.arg(&conf).stdin(Stdio::null()).stdout(early).stderr(early_err);
+        // Without a `logfile` in the config, Redis logs to stdout: one file holds all it says.
+        let mut cmd = procs::command(&self.binary);
+        cmd.arg(&conf);
+        procs::log_output(&mut cmd, &self.log_path(), procs::OpenLog::Truncate)?;
         if self.options.detach {
-            process::detach(&mut cmd);
+            procs::own_process_group(&mut cmd);
         }
-        let child = procs::spawn(cmd, process::STOP.tie(self.options.die_with_us))?;
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    /// Sends `PING` until it is answered with `PONG`, failing at once if the process exits.
-    fn wait_ready(&mut self) -> Result<(), Error> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let child = self.child.as_mut().expect("spawned");
-            if let Some(status) = child.try_wait().map_err(io("checking the redis-server process"))? {
-                self.child = None;
-                return Err(Error::Exited { status, log_tail: self.log_tail(20) });
-            }
-            let last = match resp::ping(self.port, self.options.password.as_deref()) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if started.elapsed() > START_DEADLINE {
-                return Err(Error::NotReady { waited: started.elapsed(), last, log_tail: self.log_tail(20) });
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
+        let child = procs::spawn(cmd, STOP.tie(self.options.die_with_us))?;
+        // Ready when it answers PING (after AUTH with the password), as clients will talk to it.
+        let mut ready = wait::RedisProbe::new(format!("127.0.0.1:{}", self.port));
+        if let Some(pw) = &self.options.password {
+            ready = ready.auth(None, pw);
         }
+        let waiter = &mut wait::Waiter::new(START_DEADLINE);
+        // Kept while it runs, also when it is not ready, so that drop stops it.
+        let outcome;
+        (self.child, outcome) = waiter.wait_child_blocking(child, "redis-server", &self.log_path(), ready);
+        outcome?;
+        Ok(())
     }
 
     /// Stops the server (SIGTERM, then SIGKILL if it lingers); the directory stays until drop.
     pub fn stop(&mut self) -> Result<(), Error> {
-        match self.child.take() {
-            Some(mut child) => process::stop_child(&mut child),
-            None => Ok(()),
+        if let Some(mut child) = self.child.take() {
+            procs::stop_child(&mut child, "redis-server", STOP)?;
         }
+        Ok(())
     }
 
     /// Stops the server and starts it again on the same port with the same password.
@@ -275,12 +193,9 @@ impl RedisServer {
         self.dir.path()
     }
 
-    /// The last `n` lines of the server's output and log.
+    /// The last `n` non-blank lines of the server's log.
     pub fn log_tail(&self, n: usize) -> String {
-        let mut text = fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
-        text.push_str(&fs::read_to_string(self.log_path()).unwrap_or_default());
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        procs::log_tail(&self.log_path(), n)
     }
 }
 
@@ -310,11 +225,6 @@ pub fn locate() -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::BinaryNotFound {
             searched: format!("${BINARY_ENV}, PATH, /usr/bin and /usr/sbin"),
         })
-}
-
-fn free_port() -> Result<u16, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free loopback port"))?;
-    Ok(listener.local_addr().map_err(io("reading the probe socket address"))?.port())
 }
 
 #[cfg(test)]

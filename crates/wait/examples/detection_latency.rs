@@ -66,7 +66,7 @@ async fn main() {
 async fn measure(probe: impl Fn(u16) -> Box<dyn Probe>, forward_to: Option<u16>) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = procs::free_port().unwrap();
         let mut p = probe(port);
         let waiting = tokio::spawn(async move {
             wait_for(p.as_mut(), Duration::from_secs(30)).await.expect("ready");

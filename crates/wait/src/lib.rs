@@ -33,7 +33,7 @@ use std::pin::Pin;
 pub use diagnosis::{Detail, Diagnosis, ProbeDiagnosis, ProcessReport};
 pub use http::HttpProbe;
 pub use postgres::PostgresProbe;
-pub use process::{ChildProcess, ProcessProbe, Spawn};
+pub use process::{ChildNotReady, ChildProcess, ProcessProbe, Spawn};
 pub use redis::RedisProbe;
 pub use tcp::TcpProbe;
 pub use waiter::{Progress, WaitError, WaitReport, Waiter, wait_for};
@@ -120,12 +120,6 @@ pub enum ProbeError {
         /// What is wrong with it.
         reason: String,
     },
-}
-
-/// The last `n` lines of `text`, joined with newlines.
-pub(crate) fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// An error and its sources, joined with `: `, so the root cause is visible in a reason.

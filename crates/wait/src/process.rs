@@ -6,21 +6,14 @@
 //! status and the last lines of the log.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex};
 
-use crate::{BoxFuture, Detail, Probe, ProcessReport, Status, last_lines};
+use crate::{BoxFuture, Detail, Probe, ProcessReport, Status, WaitError, WaitReport, Waiter};
 
 /// How many log lines a failure reason and a diagnosis carry.
 const TAIL_LINES: usize = 20;
-
-/// A command for `program`: the one place this crate creates processes.
-#[allow(clippy::disallowed_methods)]
-fn command(program: &OsStr) -> Command {
-    Command::new(program)
-}
 
 /// A process to start: program, arguments, environment, working directory and log file.
 #[derive(Debug, Clone)]
@@ -73,18 +66,15 @@ impl Spawn {
         std::iter::once(&self.program).chain(&self.args).map(|a| a.to_string_lossy().into_owned()).collect()
     }
 
-    /// Starts the process with stdin closed and its output going to the log file.
-    pub fn start(self) -> std::io::Result<ChildProcess> {
-        let log = File::options().create(true).append(true).open(&self.log)?;
-        let mut cmd = command(&self.program);
+    /// Starts the process with stdin closed and its output appended to the log file.
+    pub fn start(self) -> Result<ChildProcess, procs::Error> {
+        let mut cmd = procs::command(&self.program);
         cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir);
         }
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-        let child = cmd.spawn().map_err(|e| {
-            std::io::Error::new(e.kind(), format!("starting {}: {e}", self.program.to_string_lossy()))
-        })?;
+        procs::log_output(&mut cmd, &self.log, procs::OpenLog::Append)?;
+        let child = procs::spawn(cmd, procs::Tie::Detached)?;
         Ok(ChildProcess {
             pid: child.id(),
             child: Arc::new(Mutex::new(child)),
@@ -135,6 +125,76 @@ impl Drop for ChildProcess {
     }
 }
 
+/// Why a child process did not become ready, with the end of its log.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildNotReady {
+    /// It exited first.
+    #[error("{command} exited ({status}); last log lines:\n{log_tail}")]
+    Exited {
+        /// What it ran.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// It still runs, but the wait gave up on it (its readiness probe failed, or the deadline passed).
+    #[error("{command} did not become ready within {waited:?} ({reason}); last log lines:\n{log_tail}")]
+    NotReady {
+        /// What it runs.
+        command: String,
+        /// How long the wait ran.
+        waited: std::time::Duration,
+        /// What the wait last heard.
+        reason: String,
+        /// The end of its log.
+        log_tail: String,
+    },
+}
+
+impl ChildNotReady {
+    /// Whether it exited because another process had bound its port first (its log says so).
+    pub fn port_taken(&self) -> bool {
+        matches!(self, Self::Exited { log_tail, .. } if procs::port_taken_in(log_tail))
+    }
+}
+
+impl Waiter {
+    /// From synchronous code (a server launcher): waits until `ready` passes while `child`
+    /// (running `command`, writing `log`) runs, failing as soon as it exits. The child is handed
+    /// back while it runs, whatever the outcome (the caller stops it); `None` once it exited.
+    pub fn wait_child_blocking(
+        &mut self,
+        child: Child,
+        command: &str,
+        log: &Path,
+        ready: impl Probe + 'static,
+    ) -> (Option<Child>, Result<WaitReport, ChildNotReady>) {
+        let started = std::time::Instant::now();
+        let shared = Arc::new(Mutex::new(child));
+        let mut probe = ProcessProbe::new(shared.clone(), command, log).until(ready);
+        let waited = self.wait_for_blocking(&mut probe);
+        drop(probe);
+        let mutex = Arc::into_inner(shared).expect("the probe that shared the child is gone");
+        let mut child = mutex.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (command, log_tail) = (command.to_string(), || procs::log_tail(log, TAIL_LINES));
+        match (waited, child.try_wait()) {
+            (Ok(report), _) => (Some(child), Ok(report)),
+            (Err(_), Ok(Some(status))) => {
+                (None, Err(ChildNotReady::Exited { command, status, log_tail: log_tail() }))
+            }
+            (Err(e), _) => {
+                let reason = match e {
+                    WaitError::Failed { reason, .. } => reason,
+                    WaitError::TimedOut { pending, .. } => pending,
+                };
+                let waited = started.elapsed();
+                (Some(child), Err(ChildNotReady::NotReady { command, waited, reason, log_tail: log_tail() }))
+            }
+        }
+    }
+}
+
 /// Watches a child process: Failed with exit status and log tail as soon as it exits.
 pub struct ProcessProbe {
     child: Arc<Mutex<Child>>,
@@ -162,13 +222,12 @@ impl ProcessProbe {
     }
 
     fn report(&self) -> ProcessReport {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         ProcessReport {
             command: self.command.clone(),
             pid: self.pid,
             exit_status: self.exit_status().map(|s| s.to_string()),
             log_path: self.log.display().to_string(),
-            log_tail: last_lines(&text, TAIL_LINES),
+            log_tail: procs::log_tail(&self.log, TAIL_LINES),
         }
     }
 }
@@ -185,8 +244,7 @@ impl Probe for ProcessProbe {
     fn check(&mut self) -> BoxFuture<'_, Status> {
         Box::pin(async move {
             if let Some(status) = self.exit_status() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail = last_lines(&log, 5);
+                let tail = procs::log_tail(&self.log, 5);
                 let tail = if tail.is_empty() { "(log is empty)".to_string() } else { tail };
                 return Status::Failed(format!("process exited ({status}); last log lines:\n{tail}"));
             }

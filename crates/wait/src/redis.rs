@@ -30,7 +30,7 @@ impl RedisProbe {
     pub fn from_url(url: &str) -> Result<Self, ProbeError> {
         let invalid = |reason: &str| ProbeError::InvalidAddress {
             what: "redis URL",
-            input: crate::postgres::redact_password(url),
+            input: redact::connection_string(url),
             reason: reason.to_string(),
         };
         let rest = url.strip_prefix("redis://").ok_or_else(|| invalid("it must start with redis://"))?;

@@ -138,6 +138,27 @@ impl Waiter {
         self.wait_all(&mut [probe]).await
     }
 
+    /// Like [`Waiter::wait_for`], for synchronous code (a server launcher): the wait runs on a
+    /// thread of its own with a runtime of its own, so it works inside an async runtime or not.
+    pub fn wait_for_blocking(&mut self, probe: &mut dyn Probe) -> Result<WaitReport, WaitError> {
+        std::thread::scope(|scope| {
+            let waiting =
+                scope.spawn(|| match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime.block_on(self.wait_for(probe)),
+                    Err(e) => {
+                        let reason = format!("starting a runtime to wait on: {e}");
+                        let diagnosis = Box::new(Diagnosis {
+                            verdict: "failed".into(),
+                            waited_ms: 0,
+                            probes: Vec::new(),
+                        });
+                        Err(WaitError::Failed { probe: probe.name(), reason, diagnosis })
+                    }
+                });
+            waiting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// Waits until every probe is ready; the first probe to fail ends the wait at once.
     pub async fn wait_all(&mut self, probes: &mut [&mut dyn Probe]) -> Result<WaitReport, WaitError> {
         let started = Instant::now();

@@ -10,7 +10,7 @@ use wait::{BoxFuture, Detail, HttpProbe, Probe, Spawn, Status, TcpProbe, WaitErr
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    procs::free_port().unwrap()
 }
 
 #[tokio::test]
@@ -228,4 +228,64 @@ async fn the_backoff_starts_short_and_is_capped() {
     assert_eq!(checks.load(Ordering::SeqCst), 11);
     assert!(report.elapsed >= Duration::from_millis(300), "the cap was not respected: {report:?}");
     assert!(report.elapsed < Duration::from_secs(3), "the backoff grew past its cap: {report:?}");
+}
+
+fn sh(script: &str, log: &std::path::Path) -> std::process::Child {
+    let mut cmd = procs::command("sh");
+    cmd.args(["-c", script]);
+    procs::log_output(&mut cmd, log, procs::OpenLog::Truncate).unwrap();
+    procs::spawn(cmd, procs::Tie::Detached).unwrap()
+}
+
+#[test]
+fn a_child_that_exits_before_it_is_ready_is_handed_back_reaped_with_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("svc.log");
+    let child = sh("echo cannot bind >&2; exit 4", &log);
+    let taken = sh("echo 'bind: Address already in use' >&2; exit 1", &dir.path().join("taken.log"));
+    let never = TcpProbe::new(format!("127.0.0.1:{}", free_port()));
+    let (_, outcome) =
+        Waiter::new(PATIENCE).wait_child_blocking(taken, "svc", &dir.path().join("taken.log"), never);
+    assert!(outcome.unwrap_err().port_taken());
+    let never = TcpProbe::new(format!("127.0.0.1:{}", free_port()));
+    let (child, outcome) = Waiter::new(PATIENCE).wait_child_blocking(child, "svc", &log, never);
+    assert!(child.is_none(), "nothing left to stop");
+    let err = outcome.unwrap_err();
+    let wait::ChildNotReady::Exited { status, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(status.code(), Some(4));
+    assert_eq!(err.to_string(), "svc exited (exit status: 4); last log lines:\ncannot bind");
+    assert!(!err.port_taken());
+}
+
+/// Server launchers are called from async tests too: the blocking wait must not need, or
+/// disturb, the caller's runtime.
+#[tokio::test]
+async fn a_blocking_wait_works_inside_a_runtime_and_keeps_a_ready_child_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("svc.log");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ready = TcpProbe::new(listener.local_addr().unwrap().to_string());
+    let child = sh("sleep 30", &log);
+    let (child, outcome) = Waiter::new(PATIENCE).wait_child_blocking(child, "sleep", &log, ready);
+    outcome.unwrap();
+    let mut child = child.expect("handed back");
+    assert_eq!(child.try_wait().unwrap(), None, "still running");
+    let policy = procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: PATIENCE };
+    procs::stop_child(&mut child, "sleep", policy).unwrap();
+}
+
+#[test]
+fn a_child_still_running_when_the_wait_gives_up_is_handed_back_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("svc.log");
+    let child = sh("sleep 30", &log);
+    let never = TcpProbe::new(format!("127.0.0.1:{}", free_port()));
+    let (child, outcome) =
+        Waiter::new(Duration::from_millis(100)).wait_child_blocking(child, "sleep", &log, never);
+    let err = outcome.unwrap_err();
+    assert!(err.to_string().starts_with("sleep did not become ready within"), "{err}");
+    let mut child = child.expect("handed back while it runs");
+    assert_eq!(child.try_wait().unwrap(), None);
+    let policy = procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: PATIENCE };
+    procs::stop_child(&mut child, "sleep", policy).unwrap();
 }

@@ -67,9 +67,10 @@ impl Env {
         let redis_password = pgserver::random_password();
         let redis = RedisServer::start_with_password(&redis_password).expect("start redis");
 
-        let mut config = Config::local(pgserver::free_port().unwrap(), pg.port(), redis.port());
-        config.server.health_port = pgserver::free_port().unwrap();
-        config.server.metrics_port = pgserver::free_port().unwrap();
+        let [http, health, metrics] = procs::free_ports(3).unwrap()[..] else { unreachable!("three ports") };
+        let mut config = Config::local(http, pg.port(), redis.port());
+        config.server.health_port = health;
+        config.server.metrics_port = metrics;
         config.logging.level = datastorage::LogLevel::Debug;
         tune(&mut config);
         let ds = DataStorage {

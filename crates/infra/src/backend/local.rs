@@ -3,8 +3,6 @@
 
 use super::failure;
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,31 +142,16 @@ impl Backend for Local {
                 Program::Postgres => self.postgres(&run, &component, &service, &progress).await,
                 Program::Redis => self.redis(&run, &component, &service, &progress).await,
                 Program::Cargo { .. } | Program::Path(_) => {
-                    // A free port can be taken between our probe and the service's bind: retry on that only.
-                    let mut attempt = 0;
-                    loop {
-                        attempt += 1;
-                        let port = pgserver::free_port().map_err(failure)?;
-                        let mut ports = BTreeMap::new();
-                        for named in &service.ports {
-                            ports.insert(named.name.clone(), free_port_besides(port, &ports)?);
-                        }
-                        let workload = run
-                            .workload(&component, placement.clone(), &endpoints, Some(port), ports.clone())
-                            .map_err(failure)?;
-                        let Workload::Service(service) = workload else { unreachable!("checked above") };
-                        match self.program(&run, &component, &service, port, &progress).await {
-                            Err(f)
-                                if attempt < 3
-                                    && f.diagnosis.as_deref().is_some_and(|d| d.contains("in use")) =>
-                            {
-                                progress.say(format!(
-                                    "port {port} was taken before {component} bound it; trying another"
-                                ));
-                            }
-                            result => return result,
-                        }
-                    }
+                    // Its own port and its named ports, chosen together so that they differ.
+                    let mut free = procs::free_ports(1 + service.ports.len()).map_err(failure)?.into_iter();
+                    let port = free.next().expect("one port was asked for");
+                    let ports: BTreeMap<String, u16> =
+                        service.ports.iter().map(|named| named.name.clone()).zip(free).collect();
+                    let workload = run
+                        .workload(&component, placement.clone(), &endpoints, Some(port), ports)
+                        .map_err(failure)?;
+                    let Workload::Service(service) = workload else { unreachable!("checked above") };
+                    self.program(&run, &component, &service, port, &progress).await
                 }
             }
         })
@@ -525,17 +508,10 @@ impl Local {
             procs::write_file(&f.path, f.contents.as_bytes(), mode).map_err(failure)?;
         }
         let log_path = dir.join(format!("{component}.log"));
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| failure(format!("creating {}: {e}", log_path.display())))?;
-        let log_err = log.try_clone().map_err(failure)?;
-        let mut cmd = crate::build::command(&binary);
-        cmd.args(&service.args)
-            .envs(service.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .process_group(0);
+        let mut cmd = procs::command(&binary);
+        cmd.args(&service.args).envs(service.env.iter().map(|(k, v)| (k, v))).current_dir(&dir);
+        procs::log_output(&mut cmd, &log_path, procs::OpenLog::Truncate).map_err(failure)?;
+        procs::own_process_group(&mut cmd);
         let command = std::iter::once(binary.display().to_string())
             .chain(service.args.iter().cloned())
             .collect::<Vec<_>>()
@@ -650,18 +626,6 @@ async fn drop_snapshot_copy(url: &str) -> Result<(), migrations::Error> {
 /// A program's command line as the plan shows it.
 fn argv(program: &str, service: &Service) -> String {
     std::iter::once(program.to_string()).chain(service.args.iter().cloned()).collect::<Vec<_>>().join(" ")
-}
-
-/// A free port other than `main` and those already chosen: the kernel may hand the same
-/// ephemeral port out twice in a row when nothing has bound it yet.
-fn free_port_besides(main: u16, chosen: &BTreeMap<String, u16>) -> Result<u16, StepFailure> {
-    for _ in 0..16 {
-        let port = pgserver::free_port().map_err(failure)?;
-        if port != main && !chosen.values().any(|p| *p == port) {
-            return Ok(port);
-        }
-    }
-    Err(StepFailure::new("no free loopback port found after 16 tries"))
 }
 
 /// Stops a process the local backend started (see [`STOP`]); an error says why if it will not die.
