@@ -33,6 +33,11 @@ use rand::distr::Alphanumeric;
 /// Environment variable naming the unprivileged user the server runs as when the launcher is root.
 pub const RUN_AS_ENV: &str = "PG_RUN_AS";
 
+/// Environment variable naming a directory (e.g. a tmpfs such as `/dev/shm`) where new clusters'
+/// data goes instead of the server's directory: a throwaway database need not reach the disk,
+/// and on machines whose disk writes are slow that decides how fast a cluster is copied.
+pub const DATA_DIR_ENV: &str = "XTASK_PG_DATA_DIR";
+
 /// The superuser role created by `initdb`.
 pub const SUPERUSER: &str = "postgres";
 
@@ -128,6 +133,9 @@ pub struct Options {
     pub die_with_us: bool,
     /// The superuser password of an existing cluster in the directory (see [`PgServer::start_in`]).
     pub password: Option<String>,
+    /// Where a new cluster's data goes instead of the server's directory (e.g. a tmpfs);
+    /// `None`: `$XTASK_PG_DATA_DIR` when set (see [`DATA_DIR_ENV`]).
+    pub data_in: Option<PathBuf>,
 }
 
 /// A running PostgreSQL server owned by this process; dropping it stops the server and, for a
@@ -171,7 +179,7 @@ impl PgServer {
     fn launch(root: procs::Workdir, bin: Binaries, options: Options) -> Result<Self, Error> {
         let owner = process::RunAs::for_current_user()?;
         owner.hand_over(root.path())?;
-        let (data, blocked_at) = data_location(root.path(), &owner)?;
+        let (data, blocked_at) = data_location(root.path(), &owner, options.data_in.as_deref())?;
         let password = options.password.clone().unwrap_or_else(random_password);
         let mut server =
             Self { root, data, blocked_at, bin, options, port: 0, password, child: None, socket: None };
@@ -367,22 +375,33 @@ impl Drop for PgServer {
 }
 
 /// Where the data of a server in `root` lives, and the directory that made it move, if any.
-fn data_location(root: &Path, owner: &process::RunAs) -> Result<(PathBuf, Option<PathBuf>), Error> {
+fn data_location(
+    root: &Path,
+    owner: &process::RunAs,
+    data_in: Option<&Path>,
+) -> Result<(PathBuf, Option<PathBuf>), Error> {
     let pointer = root.join(DATA_POINTER);
     if let Ok(text) = fs::read_to_string(&pointer) {
         return Ok((PathBuf::from(text.trim_end()).join("data"), owner.blocked_at(root)));
     }
-    let Some(blocked) = owner.blocked_at(root) else { return Ok((root.join("data"), None)) };
+    let configured = data_in
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from));
+    let blocked = owner.blocked_at(root);
+    if blocked.is_none() && configured.is_none() {
+        return Ok((root.join("data"), None));
+    }
+    let parent = configured.unwrap_or_else(std::env::temp_dir);
     let home = tempfile::Builder::new()
         .prefix(OUTSIDE_PREFIX)
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(io("creating a data directory under the system temporary directory"))?
+        .tempdir_in(&parent)
+        .map_err(io(format!("creating a data directory in {}", parent.display())))?
         .keep();
     owner.hand_over(&home)?;
     // Recorded before anything is written there, so a removal after a crash finds it.
     procs::write_file(&pointer, home.display().to_string().as_bytes(), 0o600)?;
-    Ok((home.join("data"), Some(blocked)))
+    Ok((home.join("data"), blocked))
 }
 
 /// Removes the data of the server directory `dir`, wherever it lives: `dir/data`, and a data
@@ -392,8 +411,8 @@ pub fn remove_data(dir: &Path) -> Result<(), Error> {
     let pointer = dir.join(DATA_POINTER);
     if let Ok(text) = fs::read_to_string(&pointer) {
         let home = PathBuf::from(text.trim_end());
-        let ours = home.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(OUTSIDE_PREFIX))
-            && home.parent() == Some(std::env::temp_dir().as_path());
+        // Only a directory this crate made (wherever $TMPDIR or $XTASK_PG_DATA_DIR pointed then).
+        let ours = home.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(OUTSIDE_PREFIX));
         if ours {
             match fs::remove_dir_all(&home) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -32,7 +32,7 @@ impl PgServer {
         let bin = Binaries::locate()?;
         let owner = RunAs::for_current_user()?;
         owner.hand_over(dir)?;
-        let (data, blocked_at) = data_location(dir, &owner)?;
+        let (data, blocked_at) = data_location(dir, &owner, options.data_in.as_deref())?;
         if data.join("PG_VERSION").exists() {
             return Err(Error::Io {
                 action: format!("copying a template into {}", data.display()),
