@@ -58,6 +58,25 @@ fn command_lines(needle: &str) -> Vec<String> {
 
 #[test]
 fn a_local_runs_passwords_appear_nowhere_but_its_state_and_its_exports() {
+    passwords_appear_nowhere_but_the_state_and_the_exports("local");
+}
+
+/// The same on podman: containers get their passwords from mounted files and podman's secret
+/// store, never from their environment or command line.
+#[test]
+fn a_podman_runs_passwords_appear_nowhere_but_its_state_and_its_exports() {
+    if Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("skipping: podman is not installed");
+        return;
+    }
+    if std::env::var_os("XTASK_IMAGE_POSTGRES").is_none() || std::env::var_os("XTASK_IMAGE_REDIS").is_none() {
+        eprintln!("skipping: XTASK_IMAGE_POSTGRES/REDIS are not set (run under .ci/with-env)");
+        return;
+    }
+    passwords_appear_nowhere_but_the_state_and_the_exports("podman");
+}
+
+fn passwords_appear_nowhere_but_the_state_and_the_exports(backend: &str) {
     let state = tempfile::tempdir().unwrap();
     let s = state.path();
     struct Cleanup<'a>(&'a Path);
@@ -67,7 +86,7 @@ fn a_local_runs_passwords_appear_nowhere_but_its_state_and_its_exports() {
         }
     }
     let _cleanup = Cleanup(s);
-    let up = xtask(s, &["infra", "up", "workflowexecution", "--keep", "--json"]);
+    let up = xtask(s, &["infra", "up", "workflowexecution", "--keep", "--json", "--backend", backend]);
     assert!(up.status.success(), "{}", text(&up));
     let doc: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     let env = doc["env"].as_object().unwrap();
@@ -77,7 +96,8 @@ fn a_local_runs_passwords_appear_nowhere_but_its_state_and_its_exports() {
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     let mut secrets = passwords(env);
     secrets.extend(saved["postgres_superuser_password"].as_str().map(str::to_string));
-    assert!(secrets.len() >= 3, "database user, superuser and Redis passwords: {secrets:?}");
+    let least = if backend == "local" { 3 } else { 2 };
+    assert!(secrets.len() >= least, "database user, (superuser,) Redis passwords: {secrets:?}");
     let database_url = env["DATABASE_URL"].as_str().unwrap().to_string();
 
     let mut seen: Vec<(String, String)> =
@@ -108,8 +128,24 @@ fn a_local_runs_passwords_appear_nowhere_but_its_state_and_its_exports() {
     for (path, bytes) in readable_by_others(s) {
         seen.push((path, String::from_utf8_lossy(&bytes).into()));
     }
-    for cmd in command_lines(s.to_str().unwrap()) {
+    for cmd in command_lines(s.to_str().unwrap()).into_iter().chain(command_lines(run)) {
         seen.push(("a child's command line".into(), cmd));
+    }
+    if backend == "podman" {
+        // What anyone allowed to ask the engine sees: each container's config and log.
+        let ids = Command::new("podman")
+            .args(["ps", "-a", "-q", "--filter", &format!("label=xtask.run={run}")])
+            .output()
+            .unwrap();
+        let ids: Vec<String> =
+            String::from_utf8_lossy(&ids.stdout).split_whitespace().map(String::from).collect();
+        assert!(ids.len() >= 3, "the run's containers: {ids:?}");
+        for id in &ids {
+            for args in [vec!["inspect", id.as_str()], vec!["logs", id.as_str()]] {
+                let o = Command::new("podman").args(&args).output().unwrap();
+                seen.push((format!("podman {}", args.join(" ")), text(&o)));
+            }
+        }
     }
     let down = xtask(s, &["infra", "down"]);
     seen.push(("infra down".into(), text(&down)));
