@@ -92,11 +92,17 @@ impl Key {
     }
 
     /// The key of a fresh cluster (`initdb` only, the superuser without a password) made by the
-    /// binaries in `bin`: what a run whose migrations have no template yet starts from.
-    pub fn initdb(bin: &pgserver::Binaries) -> Result<Self, InfraError> {
-        let mut key = Self::new_unmigrated(bin)?;
-        key.selection = "initdb".into();
-        Ok(key)
+    /// same binaries with the same options: what a run whose migrations have no template yet
+    /// starts from.
+    pub fn initdb(&self) -> Self {
+        Self {
+            user: String::new(),
+            database: String::new(),
+            selection: "initdb".into(),
+            migrations: Vec::new(),
+            day: String::new(),
+            ..self.clone()
+        }
     }
 
     fn new_unmigrated(bin: &pgserver::Binaries) -> Result<Self, InfraError> {

@@ -219,15 +219,13 @@ impl Local {
         if run.cache {
             match template_key(run, component, &user, &database) {
                 Some(Ok(key)) => {
+                    let fresh = key.initdb().id();
                     match cache.lookup(&key.id()) {
                         Some(t) => origins.push(Origin::Migrated(key.id(), t)),
                         None => run.set_snapshot(Snapshot::Wanted(Box::new(key))),
                     }
-                    let fresh = pgserver::Binaries::locate()
-                        .map_err(failure)
-                        .and_then(|b| Key::initdb(&b).map_err(failure));
-                    if let Some(t) = fresh.ok().and_then(|k| cache.lookup(&k.id()).map(|t| (k.id(), t))) {
-                        origins.push(Origin::Fresh(t.0, t.1));
+                    if let Some(t) = cache.lookup(&fresh) {
+                        origins.push(Origin::Fresh(fresh, t));
                     }
                 }
                 // The migrations step reports what is wrong with the migrations; here it only
@@ -337,27 +335,18 @@ impl Local {
             });
         };
         let cache = Cache::new(&Runs::new(&run.root));
-        let id = key.id();
-        let (port, superuser) = superuser_of(run, database)?;
+        let (id, fresh_key) = (key.id(), key.initdb());
+        let published = Published::of(run, database)?;
         let kept = if cache.lookup(&id).is_some() {
             Ok(cache::Stored::AlreadyThere)
         } else {
             progress.say(format!("pg_basebackup into template {id}"));
             let staging = pgserver::data_parent(&run.dir().join(database)).join("template");
-            let EndpointKind::Postgres { user, database: db, .. } = &run
-                .endpoints()
-                .get(database)
-                .ok_or_else(|| failure(format!("{database} has published no endpoint")))?
-                .kind
-                .clone()
-            else {
-                return Err(failure(format!("{database} is not a PostgreSQL endpoint")));
-            };
             let sql = format!(
                 "DROP DATABASE {db};\nALTER DATABASE {copy} RENAME TO {db};\nALTER ROLE {user} PASSWORD NULL;\nALTER ROLE {su} PASSWORD NULL;\n",
-                db = pgserver::quote_ident(db),
+                db = pgserver::quote_ident(&published.database),
                 copy = pgserver::quote_ident(SNAPSHOT_COPY),
-                user = pgserver::quote_ident(user),
+                user = pgserver::quote_ident(&published.user),
                 su = pgserver::quote_ident(pgserver::SUPERUSER),
             );
             let meta = cache::Meta {
@@ -367,7 +356,7 @@ impl Local {
                 created: chrono::Utc::now().to_rfc3339(),
                 run: run.id(),
             };
-            let password = superuser.clone();
+            let (port, password) = (published.port, published.superuser.clone());
             let cache = cache.clone();
             self.blocking
                 .run("keeping a template", move || {
@@ -382,9 +371,9 @@ impl Local {
                 .await
         };
         // The run's own database is left as a run without a cache would have it.
-        let url = format!("postgres://{}:{}@127.0.0.1:{port}/postgres", pgserver::SUPERUSER, superuser);
-        let dropped = drop_snapshot_copy(&url).await;
-        let fresh = self.keep_fresh_template(run, database, &cache, progress).await;
+        let drop = format!("DROP DATABASE IF EXISTS {}", pgserver::quote_ident(SNAPSHOT_COPY));
+        let dropped = published.as_superuser(format!("dropping {SNAPSHOT_COPY}"), &drop).await;
+        let fresh = self.keep_fresh_template(run, database, fresh_key, &cache, progress).await;
         let kept = match (kept, dropped) {
             (Ok(cache::Stored::New(bytes)), Ok(())) => {
                 format!("kept template {id} ({:.1} MB) for later runs", bytes as f64 / 1e6)
@@ -405,16 +394,10 @@ impl Local {
         &self,
         run: &Arc<Run>,
         database: &str,
+        key: Key,
         cache: &Cache,
         progress: &Progress,
     ) -> Option<String> {
-        let key = match pgserver::Binaries::locate()
-            .map_err(failure)
-            .and_then(|b| Key::initdb(&b).map_err(failure))
-        {
-            Ok(key) => key,
-            Err(f) => return Some(format!("; no fresh-cluster template: {}", f.message)),
-        };
         let id = key.id();
         cache.lookup(&id).is_none().then_some(())?;
         progress.say(format!("initdb into fresh-cluster template {id}"));
@@ -575,52 +558,54 @@ fn template_key(run: &Run, component: &str, user: &str, database: &str) -> Optio
     })
 }
 
-/// The loopback port and superuser password of the run's PostgreSQL `component`.
-fn superuser_of(run: &Run, component: &str) -> Result<(u16, String), StepFailure> {
-    let port = run
-        .endpoints()
-        .get(component)
-        .map(|e| e.host.port)
-        .ok_or_else(|| failure(format!("{component} has published no endpoint")))?;
-    let password = run
-        .state()
-        .postgres_superuser_password
-        .ok_or_else(|| failure(format!("{component}: no superuser password recorded")))?;
-    Ok((port, password))
+/// What the run's PostgreSQL `component` published, with the superuser's password.
+struct Published {
+    port: u16,
+    superuser: String,
+    user: String,
+    database: String,
+}
+
+impl Published {
+    fn of(run: &Run, component: &str) -> Result<Self, StepFailure> {
+        let endpoint = run
+            .endpoints()
+            .get(component)
+            .cloned()
+            .ok_or_else(|| failure(format!("{component} has published no endpoint")))?;
+        let EndpointKind::Postgres { user, database, .. } = endpoint.kind else {
+            return Err(failure(format!("{component} is not a PostgreSQL endpoint")));
+        };
+        let superuser = run
+            .state()
+            .postgres_superuser_password
+            .ok_or_else(|| failure(format!("{component}: no superuser password recorded")))?;
+        Ok(Self { port: endpoint.host.port, superuser, user, database })
+    }
+
+    /// Runs `sql` as the superuser in the `postgres` database; `action` names it in an error.
+    async fn as_superuser(&self, action: String, sql: &str) -> Result<(), migrations::Error> {
+        let url =
+            format!("postgres://{}:{}@127.0.0.1:{}/postgres", pgserver::SUPERUSER, self.superuser, self.port);
+        let client = migrations::connect(&url).await?;
+        let done = client.batch_execute(sql).await;
+        client.explained(done.map_err(|source| migrations::Error::Db { action, source })).await
+    }
 }
 
 /// Copies the service's database as the migrations left it (`CREATE DATABASE ... TEMPLATE`,
 /// while nothing else is connected), for the snapshot step to keep: services that start after
 /// the migrations may write to the original while the step runs.
 pub(crate) async fn copy_for_snapshot(run: &Run, component: &str) -> Result<(), StepFailure> {
-    let (port, superuser) = superuser_of(run, component)?;
-    let Some(EndpointKind::Postgres { database, user, .. }) =
-        run.endpoints().get(component).map(|e| e.kind.clone())
-    else {
-        return Err(failure(format!("{component} is not a PostgreSQL endpoint")));
-    };
-    let url = format!("postgres://{}:{superuser}@127.0.0.1:{port}/postgres", pgserver::SUPERUSER);
-    let client = migrations::connect(&url).await.map_err(failure)?;
+    let p = Published::of(run, component)?;
     let sql = format!(
         "CREATE DATABASE {} TEMPLATE {} OWNER {}",
         pgserver::quote_ident(SNAPSHOT_COPY),
-        pgserver::quote_ident(&database),
+        pgserver::quote_ident(&p.database),
         // The owner owns the `public` schema too (PostgreSQL 15): it must stay the service's role.
-        pgserver::quote_ident(&user)
+        pgserver::quote_ident(&p.user)
     );
-    let done = client.batch_execute(&sql).await;
-    let done = done.map_err(|source| migrations::Error::Db { action: format!("copying {database}"), source });
-    client.explained(done).await.map_err(failure)
-}
-
-/// Drops the run's copy made by [`copy_for_snapshot`], once the template is kept (or not).
-async fn drop_snapshot_copy(url: &str) -> Result<(), migrations::Error> {
-    let client = migrations::connect(url).await?;
-    let sql = format!("DROP DATABASE IF EXISTS {}", pgserver::quote_ident(SNAPSHOT_COPY));
-    let done = client.batch_execute(&sql).await;
-    let done =
-        done.map_err(|source| migrations::Error::Db { action: format!("dropping {SNAPSHOT_COPY}"), source });
-    client.explained(done).await
+    p.as_superuser(format!("copying {}", p.database), &sql).await.map_err(failure)
 }
 
 /// A program's command line as the plan shows it.
