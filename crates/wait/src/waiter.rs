@@ -246,12 +246,26 @@ async fn drive(
     record: impl Fn(&Status),
 ) -> Status {
     let mut pause = first;
+    let mut answered: Option<String> = None;
     loop {
         let limit = check_timeout.min(deadline.saturating_duration_since(Instant::now()));
-        let status = match tokio::time::timeout(limit, probe.check()).await {
-            Ok(status) => status,
-            Err(_) => Status::NotYet(format!("no answer within {limit:?}")),
+        let (status, cut_short) = match tokio::time::timeout(limit, probe.check()).await {
+            Ok(status) => (status, false),
+            // A check the deadline cut short says little; the last real answer says why it was
+            // not ready (e.g. which table is missing), so it leads.
+            Err(_) => match answered.as_deref().filter(|_| limit < check_timeout) {
+                Some(said) => (
+                    Status::NotYet(format!(
+                        "{said} (the last check, cut short by the deadline, had no answer within {limit:?})"
+                    )),
+                    true,
+                ),
+                None => (Status::NotYet(format!("no answer within {limit:?}")), false),
+            },
         };
+        if let (Status::NotYet(reason), false) = (&status, cut_short) {
+            answered = Some(reason.clone());
+        }
         record(&status);
         if !matches!(status, Status::NotYet(_)) {
             return status;

@@ -289,3 +289,41 @@ fn a_child_still_running_when_the_wait_gives_up_is_handed_back_running() {
     let policy = procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: PATIENCE };
     procs::stop_child(&mut child, "sleep", policy).unwrap();
 }
+
+/// A server that answers 503 naming a missing table once, then accepts and never answers.
+async fn answers_once_then_hangs() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        let mut held = Vec::new();
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            if first {
+                first = false;
+                let mut buf = vec![0; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = "schema_incomplete: audit_events";
+                let reply = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            } else {
+                held.push(sock);
+            }
+        }
+    });
+    format!("http://{addr}/readyz")
+}
+
+#[tokio::test]
+async fn a_check_the_deadline_cuts_short_does_not_hide_the_last_answer() {
+    let url = answers_once_then_hangs().await;
+    let mut probe = HttpProbe::get(&url).unwrap();
+    // Each check may take 5 s, so the second one is cut short by the 400 ms deadline.
+    let err = Waiter::new(Duration::from_millis(400)).wait_for(&mut probe).await.unwrap_err();
+    let WaitError::TimedOut { pending, .. } = &err else { panic!("{err:?}") };
+    assert!(pending.contains("schema_incomplete: audit_events"), "the last real answer leads: {pending}");
+    assert!(pending.contains("cut short by the deadline"), "and the cut-short check is said: {pending}");
+}
