@@ -476,7 +476,13 @@ fn a_full_disk_is_named_and_nothing_is_left_running() {
     let _unmount = Unmount(s);
     let suite = dir.path().join("disk.yaml");
     std::fs::write(&suite, "name: disk\ncomponents: [postgres]\ntest: {command: [\"true\"]}\n").unwrap();
-    let out = xtask(&state, &["infra".into(), "up".into(), suite.display().to_string()]);
+    // The cluster's data in the run directory, on the full disk, not on a tmpfs of its own.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["infra", "up", &suite.display().to_string()])
+        .env("XTASK_STATE_DIR", &state)
+        .env(pgserver::DATA_DIR_ENV, pgserver::DATA_IN_SERVER_DIR)
+        .output()
+        .expect("run xtask");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("No space left on device"), "the cause is named: {err}");

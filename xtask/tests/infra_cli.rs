@@ -15,15 +15,21 @@ fn xtask(state: &Path, args: &[&str]) -> Output {
 }
 
 /// Processes whose command line names the state directory: the ones a run started.
+/// Processes naming the state directory, or a run's PostgreSQL data kept elsewhere (a tmpfs).
 fn leftovers(state: &Path) -> Vec<String> {
-    let needle = state.to_string_lossy().into_owned();
+    let mut needles = vec![state.to_string_lossy().into_owned()];
+    for run in std::fs::read_dir(state.join("runs")).into_iter().flatten().flatten() {
+        if let Ok(place) = std::fs::read_to_string(run.path().join("postgres").join(pgserver::DATA_POINTER)) {
+            needles.push(place.trim_end().to_string());
+        }
+    }
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-            cmd.contains(&needle).then(|| format!("{pid}: {cmd}"))
+            needles.iter().any(|n| cmd.contains(n)).then(|| format!("{pid}: {cmd}"))
         })
         .collect()
 }

@@ -128,7 +128,17 @@ fn passwords_appear_nowhere_but_the_state_and_the_exports(backend: &str) {
     for (path, bytes) in readable_by_others(s) {
         seen.push((path, String::from_utf8_lossy(&bytes).into()));
     }
-    for cmd in command_lines(s.to_str().unwrap()).into_iter().chain(command_lines(run)) {
+    // The run's PostgreSQL data may live outside the state directory (a tmpfs); its pointer says where.
+    let pointer = state_file.parent().unwrap().join("postgres").join(pgserver::DATA_POINTER);
+    let elsewhere = std::fs::read_to_string(pointer).map(|p| p.trim_end().to_string()).ok();
+    if let Some(place) = &elsewhere {
+        assert!(!command_lines(place).is_empty(), "the server names its data directory");
+        for (path, bytes) in readable_by_others(Path::new(place)) {
+            seen.push((path, String::from_utf8_lossy(&bytes).into()));
+        }
+    }
+    let more = elsewhere.iter().flat_map(|p| command_lines(p));
+    for cmd in command_lines(s.to_str().unwrap()).into_iter().chain(command_lines(run)).chain(more) {
         seen.push(("a child's command line".into(), cmd));
     }
     if backend == "podman" {

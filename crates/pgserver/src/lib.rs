@@ -33,10 +33,45 @@ use rand::distr::Alphanumeric;
 /// Environment variable naming the unprivileged user the server runs as when the launcher is root.
 pub const RUN_AS_ENV: &str = "PG_RUN_AS";
 
-/// Environment variable naming a directory (e.g. a tmpfs such as `/dev/shm`) where new clusters'
-/// data goes instead of the server's directory: a throwaway database need not reach the disk,
-/// and on machines whose disk writes are slow that decides how fast a cluster is copied.
+/// Environment variable naming a directory where new clusters' data goes instead of the
+/// server's directory, or [`DATA_IN_SERVER_DIR`]. Unset, a tmpfs with room to spare is used
+/// (see [`default_data_dir`]): a throwaway database need not reach the disk, and on machines
+/// whose disk writes are slow that decides how fast a cluster is made or copied.
 pub const DATA_DIR_ENV: &str = "XTASK_PG_DATA_DIR";
+
+/// The value of [`DATA_DIR_ENV`] that keeps the data in the server's own directory.
+pub const DATA_IN_SERVER_DIR: &str = "server-dir";
+
+/// The tmpfs new clusters' data goes to when nothing says otherwise.
+const TMPFS: &str = "/dev/shm";
+
+/// How much room [`TMPFS`] must have free to be chosen: a container's default `/dev/shm`
+/// (64 MiB) is too small for clusters and PostgreSQL's own shared memory.
+const TMPFS_ROOM: u64 = 2 << 30;
+
+/// Where new clusters' data goes when the caller does not say: `$XTASK_PG_DATA_DIR` when set
+/// (`None` for [`DATA_IN_SERVER_DIR`]), else `/dev/shm` when it is a tmpfs with 2 GiB free,
+/// else `None` (the server's directory).
+pub fn default_data_dir() -> Option<PathBuf> {
+    choose_data_dir(std::env::var_os(DATA_DIR_ENV), Path::new(TMPFS))
+}
+
+/// [`default_data_dir`] with the variable's value and the tmpfs given.
+fn choose_data_dir(var: Option<std::ffi::OsString>, tmpfs: &Path) -> Option<PathBuf> {
+    match var.filter(|d| !d.is_empty()) {
+        Some(d) if d == DATA_IN_SERVER_DIR => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => roomy_tmpfs(tmpfs).then(|| tmpfs.to_path_buf()),
+    }
+}
+
+/// Whether `dir` is a tmpfs with [`TMPFS_ROOM`] free.
+fn roomy_tmpfs(dir: &Path) -> bool {
+    let tmpfs =
+        nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+    let free = nix::sys::statvfs::statvfs(dir).map(|s| s.blocks_available() * s.fragment_size());
+    tmpfs && free.is_ok_and(|f| f >= TMPFS_ROOM)
+}
 
 /// The superuser role created by `initdb`.
 pub const SUPERUSER: &str = "postgres";
@@ -134,7 +169,7 @@ pub struct Options {
     /// The superuser password of an existing cluster in the directory (see [`PgServer::start_in`]).
     pub password: Option<String>,
     /// Where a new cluster's data goes instead of the server's directory (e.g. a tmpfs);
-    /// `None`: `$XTASK_PG_DATA_DIR` when set (see [`DATA_DIR_ENV`]).
+    /// `None`: [`default_data_dir`] (`$XTASK_PG_DATA_DIR`, else a roomy tmpfs, else the server's directory).
     pub data_in: Option<PathBuf>,
 }
 
@@ -384,9 +419,7 @@ fn data_location(
     if let Ok(text) = fs::read_to_string(&pointer) {
         return Ok((PathBuf::from(text.trim_end()).join("data"), owner.blocked_at(root)));
     }
-    let configured = data_in
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from));
+    let configured = data_in.map(Path::to_path_buf).or_else(default_data_dir);
     let blocked = owner.blocked_at(root);
     if blocked.is_none() && configured.is_none() {
         return Ok((root.join("data"), None));
@@ -518,6 +551,35 @@ pub fn random_password() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_variable_names_the_place_or_keeps_the_data_home_and_unset_takes_only_a_roomy_tmpfs() {
+        let disk = tempfile::tempdir().unwrap();
+        let var = |v: &str| Some(std::ffi::OsString::from(v));
+        assert_eq!(choose_data_dir(var("/srv/pg"), disk.path()), Some(PathBuf::from("/srv/pg")));
+        assert_eq!(choose_data_dir(var(DATA_IN_SERVER_DIR), Path::new("/dev/shm")), None);
+        // Unset (or empty) and not a tmpfs: the server's own directory.
+        assert_eq!(choose_data_dir(None, disk.path()), None);
+        assert_eq!(choose_data_dir(var(""), disk.path()), None);
+        // A tmpfs too small for clusters (a container's 64 MiB /dev/shm) is not taken either.
+        let small = disk.path().join("small");
+        std::fs::create_dir(&small).unwrap();
+        let mounted = procs::command("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(&small)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if mounted {
+            assert_eq!(choose_data_dir(None, &small), None, "64 MiB is too little room");
+            let _ = procs::command("umount").arg(&small).output();
+        } else {
+            eprintln!("not checked: a small tmpfs is refused (cannot mount one here)");
+        }
+        let big = Path::new("/dev/shm");
+        if roomy_tmpfs(big) {
+            assert_eq!(choose_data_dir(None, big), Some(big.to_path_buf()));
+        }
+    }
 
     const PIDFILE: &str = "4242\n/tmp/data\n1700000000\n5432\n\n127.0.0.1\n  1234567     65536\nready   \n";
 
