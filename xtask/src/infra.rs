@@ -117,6 +117,12 @@ enum CacheCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Keep the template a ready run wants (what a kept `infra up` starts in the background).
+    #[command(hide = true)]
+    Keep {
+        /// The run directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -566,6 +572,7 @@ impl Infra {
             InfraCommand::Cache { command: CacheCommand::Prune { json, .. } } => {
                 json.then_some("xtask.cache-prune/1")
             }
+            InfraCommand::Cache { command: CacheCommand::Keep { .. } } => None,
         }
     }
 
@@ -577,6 +584,7 @@ impl Infra {
             InfraCommand::Up(args) => runtime()?.block_on(up(&root, &runs, args)),
             InfraCommand::Down { run, all, json } => down(&runs, run, all, json),
             InfraCommand::Status { run, json } => status(&runs, run, json),
+            InfraCommand::Cache { command: CacheCommand::Keep { dir } } => runtime()?.block_on(keep(&dir)),
             InfraCommand::Cache { command } => cache(&root, &runs, command),
             InfraCommand::Restart { component, run, json } => {
                 let dir = pick(&runs, run.as_deref())?;
@@ -629,9 +637,19 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
         json: args.json,
         schema: "xtask.up/1",
     };
-    let up = match bring_up(root, runs, suite, options, args.json, &mut ints, &files).await {
+    let mut up = match bring_up(root, runs, suite, options, args.json, &mut ints, &files).await {
         Ok(up) => up,
         Err(code) => return Ok(code),
+    };
+    // Work the run does not need (keeping a template) goes on after it is ready: in a detached
+    // xtask when this one exits now, else here, beside the wait for Ctrl-C.
+    let kept_by = match args.keep && infra::background::wanted(&up.state) {
+        true => Some(spawn_keeper(&up.state)),
+        false => None,
+    };
+    let background = match args.keep {
+        true => None,
+        false => Some(session::Background::start(&mut up.report, &up.state, &mut |_| {})),
     };
     if args.json {
         println!(
@@ -654,13 +672,42 @@ async fn up(root: &Path, runs: &Runs, args: UpArgs) -> anyhow::Result<ExitCode> 
     }
     if args.keep {
         eprintln!("run {} keeps running; stop it with `cargo xtask infra down {}`", up.state.id, up.state.id);
+        match kept_by {
+            Some(Ok(line)) => eprintln!("{line}"),
+            Some(Err(e)) => eprintln!("note: no template of the migrated database kept: {e:#}"),
+            None => {}
+        }
         print_reach(&up.state);
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("environment up; press Ctrl-C to stop it");
     ints.recv().await;
+    if let Some(background) = background {
+        background.finish(&mut up.report, &mut printer(args.json)).await;
+    }
     tear_down(&up.state).await?;
     eprintln!("stopped and removed run {}", up.state.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts a detached `xtask infra cache keep` for the kept run in `state` (recorded in the
+/// run, so `infra down` waits for it); says where it logs.
+fn spawn_keeper(state: &RunState) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    let (pid, log) = infra::background::detach(&state.dir, &exe, &["infra", "cache", "keep"])?;
+    Ok(format!(
+        "keeping a template of the migrated database in the background (pid {pid}, log {}); `infra down` waits for it",
+        log.display()
+    ))
+}
+
+/// `infra cache keep DIR`: runs the background steps of the ready run in `dir`, saying what
+/// they do on stdout (the log its `infra up` gave it).
+async fn keep(dir: &Path) -> anyhow::Result<ExitCode> {
+    let state =
+        RunState::load(dir).with_context(|| format!("reading {}", dir.join("state.json").display()))?;
+    let said = infra::background::run(&state, &|m| println!("{m}")).await;
+    println!("{said}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -822,6 +869,7 @@ fn cache(root: &Path, runs: &Runs, command: CacheCommand) -> anyhow::Result<Exit
                 println!("{} templates, {:.1} MB under {shown}", entries.len(), total as f64 / 1e6);
             }
         }
+        CacheCommand::Keep { dir } => unreachable!("run by `keep` ({})", dir.display()),
         CacheCommand::Prune { ids, json } => {
             let known: Vec<String> = cache.list()?.into_iter().map(|e| e.meta.id).collect();
             if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
@@ -896,6 +944,14 @@ fn status(runs: &Runs, run: Option<String>, json: bool) -> anyhow::Result<ExitCo
                         res["name"].as_str().unwrap_or("")
                     )
                 }
+                Some("background") => format!(
+                    "{:<12} {} pid {} {}: {}",
+                    "background",
+                    res["program"].as_str().unwrap_or(""),
+                    res["pid"],
+                    if res["running"] == true { "running" } else { "done" },
+                    res["task"].as_str().unwrap_or(""),
+                ),
                 Some(other) => format!("{:<12} {other} {}", "", res["name"].as_str().unwrap_or("")),
                 None => continue,
             };

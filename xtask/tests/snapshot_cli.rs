@@ -1,6 +1,7 @@
-//! The snapshot cache as a user meets it: a first local run keeps a migrated template, later
-//! runs start from copies of it with passwords of their own, `--no-cache` bypasses it, runs at
-//! once share it, and a run killed while keeping one leaves no half of it.
+//! The snapshot cache as a user meets it: a first local run keeps a migrated template (in the
+//! background, once the run is ready; `infra down` waits for it), later runs start from copies
+//! of it with passwords of their own, `--no-cache` bypasses it, runs at once share it, and a
+//! keeper killed half-way leaves no half of a template.
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
@@ -46,6 +47,38 @@ fn migrated(state: &Path) -> Vec<serde_json::Value> {
     templates(state).into_iter().filter(|t| t["key"]["selection"] != "initdb").collect()
 }
 
+/// The run's background keeper (pid, log), from the single run's state.
+fn keeper(state: &Path) -> (u32, std::path::PathBuf) {
+    let runs: Vec<_> = std::fs::read_dir(state.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let text = std::fs::read_to_string(runs[0].join("state.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let r = s["resources"].as_array().unwrap().iter().find(|r| r["type"] == "background");
+    let r = r.unwrap_or_else(|| panic!("no background keeper recorded: {s}"));
+    (r["pid"].as_u64().unwrap() as u32, r["log"].as_str().unwrap().into())
+}
+
+/// What the run's background keeper said once it is done (it logs into the run directory).
+fn keeper_said(state: &Path) -> String {
+    let (pid, log) = keeper(state);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Path::new(&format!("/proc/{pid}")).exists() && !zombie(pid) {
+        assert!(Instant::now() < deadline, "the keeper still runs after 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::read_to_string(log).unwrap()
+}
+
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').unwrap().1.starts_with(" Z"))
+}
+
+fn outcome<'a>(doc: &'a serde_json::Value, step: &str) -> &'a str {
+    let steps = doc["report"]["steps"].as_array().unwrap();
+    steps.iter().find(|s| s["step"] == step).and_then(|s| s["outcome"].as_str()).unwrap()
+}
+
 fn down(state: &Path) {
     let out = xtask(state, &["infra", "down", "--all"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -70,7 +103,9 @@ fn a_second_run_starts_from_the_first_runs_template_with_passwords_of_its_own() 
     let _cleanup = Cleanup(state.path());
     let cold = up(state.path(), &[]);
     assert!(summary(&cold, "migrations").ends_with("applied"), "{}", summary(&cold, "migrations"));
-    assert!(summary(&cold, "snapshot").starts_with("kept template "), "{}", summary(&cold, "snapshot"));
+    assert_eq!(outcome(&cold, "snapshot"), "background", "the run was ready without it");
+    // `infra down` right away waits for the keeper: the template is whole afterwards.
+    down(state.path());
     let kept = migrated(state.path());
     assert_eq!(kept.len(), 1, "{kept:?}");
     let id = kept[0]["id"].as_str().unwrap().to_string();
@@ -80,7 +115,6 @@ fn a_second_run_starts_from_the_first_runs_template_with_passwords_of_its_own() 
         9,
         "the key names every migration applied"
     );
-    down(state.path());
 
     let mut urls = Vec::new();
     for _ in 0..2 {
@@ -148,10 +182,10 @@ fn no_cache_bypasses_the_cache_and_a_different_selection_is_a_different_template
         "{}",
         summary(&subset, "postgres")
     );
+    down(state.path());
     let kept = migrated(state.path());
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert!(kept.iter().any(|t| t["key"]["selection"] == "tables:audit_events"), "{kept:?}");
-    down(state.path());
 
     let pruned = xtask(state.path(), &["infra", "cache", "prune", "--json"]);
     assert!(pruned.status.success());
@@ -181,6 +215,7 @@ fn two_cold_runs_at_once_keep_one_template() {
     for out in [&a, &b] {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    down(state.path());
     let kept = migrated(state.path());
     assert_eq!(kept.len(), 1, "{kept:?}");
     let names: Vec<String> = std::fs::read_dir(state.path().join("cache/postgres"))
@@ -191,40 +226,33 @@ fn two_cold_runs_at_once_keep_one_template() {
 }
 
 #[test]
-fn a_run_killed_while_keeping_a_template_leaves_none_half_written() {
+fn a_keeper_killed_while_keeping_a_template_leaves_none_half_written() {
     let state = tempfile::tempdir().unwrap();
     let _cleanup = Cleanup(state.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["infra", "up", "workflowexecution", "--keep"])
-        .env("XTASK_STATE_DIR", state.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    up(state.path(), &[]);
+    let (pid, _) = keeper(state.path());
+    // The template is being made once its staging directory appears beside the run's data
+    // (wherever that is: the run directory, or a tmpfs its pointer names).
+    let runs: Vec<_> =
+        std::fs::read_dir(state.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let staging = pgserver::data_parent(&runs[0].join("postgres")).join("template");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !staging.exists() {
+        assert!(Instant::now() < deadline, "no template was started within 60 s");
+        assert!(!zombie(pid) && Path::new(&format!("/proc/{pid}")).exists(), "the keeper ended first");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)
         .unwrap();
-    // The template is being made once its staging directory appears beside the run's data.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let staging = loop {
-        let found = std::fs::read_dir(state.path().join("runs"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("postgres/template"))
-            .find(|p| p.exists());
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no template was started within 120 s");
-        assert!(child.try_wait().unwrap().is_none(), "xtask ended before keeping a template");
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(staging.parent().unwrap().exists());
-    assert!(migrated(state.path()).is_empty(), "a killed run keeps no template");
-    // What it left is cleaned by the next run, which keeps a whole template.
+    keeper_said(state.path());
+    assert!(migrated(state.path()).is_empty(), "a killed keeper keeps no template");
+    // What it left is cleaned by the next keeper, which keeps a whole template.
     down(state.path());
-    let doc = up(state.path(), &[]);
-    assert!(summary(&doc, "snapshot").starts_with("kept template "), "{}", summary(&doc, "snapshot"));
+    up(state.path(), &[]);
+    let said = keeper_said(state.path());
+    assert!(said.contains("kept template "), "{said}");
+    down(state.path());
+    assert_eq!(migrated(state.path()).len(), 1);
     let pruned = xtask(state.path(), &["infra", "cache", "prune"]);
     assert!(pruned.status.success());
     let names: Vec<String> = std::fs::read_dir(state.path().join("cache/postgres"))

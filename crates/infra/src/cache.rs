@@ -154,6 +154,19 @@ pub struct Meta {
     pub run: String,
 }
 
+impl Meta {
+    /// The metadata of a template of `key` that run `run` makes now.
+    pub fn new(key: Key, run: &str) -> Self {
+        Meta {
+            id: key.id(),
+            lineage: key.lineage(),
+            key,
+            created: chrono::Utc::now().to_rfc3339(),
+            run: run.to_string(),
+        }
+    }
+}
+
 /// A template in the cache.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -381,13 +394,7 @@ mod tests {
     }
 
     fn meta(key: &Key) -> Meta {
-        Meta {
-            id: key.id(),
-            lineage: key.lineage(),
-            key: key.clone(),
-            created: chrono::Utc::now().to_rfc3339(),
-            run: "test".into(),
-        }
+        Meta::new(key.clone(), "test")
     }
 
     /// A stand-in for a stopped cluster: what matters here is that it moves whole.

@@ -113,8 +113,9 @@ impl StepRunner for Executor {
                 }
                 StepKind::Start(component) => self.start(component, progress).await,
                 StepKind::Job(component) => self.job(component, progress).await,
-                StepKind::Snapshot(database) => {
-                    self.backend.clone().run_snapshot(self.run.clone(), database, progress).await
+                // The runner leaves background steps to its caller; run here, it does the same work.
+                StepKind::Snapshot(_) => {
+                    Ok(crate::background::run(&self.run.state(), &move |m| progress.say(m)).await)
                 }
             }
         })

@@ -76,6 +76,7 @@ fn step_case(run: &Finished, r: &StepRecord) -> Case {
         }
         Outcome::Stopped => Verdict::Skipped(format!("stopped: {}", why_stopped())),
         Outcome::NotStarted => Verdict::Skipped(format!("not started: {}", why_stopped())),
+        Outcome::Background => Verdict::Skipped("runs in the background, once the run is ready".into()),
     };
     Case { classname: "setup", name: r.step.clone(), seconds, verdict }
 }

@@ -8,6 +8,7 @@
 //! end drives: up, e2e, restart, down.
 
 pub mod backend;
+pub mod background;
 mod build;
 pub mod cache;
 pub mod components;

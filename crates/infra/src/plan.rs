@@ -30,6 +30,7 @@ pub enum StepKind {
     /// The second half of a manifests workload: everything else, until ready.
     Apply(String),
     /// Keep the migrated database of a component (PostgreSQL) as a template for later runs.
+    /// It runs in the background: the run is ready without it (see [`Step::background`]).
     Snapshot(String),
 }
 /// One step of a plan.
@@ -45,6 +46,14 @@ pub struct Step {
     pub kind: StepKind,
     /// The commands, images, files and environment it will use, as values (secrets hidden).
     pub actions: Vec<String>,
+}
+
+impl Step {
+    /// Whether the step runs once the run is ready, beside its use, instead of before: the run
+    /// does not need what it makes (a template for later runs), so nobody should wait for it.
+    pub fn background(&self) -> bool {
+        matches!(self.kind, StepKind::Snapshot(_))
+    }
 }
 
 /// The DAG of steps for a suite on a backend.
@@ -171,7 +180,7 @@ impl Plan {
                         actions,
                     });
                     ready_step.insert(name.clone(), name.clone());
-                    // Nothing waits for it: it runs beside the services that need the migrations.
+                    // Nothing waits for it: it runs once the run is ready (a background step).
                     let crate::model::Job::Migrations { database, .. } = &job;
                     if let Some((description, actions)) = backend.snapshot(run, database) {
                         steps.push(Step {

@@ -179,6 +179,9 @@ pub fn status_row(state: &RunState) -> Value {
             Resource::Container { component, name } => {
                 json!({"type": "container", "component": component, "name": name})
             }
+            Resource::Background { pid, program, task, log } => json!({
+                "type": "background", "program": program, "pid": pid, "task": task,
+                "running": pid_alive(*pid), "log": log}),
             Resource::Network { name } => json!({"type": "network", "name": name}),
             Resource::Secret { name } => json!({"type": "secret", "name": name}),
             Resource::Cluster { name, provider } => {

@@ -102,6 +102,8 @@ pub enum Outcome {
     Stopped,
     /// It never started.
     NotStarted,
+    /// A background step: the run was ready without it, and it runs (or ran) after.
+    Background,
 }
 
 /// One step's record.
@@ -169,7 +171,9 @@ pub struct RunReport {
 impl RunReport {
     /// Whether every step became ready.
     pub fn ok(&self) -> bool {
-        self.failure.is_none() && !self.interrupted && self.steps.iter().all(|s| s.outcome == Outcome::Ready)
+        self.failure.is_none()
+            && !self.interrupted
+            && self.steps.iter().all(|s| matches!(s.outcome, Outcome::Ready | Outcome::Background))
     }
 
     /// The record of step `id`.
@@ -186,6 +190,8 @@ impl RunReport {
 }
 
 /// Runs `plan` with `runner` until every step is ready, one fails, or `interrupt` completes.
+/// Background steps (see [`crate::plan::Step::background`]) are not run: their records say
+/// [`Outcome::Background`], and the caller runs them once it has what it waited for.
 pub async fn run<R: StepRunner>(
     plan: &Plan,
     runner: Arc<R>,
@@ -217,7 +223,7 @@ pub async fn run_limited<R: StepRunner>(
                     needs: s.needs.clone(),
                     start_ms: None,
                     end_ms: None,
-                    outcome: Outcome::NotStarted,
+                    outcome: if s.background() { Outcome::Background } else { Outcome::NotStarted },
                     summary: None,
                 },
             )

@@ -584,12 +584,16 @@ pub async fn e2e<F: Future<Output = ()>>(
     on_event: impl FnMut(&Event),
 ) -> Result<E2e, UpError> {
     let keep = options.keep;
-    let up = up(root, runs, suite.clone(), registry, options, interrupt(), on_event).await?;
+    let mut on_event = on_event;
+    let mut up = up(root, runs, suite.clone(), registry, options, interrupt(), &mut on_event).await?;
     let state = up.state.clone();
+    // Background steps run beside the tests; teardown waits for them (they work on the run).
+    let background = Background::start(&mut up.report, &state, &mut on_event);
     let (outcome, took) = match run_tests(root, &suite, &state, interrupt()).await {
         Ok(r) => r,
         Err(e) => (TestOutcome::Failed(format!("could not start the test command: {e}")), Duration::ZERO),
     };
+    background.finish(&mut up.report, &mut on_event).await;
     let failed = !matches!(outcome, TestOutcome::Passed | TestOutcome::Interrupted);
     let mut diagnosis = failed.then(|| crate::report::log_tails(&state, 15));
     if let Some(d) = &mut diagnosis {
@@ -608,6 +612,46 @@ pub async fn e2e<F: Future<Output = ()>>(
         result?;
     }
     Ok(E2e { state, setup: up.report, outcome, tests: took, diagnosis, kept })
+}
+
+/// The background steps of a ready run, running in this process (see [`crate::background`]).
+pub struct Background {
+    task: Option<(String, tokio::task::JoinHandle<(String, Duration)>)>,
+}
+
+impl Background {
+    /// Starts the background steps `report` left (there is one: keeping a template), saying so
+    /// on `on_event`; nothing when there are none.
+    pub fn start(report: &mut RunReport, state: &RunState, on_event: &mut impl FnMut(&Event)) -> Self {
+        let step = report.steps.iter_mut().find(|s| s.outcome == crate::runner::Outcome::Background);
+        let Some(step) = step else {
+            return Self { task: None };
+        };
+        step.start_ms = Some(report.wall_ms);
+        on_event(&Event::Started { step: step.step.clone(), at_ms: report.wall_ms });
+        let state = state.clone();
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            let said = crate::background::run(&state, &|_| {}).await;
+            (said, started.elapsed())
+        });
+        Self { task: Some((step.step.clone(), task)) }
+    }
+
+    /// Waits for the background steps to end and records them in `report` as ready, with what
+    /// they said.
+    pub async fn finish(self, report: &mut RunReport, on_event: &mut impl FnMut(&Event)) {
+        let Some((id, task)) = self.task else { return };
+        let (summary, took) = task
+            .await
+            .unwrap_or_else(|e| (format!("no template kept: the step crashed: {e}"), Duration::ZERO));
+        let Some(step) = report.steps.iter_mut().find(|s| s.step == id) else { return };
+        let duration_ms = took.as_millis();
+        step.end_ms = step.start_ms.map(|s| s + duration_ms);
+        step.outcome = crate::runner::Outcome::Ready;
+        step.summary = Some(summary.clone());
+        on_event(&Event::Ready { step: id, duration_ms, summary });
+    }
 }
 
 /// Tears down the runs in `dirs`; runs whose state cannot be read are swept all the same.

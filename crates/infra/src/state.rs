@@ -51,6 +51,18 @@ pub enum Resource {
         /// The engine kind ran it on (`docker`, `podman`).
         provider: String,
     },
+    /// An xtask of ours finishing the run's background steps after the xtask that brought it up
+    /// exited (a kept `infra up`); teardown waits for it before it stops anything else.
+    Background {
+        /// Its process id.
+        pid: u32,
+        /// Its program, to tell it from a process that got its pid later.
+        program: String,
+        /// What it does, for people.
+        task: String,
+        /// Its log file.
+        log: PathBuf,
+    },
     /// The run's namespace on a cluster (kind and cluster backends); deleting it deletes
     /// everything the run applied in it.
     Namespace {
@@ -73,6 +85,9 @@ impl std::fmt::Display for Resource {
             Resource::Network { name } => write!(f, "network {name}"),
             Resource::Secret { name } => write!(f, "secret {name}"),
             Resource::Cluster { name, .. } => write!(f, "kind cluster {name}"),
+            Resource::Background { pid, program, task, .. } => {
+                write!(f, "background {program} (pid {pid}, {task})")
+            }
             Resource::Namespace { name, .. } => write!(f, "namespace {name}"),
         }
     }
@@ -107,6 +122,10 @@ pub struct RunState {
     pub resources: Vec<Resource>,
     /// The PostgreSQL superuser password, to start the cluster again after a restart.
     pub postgres_superuser_password: Option<String>,
+    /// The template the migrated database of a PostgreSQL component is to be kept as once the
+    /// run is ready (local backend; see [`crate::cache`]): the component and the template's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_wanted: Option<(String, crate::cache::Key)>,
 }
 
 impl RunState {
@@ -163,6 +182,11 @@ impl Runs {
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root.join(".xtask"));
         Self { base: state.join("runs") }
+    }
+
+    /// The runs beside the run directory `dir`.
+    pub fn containing(dir: &Path) -> Self {
+        Self { base: dir.parent().unwrap_or(dir).to_path_buf() }
     }
 
     /// The directory holding the runs.
@@ -243,13 +267,20 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// The programs a run starts; teardown never signals anything else.
-const OURS: [&str; 4] = ["postgres", "initdb", "redis-server", "datastorage-reference-server"];
+const OURS: [&str; 5] = ["postgres", "initdb", "redis-server", "datastorage-reference-server", "xtask"];
 
-/// Processes of ours whose command line names a path inside `dir` (servers get their data,
-/// config or log paths as arguments), so teardown finds them even when a pid file was never
-/// written; a `tail -f` of one of the logs is left alone.
+/// Processes of ours whose command line names a path inside `dir`, or inside a data directory
+/// the run's PostgreSQL keeps elsewhere (servers get their data, config or log paths as
+/// arguments), so teardown finds them even when a pid file was never written; a `tail -f` of
+/// one of the logs is left alone.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = format!("{}/", dir.to_string_lossy());
+    let mut needles = vec![format!("{}/", dir.to_string_lossy())];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let parent = pgserver::data_parent(&entry.path());
+        if parent != entry.path() {
+            needles.push(format!("{}/", parent.to_string_lossy()));
+        }
+    }
     let me = std::process::id();
     // Without /proc nothing can be found; teardown then relies on the recorded pids alone.
     let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
@@ -261,7 +292,7 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
             let args: Vec<String> =
                 raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             let program = args.first().map(|a| a.rsplit('/').next().unwrap_or(a)).unwrap_or_default();
-            OURS.contains(&program) && args.iter().any(|a| a.contains(&needle))
+            OURS.contains(&program) && args.iter().any(|a| needles.iter().any(|n| a.contains(n)))
         })
         .collect()
 }

@@ -14,7 +14,7 @@ struct Row {
     name: String,
     description: String,
     span: Option<(u128, u128)>,
-    /// The CSS class of its outcome: `ready`, `failed`, `stopped`, `not-started`.
+    /// The CSS class of its outcome: `ready`, `failed`, `stopped`, `not-started`, `background`.
     class: &'static str,
     critical: bool,
     /// The steps it waited for, by name.
@@ -53,6 +53,7 @@ pub fn html(run: &Finished) -> String {
                     Outcome::Failed => "failed",
                     Outcome::Stopped => "stopped",
                     Outcome::NotStarted => "not-started",
+                    Outcome::Background => "background",
                 },
                 critical: setup.critical_path.contains(&r.step),
                 needs: r.needs.join(", "),
@@ -262,6 +263,7 @@ code { font: 13px ui-monospace, monospace; }
 .ready { background: #a5d6a7; }
 .ready.crit { background: #2e7d32; }
 .failed { background: #e53935; }
+.background { background: #90caf9; }
 .stopped { background: repeating-linear-gradient(45deg, #bdbdbd 0 4px, #e0e0e0 4px 8px); }
 .bar.crit { outline: 2px solid #ef6c00; outline-offset: 1px; }
 .note { position: absolute; left: 4px; top: 50%; margin-top: -8px; font-size: 12px; color: #888; font-style: italic; }

@@ -14,8 +14,7 @@ use crate::error::InfraError;
 use crate::model::{Addr, EndpointKind, EndpointSpec, FileKind, Job, Placement, Program, Service, Workload};
 use crate::run::{Artifact, Run, Snapshot};
 use crate::runner::{BoxFuture, Progress, StepFailure};
-use crate::state::Resource;
-use crate::state::Runs;
+use crate::state::{Resource, RunState, Runs};
 
 /// How the local backend stops what it started: SIGINT (PostgreSQL's fast shutdown, a clean stop
 /// for Redis and services), SIGKILL after 15 s.
@@ -162,21 +161,12 @@ impl Backend for Local {
         let dir = cache.dir().strip_prefix(&run.root).unwrap_or(cache.dir()).display().to_string();
         run.cache.then(|| {
             (
-                format!("the migrated database of {database}, kept as a template for later runs"),
+                format!("the migrated database of {database}, kept as a template for later runs (in the background, once the run is ready)"),
                 vec![format!(
                     "pg_basebackup into {dir}/<key>, unless the run started from a template or one of its key is there"
                 )],
             )
         })
-    }
-
-    fn run_snapshot(
-        self: Arc<Self>,
-        run: Arc<Run>,
-        database: String,
-        progress: Progress,
-    ) -> BoxFuture<Result<String, StepFailure>> {
-        Box::pin(async move { self.keep_template(&run, &database, &progress).await })
     }
 
     fn settle(&self) -> wait::BoxFuture<'_, ()> {
@@ -222,7 +212,11 @@ impl Local {
                     let fresh = key.initdb().id();
                     match cache.lookup(&key.id()) {
                         Some(t) => origins.push(Origin::Migrated(key.id(), t)),
-                        None => run.set_snapshot(Snapshot::Wanted(Box::new(key))),
+                        None => {
+                            let wanted = (component.to_string(), key.clone());
+                            run.update(|s| s.template_wanted = Some(wanted))?;
+                            run.set_snapshot(Snapshot::Wanted(Box::new(key)));
+                        }
                     }
                     if let Some(t) = cache.lookup(&fresh) {
                         origins.push(Origin::Fresh(fresh, t));
@@ -300,6 +294,7 @@ impl Local {
                 Err(why) => return Err(failure(why)),
             };
             if let Origin::Migrated(id, _) = &origin {
+                run.update(|s| s.template_wanted = None)?;
                 run.set_snapshot(Snapshot::Used(id.clone()));
             }
             let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
@@ -317,113 +312,6 @@ impl Local {
             });
         }
         unreachable!("initdb is the last origin and returns")
-    }
-
-    /// The snapshot step: copies the database the migrations left (see [`copy_for_snapshot`])
-    /// into the cache as a template. A template that cannot be kept is said, not a failure:
-    /// the run itself is fine.
-    async fn keep_template(
-        &self,
-        run: &Arc<Run>,
-        database: &str,
-        progress: &Progress,
-    ) -> Result<String, StepFailure> {
-        let Some(Snapshot::Wanted(key)) = run.snapshot() else {
-            return Ok(match run.snapshot() {
-                Some(Snapshot::Used(id)) => format!("nothing to keep: {database} came from snapshot {id}"),
-                _ => format!("nothing to keep: no template key for {database}"),
-            });
-        };
-        let cache = Cache::new(&Runs::new(&run.root));
-        let (id, fresh_key) = (key.id(), key.initdb());
-        let published = Published::of(run, database)?;
-        let kept = if cache.lookup(&id).is_some() {
-            Ok(cache::Stored::AlreadyThere)
-        } else {
-            progress.say(format!("pg_basebackup into template {id}"));
-            let staging = pgserver::data_parent(&run.dir().join(database)).join("template");
-            let sql = format!(
-                "DROP DATABASE {db};\nALTER DATABASE {copy} RENAME TO {db};\nALTER ROLE {user} PASSWORD NULL;\nALTER ROLE {su} PASSWORD NULL;\n",
-                db = pgserver::quote_ident(&published.database),
-                copy = pgserver::quote_ident(SNAPSHOT_COPY),
-                user = pgserver::quote_ident(&published.user),
-                su = pgserver::quote_ident(pgserver::SUPERUSER),
-            );
-            let meta = cache::Meta {
-                id: id.clone(),
-                lineage: key.lineage(),
-                key: *key,
-                created: chrono::Utc::now().to_rfc3339(),
-                run: run.id(),
-            };
-            let (port, password) = (published.port, published.superuser.clone());
-            let cache = cache.clone();
-            self.blocking
-                .run("keeping a template", move || {
-                    let made = pgserver::base_backup(port, &password, &staging.join("data"));
-                    let made = made.and_then(|()| pgserver::finish_template(&staging, &sql));
-                    let made = made
-                        .map_err(failure)
-                        .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
-                    let _ = std::fs::remove_dir_all(&staging);
-                    made
-                })
-                .await
-        };
-        // The run's own database is left as a run without a cache would have it.
-        let drop = format!("DROP DATABASE IF EXISTS {}", pgserver::quote_ident(SNAPSHOT_COPY));
-        let dropped = published.as_superuser(format!("dropping {SNAPSHOT_COPY}"), &drop).await;
-        let fresh = self.keep_fresh_template(run, database, fresh_key, &cache, progress).await;
-        let kept = match (kept, dropped) {
-            (Ok(cache::Stored::New(bytes)), Ok(())) => {
-                format!("kept template {id} ({:.1} MB) for later runs", bytes as f64 / 1e6)
-            }
-            (Ok(cache::Stored::AlreadyThere), Ok(())) => format!("template {id} is already kept"),
-            (Err(f), _) => format!("no template kept: {}", f.message),
-            (Ok(_), Err(e)) => {
-                format!("template {id} kept; removing {SNAPSHOT_COPY} from the run's server: {e}")
-            }
-        };
-        Ok(format!("{kept}{}", fresh.unwrap_or_default()))
-    }
-
-    /// Keeps a fresh cluster (initdb only) as a template when there is none for these binaries:
-    /// runs whose migrations have no template yet copy it instead of running initdb. Says
-    /// what it did, or nothing when the template was there.
-    async fn keep_fresh_template(
-        &self,
-        run: &Arc<Run>,
-        database: &str,
-        key: Key,
-        cache: &Cache,
-        progress: &Progress,
-    ) -> Option<String> {
-        let id = key.id();
-        cache.lookup(&id).is_none().then_some(())?;
-        progress.say(format!("initdb into fresh-cluster template {id}"));
-        let staging = pgserver::data_parent(&run.dir().join(database)).join("fresh-template");
-        let meta = cache::Meta {
-            id: id.clone(),
-            lineage: key.lineage(),
-            key,
-            created: chrono::Utc::now().to_rfc3339(),
-            run: run.id(),
-        };
-        let cache = cache.clone();
-        let made = self
-            .blocking
-            .run("keeping a fresh-cluster template", move || {
-                let made = pgserver::initdb_template(&staging)
-                    .map_err(failure)
-                    .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
-                let _ = std::fs::remove_dir_all(&staging);
-                made
-            })
-            .await;
-        Some(match made {
-            Ok(_) => format!("; kept fresh-cluster template {id}"),
-            Err(f) => format!("; no fresh-cluster template kept: {}", f.message),
-        })
     }
 
     async fn redis(
@@ -538,6 +426,99 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// The snapshot step, a background step (see [`crate::background`]): keeps the database the
+/// migrations left (see [`copy_for_snapshot`]) in the cache as the template `key`, and a
+/// fresh-cluster template when there is none. A template that cannot be kept is said, not a
+/// failure: the run itself is fine.
+pub(crate) async fn keep_template(
+    state: &RunState,
+    database: &str,
+    key: Key,
+    progress: &(dyn Fn(String) + Send + Sync),
+) -> String {
+    let cache = Cache::new(&Runs::containing(&state.dir));
+    let (id, fresh_key) = (key.id(), key.initdb());
+    let blocking = Blocking::new();
+    let published = match Published::of(state, database) {
+        Ok(p) => p,
+        Err(f) => return format!("no template kept: {}", f.message),
+    };
+    let kept = if cache.lookup(&id).is_some() {
+        Ok(cache::Stored::AlreadyThere)
+    } else {
+        progress(format!("pg_basebackup into template {id}"));
+        let staging = pgserver::data_parent(&state.dir.join(database)).join("template");
+        let sql = format!(
+            "DROP DATABASE {db};\nALTER DATABASE {copy} RENAME TO {db};\nALTER ROLE {user} PASSWORD NULL;\nALTER ROLE {su} PASSWORD NULL;\n",
+            db = pgserver::quote_ident(&published.database),
+            copy = pgserver::quote_ident(SNAPSHOT_COPY),
+            user = pgserver::quote_ident(&published.user),
+            su = pgserver::quote_ident(pgserver::SUPERUSER),
+        );
+        let meta = cache::Meta::new(key, &state.id);
+        let (port, password) = (published.port, published.superuser.clone());
+        let cache = cache.clone();
+        blocking
+            .run("keeping a template", move || {
+                let made = pgserver::base_backup(port, &password, &staging.join("data"));
+                let made = made.and_then(|()| pgserver::finish_template(&staging, &sql));
+                let made = made
+                    .map_err(failure)
+                    .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
+                let _ = std::fs::remove_dir_all(&staging);
+                made
+            })
+            .await
+    };
+    // The run's own database is left as a run without a cache would have it.
+    let drop = format!("DROP DATABASE IF EXISTS {}", pgserver::quote_ident(SNAPSHOT_COPY));
+    let dropped = published.as_superuser(format!("dropping {SNAPSHOT_COPY}"), &drop).await;
+    let fresh = keep_fresh_template(state, database, fresh_key, &cache, &blocking, progress).await;
+    let kept = match (kept, dropped) {
+        (Ok(cache::Stored::New(bytes)), Ok(())) => {
+            format!("kept template {id} ({:.1} MB) for later runs", bytes as f64 / 1e6)
+        }
+        (Ok(cache::Stored::AlreadyThere), Ok(())) => format!("template {id} is already kept"),
+        (Err(f), _) => format!("no template kept: {}", f.message),
+        (Ok(_), Err(e)) => {
+            format!("template {id} kept; removing {SNAPSHOT_COPY} from the run's server: {e}")
+        }
+    };
+    format!("{kept}{}", fresh.unwrap_or_default())
+}
+
+/// Keeps a fresh cluster (initdb only) as a template when there is none for these binaries:
+/// runs whose migrations have no template yet copy it instead of running initdb. Says what it
+/// did, or nothing when the template was there.
+async fn keep_fresh_template(
+    state: &RunState,
+    database: &str,
+    key: Key,
+    cache: &Cache,
+    blocking: &Blocking,
+    progress: &(dyn Fn(String) + Send + Sync),
+) -> Option<String> {
+    let id = key.id();
+    cache.lookup(&id).is_none().then_some(())?;
+    progress(format!("initdb into fresh-cluster template {id}"));
+    let staging = pgserver::data_parent(&state.dir.join(database)).join("fresh-template");
+    let meta = cache::Meta::new(key, &state.id);
+    let cache = cache.clone();
+    let made = blocking
+        .run("keeping a fresh-cluster template", move || {
+            let made = pgserver::initdb_template(&staging)
+                .map_err(failure)
+                .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
+            let _ = std::fs::remove_dir_all(&staging);
+            made
+        })
+        .await;
+    Some(match made {
+        Ok(_) => format!("; kept fresh-cluster template {id}"),
+        Err(f) => format!("; no fresh-cluster template kept: {}", f.message),
+    })
+}
+
 /// The database a run's migrations step copies for the snapshot step (see [`copy_for_snapshot`]).
 const SNAPSHOT_COPY: &str = "xtask_snapshot";
 
@@ -567,18 +548,18 @@ struct Published {
 }
 
 impl Published {
-    fn of(run: &Run, component: &str) -> Result<Self, StepFailure> {
-        let endpoint = run
-            .endpoints()
+    fn of(state: &RunState, component: &str) -> Result<Self, StepFailure> {
+        let endpoint = state
+            .endpoints
             .get(component)
             .cloned()
             .ok_or_else(|| failure(format!("{component} has published no endpoint")))?;
         let EndpointKind::Postgres { user, database, .. } = endpoint.kind else {
             return Err(failure(format!("{component} is not a PostgreSQL endpoint")));
         };
-        let superuser = run
-            .state()
+        let superuser = state
             .postgres_superuser_password
+            .clone()
             .ok_or_else(|| failure(format!("{component}: no superuser password recorded")))?;
         Ok(Self { port: endpoint.host.port, superuser, user, database })
     }
@@ -597,7 +578,7 @@ impl Published {
 /// while nothing else is connected), for the snapshot step to keep: services that start after
 /// the migrations may write to the original while the step runs.
 pub(crate) async fn copy_for_snapshot(run: &Run, component: &str) -> Result<(), StepFailure> {
-    let p = Published::of(run, component)?;
+    let p = Published::of(&run.state(), component)?;
     let sql = format!(
         "CREATE DATABASE {} TEMPLATE {} OWNER {}",
         pgserver::quote_ident(SNAPSHOT_COPY),
@@ -625,7 +606,7 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
 }
 
 /// Whether `pid` still runs `program` (a recycled pid belongs to someone else).
-fn ours(pid: u32, program: &str) -> bool {
+pub(crate) fn ours(pid: u32, program: &str) -> bool {
     if program == "?" {
         return true;
     }

@@ -123,18 +123,6 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// Carries out [`Backend::snapshot`]'s step.
-    fn run_snapshot(
-        self: Arc<Self>,
-        _run: Arc<Run>,
-        database: String,
-        _progress: Progress,
-    ) -> BoxFuture<Result<String, StepFailure>> {
-        Box::pin(async move {
-            Err(StepFailure::new(format!("the {} backend keeps no template of {database}", self.name())))
-        })
-    }
-
     /// How long a step is expected to take on this backend, from published timings (for the
     /// expected critical path of a dry run); `None` when unknown.
     fn estimate(&self, _step: &Step) -> Option<std::time::Duration> {
@@ -204,6 +192,7 @@ pub(crate) fn ready_port(service: &Service) -> Option<u16> {
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
     match resource {
         Resource::Process { .. } => local::remove(resource),
+        Resource::Background { .. } => crate::background::finish(resource),
         Resource::Cluster { .. } | Resource::Namespace { .. } => kube::remove(resource),
         Resource::Container { .. } | Resource::Network { .. } | Resource::Secret { .. } => {
             podman::remove(resource)

@@ -371,7 +371,10 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
             Err(e) if e.stderr().contains("invalid secret name") => Ok(()),
             r => r.map(drop).map_err(err),
         },
-        Resource::Process { .. } | Resource::Cluster { .. } | Resource::Namespace { .. } => {
+        Resource::Process { .. }
+        | Resource::Background { .. }
+        | Resource::Cluster { .. }
+        | Resource::Namespace { .. } => {
             Err(InfraError::Invalid(format!("the podman backend did not create {resource}")))
         }
     }
