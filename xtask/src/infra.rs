@@ -853,13 +853,21 @@ fn cache(root: &Path, runs: &Runs, command: CacheCommand) -> anyhow::Result<Exit
     match command {
         CacheCommand::List { json } => {
             let entries = cache.list()?;
+            let broken = cache.broken()?;
             if json {
                 let rows: Vec<_> = entries.iter().map(row).collect();
+                let broken: Vec<_> =
+                    broken.iter().map(|(dir, why)| json!({"dir": dir, "error": why})).collect();
                 println!(
                     "{}",
-                    json!({"schema": "xtask.cache-list/1", "dir": cache.dir(), "templates": rows})
+                    json!({"schema": "xtask.cache-list/1", "dir": cache.dir(), "templates": rows, "broken": broken})
                 );
-            } else if entries.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (_, why) in &broken {
+                println!("broken, used by no run (`cargo xtask infra cache prune` removes it): {why}");
+            }
+            if entries.is_empty() {
                 println!("no templates under {shown}");
             } else {
                 for e in &entries {

@@ -262,3 +262,31 @@ fn a_keeper_killed_while_keeping_a_template_leaves_none_half_written() {
         .collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+#[test]
+fn a_template_that_will_not_start_is_replaced_and_the_run_comes_up_all_the_same() {
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    up(state.path(), &[]);
+    down(state.path());
+    let kept = migrated(state.path());
+    let id = kept[0]["id"].as_str().unwrap().to_string();
+    // Without its control file no server starts on a copy of it.
+    let control = state.path().join("cache/postgres").join(&id).join("data/global/pg_control");
+    std::fs::remove_file(&control).unwrap();
+
+    let doc = up(state.path(), &[]);
+    let pg = summary(&doc, "postgres");
+    assert!(pg.contains(&format!("not used: from snapshot {id}")), "the broken template is named: {pg}");
+    assert!(pg.contains("from fresh-cluster template"), "the next origin served: {pg}");
+    assert_eq!(summary(&doc, "migrations"), "9 applied");
+    assert_eq!(outcome(&doc, "snapshot"), "background", "a new template is kept");
+    down(state.path());
+    let kept = migrated(state.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(control.exists(), "kept anew under the same key");
+
+    let warm = up(state.path(), &[]);
+    let pg = summary(&warm, "postgres");
+    assert!(pg.contains(&format!("from snapshot {id}")) && !pg.contains("not used"), "{pg}");
+}

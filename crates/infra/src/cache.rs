@@ -209,10 +209,11 @@ impl Cache {
         &self.dir
     }
 
-    /// The data directory of the complete template for `id`, if there is one.
+    /// The data directory of the complete template for `id`, if there is one: one whose
+    /// metadata reads and names it.
     pub fn lookup(&self, id: &str) -> Option<PathBuf> {
         let dir = self.dir.join(id);
-        dir.join(META).is_file().then(|| dir.join("data"))
+        read_meta(&dir).ok().map(|_| dir.join("data"))
     }
 
     fn lock(&self, how: FlockArg) -> Result<Lock, InfraError> {
@@ -327,13 +328,26 @@ impl Cache {
         }
     }
 
-    /// The complete templates, newest first.
+    /// Template directories whose metadata does not read (edited, truncated, another
+    /// version's), with why: no run uses them, and [`Cache::prune`] removes them.
+    pub fn broken(&self) -> Result<Vec<(PathBuf, String)>, InfraError> {
+        let mut broken = Vec::new();
+        for dir in self.read_dir()? {
+            if dir.join(META).exists()
+                && let Err(why) = read_meta(&dir)
+            {
+                broken.push((dir, why));
+            }
+        }
+        Ok(broken)
+    }
+
+    /// The complete templates, newest first (those whose metadata does not read are
+    /// [`Cache::broken`]).
     pub fn list(&self) -> Result<Vec<Entry>, InfraError> {
         let mut entries = Vec::new();
         for dir in self.read_dir()? {
-            let Ok(text) = fs::read_to_string(dir.join(META)) else { continue };
-            let meta: Meta = serde_json::from_str(&text)
-                .map_err(|e| InfraError::Invalid(format!("{}: {e}", dir.join(META).display())))?;
+            let Ok(meta) = read_meta(&dir) else { continue };
             let age = chrono::DateTime::parse_from_rfc3339(&meta.created)
                 .ok()
                 .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
@@ -344,11 +358,14 @@ impl Cache {
         Ok(entries)
     }
 
-    /// Removes the templates `doomed` picks, and what dead writers left; waits for runs
-    /// copying a template to finish. Returns what was removed.
+    /// Removes the templates `doomed` picks, what dead writers left and broken templates;
+    /// waits for runs copying a template to finish. Returns the templates removed.
     pub fn prune(&self, doomed: impl Fn(&Entry) -> bool) -> Result<Vec<Entry>, InfraError> {
         let _lock = self.lock(FlockArg::LockExclusive)?;
         self.remove_abandoned()?;
+        for (dir, _) in self.broken()? {
+            fs::remove_dir_all(&dir).map_err(InfraError::io(format!("removing {}", dir.display())))?;
+        }
         let mut removed = Vec::new();
         for entry in self.list()? {
             if doomed(&entry) {
@@ -362,6 +379,18 @@ impl Cache {
         }
         Ok(removed)
     }
+}
+
+/// The metadata of the template directory `dir`, or why it does not read.
+fn read_meta(dir: &Path) -> Result<Meta, String> {
+    let path = dir.join(META);
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta: Meta = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if meta.id != name {
+        return Err(format!("{}: names template {}, not {name}", path.display(), meta.id));
+    }
+    Ok(meta)
 }
 
 /// The bytes of the files under `dir`.
@@ -502,6 +531,42 @@ mod tests {
         assert!(cache.list().unwrap().is_empty());
         assert!(cache.prune(|_| true).unwrap().is_empty());
         assert!(!abandoned.exists(), "pruning removes a dead writer's leftovers");
+    }
+
+    #[test]
+    fn a_template_whose_metadata_does_not_read_is_used_by_no_run_listed_as_broken_and_pruned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache { dir: tmp.path().join("cache") };
+        let (k, other) = (key(), Key { database: "other".into(), ..key() });
+        cache.store(&meta(&k), &data(tmp.path(), "a")).unwrap();
+        cache.store(&meta(&other), &data(tmp.path(), "b")).unwrap();
+        fs::write(cache.dir.join(k.id()).join(META), "{\"id\": ").unwrap();
+        // Metadata naming another template is as wrong as none (a copied directory).
+        let moved = cache.dir.join("feedfacefeedface");
+        fs::create_dir_all(&moved).unwrap();
+        fs::copy(cache.dir.join(other.id()).join(META), moved.join(META)).unwrap();
+        assert_eq!(cache.lookup(&k.id()), None, "no run copies it");
+        assert_eq!(cache.lookup("feedfacefeedface"), None);
+        let listed: Vec<String> = cache.list().unwrap().into_iter().map(|e| e.meta.id).collect();
+        assert!(
+            listed.contains(&other.id()) && !listed.contains(&k.id()),
+            "the rest still lists: {listed:?}"
+        );
+        let mut broken = cache.broken().unwrap();
+        broken.sort();
+        assert_eq!(broken.len(), 2, "{broken:?}");
+        let why: Vec<&str> = broken.iter().map(|(_, why)| why.as_str()).collect();
+        assert!(why.iter().all(|w| w.contains(META)), "each names its file: {why:?}");
+        assert!(why.iter().any(|w| w.contains("EOF")), "{why:?}");
+        assert!(
+            why.iter().any(|w| w.contains(&format!("names template {}, not feedfacefeedface", other.id())))
+        );
+        // Storing again still works beside it, and pruning the other one removes it too.
+        cache.store(&meta(&Key { user: "u2".into(), ..key() }), &data(tmp.path(), "c")).unwrap();
+        let removed = cache.prune(|e| e.meta.id == other.id()).unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(!cache.dir.join(k.id()).exists() && !moved.exists(), "the broken ones went with the prune");
+        assert!(cache.broken().unwrap().is_empty());
     }
 
     #[test]

@@ -206,17 +206,18 @@ impl Local {
         let cache = Cache::new(&Runs::new(&run.root));
         // Where the cluster comes from, best first: a migrated template, a fresh one, initdb.
         let mut origins = Vec::new();
+        // The key of the migrated template tried first, to keep anew should it not start.
+        let mut replacement = None;
         if run.cache {
             match template_key(run, component, &user, &database) {
                 Some(Ok(key)) => {
                     let fresh = key.initdb().id();
                     match cache.lookup(&key.id()) {
-                        Some(t) => origins.push(Origin::Migrated(key.id(), t)),
-                        None => {
-                            let wanted = (component.to_string(), key.clone());
-                            run.update(|s| s.template_wanted = Some(wanted))?;
-                            run.set_snapshot(Snapshot::Wanted(Box::new(key)));
+                        Some(t) => {
+                            origins.push(Origin::Migrated(key.id(), t));
+                            replacement = Some(key);
                         }
+                        None => want_template(run, component, key)?,
                     }
                     if let Some(t) = cache.lookup(&fresh) {
                         origins.push(Origin::Fresh(fresh, t));
@@ -232,7 +233,7 @@ impl Local {
         let mut not_used = Vec::new();
         for origin in origins {
             progress.say(origin.to_string());
-            let (r, c, pw, cache) = (run.clone(), component.to_string(), password.clone(), cache.clone());
+            let (r, c, pw, templates) = (run.clone(), component.to_string(), password.clone(), cache.clone());
             let (u, d, dir, o) = (user.clone(), database.clone(), dir.clone(), origin.clone());
             let die_with_us = die_with_us(run);
             let started = self
@@ -242,11 +243,11 @@ impl Local {
                     let pg = match &o {
                         Origin::Initdb => pgserver::PgServer::start_in(&dir, options),
                         Origin::Fresh(_, t) => {
-                            let _reading = cache.reading().map_err(failure)?;
+                            let _reading = templates.reading().map_err(failure)?;
                             pgserver::PgServer::start_from_template(&dir, t, options, &[])
                         }
                         Origin::Migrated(_, t) => {
-                            let _reading = cache.reading().map_err(failure)?;
+                            let _reading = templates.reading().map_err(failure)?;
                             pgserver::PgServer::start_from_template(&dir, t, options, &[(&u, pw.expose())])
                         }
                     };
@@ -289,6 +290,16 @@ impl Local {
                 Ok(started) => started,
                 Err(why) if !matches!(origin, Origin::Initdb) => {
                     not_used.push(format!("{origin}: {why}"));
+                    // A template that will not start is removed now and kept anew once the run
+                    // is ready, so the next run does not fall back too.
+                    if let (Origin::Migrated(id, _), Some(key)) = (&origin, replacement.take()) {
+                        let (cache, id) = (cache.clone(), id.clone());
+                        let removing = move || cache.prune(|e| e.meta.id == id).map_err(failure);
+                        if let Err(f) = self.blocking.run("removing a template", removing).await {
+                            not_used.push(format!("removing it: {}", f.message));
+                        }
+                        want_template(run, component, key)?;
+                    }
                     continue;
                 }
                 Err(why) => return Err(failure(why)),
@@ -517,6 +528,14 @@ async fn keep_fresh_template(
         Ok(_) => format!("; kept fresh-cluster template {id}"),
         Err(f) => format!("; no fresh-cluster template kept: {}", f.message),
     })
+}
+
+/// Records that the run's migrated database of `component` is to be kept as the template `key`.
+fn want_template(run: &Run, component: &str, key: Key) -> Result<(), StepFailure> {
+    let wanted = (component.to_string(), key.clone());
+    run.update(|s| s.template_wanted = Some(wanted))?;
+    run.set_snapshot(Snapshot::Wanted(Box::new(key)));
+    Ok(())
 }
 
 /// The database a run's migrations step copies for the snapshot step (see [`copy_for_snapshot`]).
