@@ -164,8 +164,7 @@ impl Waiter {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let names: Vec<String> = probes.iter().map(|p| p.name()).collect();
-        let last: Mutex<Vec<Status>> =
-            Mutex::new(vec![Status::NotYet("not checked yet".into()); probes.len()]);
+        let last: Mutex<Vec<Status>> = Mutex::new(vec![Status::NotYet(NOT_CHECKED.into()); probes.len()]);
         let outcome = {
             let mut running: FuturesUnordered<_> = probes
                 .iter_mut()
@@ -174,7 +173,7 @@ impl Waiter {
                     let last = &last;
                     let (first, max, check_timeout) = (self.first_pause, self.max_pause, self.check_timeout);
                     async move {
-                        let status = drive(&mut **probe, first, max, check_timeout, deadline, |s| {
+                        let status = drive(&mut **probe, first, max, check_timeout, |s| {
                             last.lock().expect("status lock")[i] = s.clone();
                         })
                         .await;
@@ -205,7 +204,11 @@ impl Waiter {
                 }
             }
         };
-        let last = last.into_inner().expect("status lock");
+        let mut last = last.into_inner().expect("status lock");
+        // A first check still running at the deadline never answered at all.
+        for status in last.iter_mut().filter(|s| s.reason() == Some(NOT_CHECKED)) {
+            *status = Status::NotYet(format!("no answer within {:?}", started.elapsed()));
+        }
         let Some(culprit) = outcome else {
             return Ok(WaitReport { elapsed: started.elapsed() });
         };
@@ -236,36 +239,25 @@ impl Waiter {
     }
 }
 
+/// What a probe's status is until its first check answers.
+const NOT_CHECKED: &str = "not checked yet";
+
 /// Checks one probe until it is ready or failed, recording every status through `record`.
 async fn drive(
     probe: &mut dyn Probe,
     first: Duration,
     max: Duration,
     check_timeout: Duration,
-    deadline: Instant,
     record: impl Fn(&Status),
 ) -> Status {
     let mut pause = first;
-    let mut answered: Option<String> = None;
     loop {
-        let limit = check_timeout.min(deadline.saturating_duration_since(Instant::now()));
-        let (status, cut_short) = match tokio::time::timeout(limit, probe.check()).await {
-            Ok(status) => (status, false),
-            // A check the deadline cut short says little; the last real answer says why it was
-            // not ready (e.g. which table is missing), so it leads.
-            Err(_) => match answered.as_deref().filter(|_| limit < check_timeout) {
-                Some(said) => (
-                    Status::NotYet(format!(
-                        "{said} (the last check, cut short by the deadline, had no answer within {limit:?})"
-                    )),
-                    true,
-                ),
-                None => (Status::NotYet(format!("no answer within {limit:?}")), false),
-            },
+        // Not cut to the deadline: a check still running then is dropped unrecorded, so the
+        // last real answer (e.g. which table is missing) is what the timeout reports.
+        let status = match tokio::time::timeout(check_timeout, probe.check()).await {
+            Ok(status) => status,
+            Err(_) => Status::NotYet(format!("no answer within {check_timeout:?}")),
         };
-        if let (Status::NotYet(reason), false) = (&status, cut_short) {
-            answered = Some(reason.clone());
-        }
         record(&status);
         if !matches!(status, Status::NotYet(_)) {
             return status;
