@@ -230,14 +230,10 @@ fn a_keeper_killed_while_keeping_a_template_leaves_none_half_written() {
     let state = tempfile::tempdir().unwrap();
     let _cleanup = Cleanup(state.path());
     up(state.path(), &[]);
-    let (pid, _) = keeper(state.path());
-    // The template is being made once its staging directory appears beside the run's data
-    // (wherever that is: the run directory, or a tmpfs its pointer names).
-    let runs: Vec<_> =
-        std::fs::read_dir(state.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
-    let staging = pgserver::data_parent(&runs[0].join("postgres")).join("template");
+    let (pid, log) = keeper(state.path());
+    // The template is being made once the keeper says it migrates its private cluster.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !staging.exists() {
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("migrating a private cluster") {
         assert!(Instant::now() < deadline, "no template was started within 60 s");
         assert!(!zombie(pid) && Path::new(&format!("/proc/{pid}")).exists(), "the keeper ended first");
         std::thread::sleep(Duration::from_millis(2));

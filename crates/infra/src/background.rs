@@ -21,11 +21,14 @@ const WAIT: Duration = Duration::from_secs(60);
 /// itself is fine.
 pub async fn run(state: &RunState, progress: &(dyn Fn(String) + Send + Sync)) -> String {
     match &state.template_wanted {
-        Some((component, key)) if state.backend == "local" => {
-            crate::backend::local::keep_template(state, component, key.clone(), progress).await
+        Some(wanted) if state.backend == "local" => {
+            crate::backend::local::keep_template(state, wanted, progress).await
         }
-        Some((component, _)) => {
-            format!("nothing to keep: the {} backend keeps no template of {component}", state.backend)
+        Some(wanted) => {
+            format!(
+                "nothing to keep: the {} backend keeps no template of {}",
+                state.backend, wanted.component
+            )
         }
         None => "nothing to keep: the run started from a template, or has none to make".into(),
     }

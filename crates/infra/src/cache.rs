@@ -293,6 +293,33 @@ impl Cache {
         Ok(Stored::New(bytes))
     }
 
+    /// A private directory for making the template `id` in, named like a writer's staging
+    /// (`.incoming-<pid>-<id>-work-*`): what a killed maker leaves is removed with the leftovers
+    /// of other dead writers. Remove it with [`Cache::remove_workdir`].
+    pub fn workdir(&self, id: &str) -> Result<PathBuf, InfraError> {
+        fs::create_dir_all(&self.dir).map_err(InfraError::io(format!("creating {}", self.dir.display())))?;
+        let nonce = pgserver::random_password()[..6].to_lowercase();
+        let dir = self.dir.join(format!("{INCOMING}{}-{id}-work-{nonce}", std::process::id()));
+        fs::create_dir(&dir).map_err(InfraError::io(format!("creating {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// Removes a [`Cache::workdir`] or a writer's leftovers, with the data of any cluster in it
+    /// kept elsewhere (a tmpfs; see `pgserver::DATA_POINTER`).
+    pub fn remove_workdir(&self, dir: &Path) -> Result<(), InfraError> {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pgserver::remove_data(&entry.path()).map_err(|e| InfraError::Invalid(e.to_string()))?;
+            }
+        }
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(InfraError::io(format!("removing {}", dir.display()))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Removes what writers that died left behind (`.incoming-<pid>-*` of a pid that is gone).
     fn remove_abandoned(&self) -> Result<(), InfraError> {
         for path in self.incoming()? {
@@ -303,7 +330,7 @@ impl Cache {
                 .and_then(|n| n.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok());
             if pid.is_none_or(|p| !procs::pid_alive(p)) {
-                fs::remove_dir_all(&path).map_err(InfraError::io(format!("removing {}", path.display())))?;
+                self.remove_workdir(&path)?;
             }
         }
         Ok(())

@@ -63,14 +63,7 @@ impl Executor {
         match self.run.snapshot() {
             Some(Snapshot::Used(id)) if applied == 0 => Ok(format!("nothing to apply: from snapshot {id}")),
             Some(Snapshot::Used(id)) => Ok(format!("{applied} applied on top of snapshot {id}")),
-            Some(Snapshot::Wanted(_)) => {
-                // The snapshot step copies the database as the migrations left it, before any
-                // service writes to it; the copy is made here, while nothing else is connected.
-                drop(client);
-                crate::backend::local::copy_for_snapshot(&self.run, database).await?;
-                Ok(format!("{applied} applied"))
-            }
-            None => Ok(format!("{applied} applied")),
+            Some(Snapshot::Wanted(_)) | None => Ok(format!("{applied} applied")),
         }
     }
 }

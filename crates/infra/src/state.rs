@@ -122,10 +122,33 @@ pub struct RunState {
     pub resources: Vec<Resource>,
     /// The PostgreSQL superuser password, to start the cluster again after a restart.
     pub postgres_superuser_password: Option<String>,
-    /// The template the migrated database of a PostgreSQL component is to be kept as once the
-    /// run is ready (local backend; see [`crate::cache`]): the component and the template's key.
+    /// The template of the migrated database to keep once the run is ready (local backend; see
+    /// [`crate::cache`] and [`crate::background`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_wanted: Option<(String, crate::cache::Key)>,
+    pub template_wanted: Option<TemplateWanted>,
+}
+
+/// A migrated template a run wants kept: what it is made from, to make it apart from the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateWanted {
+    /// The PostgreSQL component whose database it is.
+    pub component: String,
+    /// Its key, as the run computed it when it started.
+    pub key: crate::cache::Key,
+    /// The migrations directory.
+    pub migrations: PathBuf,
+    /// The tables the selection names; `None` for every migration.
+    pub tables: Option<Vec<String>>,
+}
+
+impl TemplateWanted {
+    /// The migration selection.
+    pub fn selection(&self) -> migrations::Selection {
+        match &self.tables {
+            Some(t) => migrations::Selection::Tables(t.clone()),
+            None => migrations::Selection::All,
+        }
+    }
 }
 
 impl RunState {

@@ -1,10 +1,9 @@
-//! Clusters from templates: a running cluster is copied with `pg_basebackup`, the copy is made
-//! a clean, stopped cluster once ([`finish_template`]), and later servers start on copies of it
+//! Clusters from templates: a cluster stopped cleanly (e.g. freshly migrated, its roles'
+//! passwords cleared) is kept, and later servers start on copies of it
 //! ([`PgServer::start_from_template`]) instead of running `initdb` and the migrations again.
 //!
-//! A template holds no usable password: its roles' passwords are cleared when it is finished,
-//! and a server started from it sets fresh ones through its owner-only Unix socket (local
-//! connections are trusted) before it is handed to anyone.
+//! A template holds no usable password, and a server started from it sets fresh ones through
+//! its owner-only Unix socket (local connections are trusted) before it is handed to anyone.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -76,71 +75,6 @@ impl PgServer {
         })?;
         self.psql_at(&socket.display().to_string(), db, sql, shown)
     }
-}
-
-/// Copies the cluster of the server on loopback `port` into `dest` (which must not exist) with
-/// `pg_basebackup`, WAL included: a consistent copy taken while the server runs. The copy
-/// belongs to the server's account, which will start it.
-pub fn base_backup(port: u16, superuser_password: &str, dest: &Path) -> Result<(), Error> {
-    let bin = Binaries::locate()?;
-    let owner = RunAs::for_current_user()?;
-    let tool = bin.tool("pg_basebackup");
-    // Created by us (an empty directory is what pg_basebackup fills) and handed to the account,
-    // whose right to write in the parent is not needed then.
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
-    }
-    fs::create_dir(dest).map_err(io(format!("creating {}", dest.display())))?;
-    fs::set_permissions(dest, fs::Permissions::from_mode(0o700))
-        .map_err(io(format!("setting the mode of {}", dest.display())))?;
-    owner.hand_over(dest)?;
-    let mut cmd = procs::command(&tool);
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", SUPERUSER, "-w"])
-        .arg("-D")
-        .arg(dest)
-        .args(["-X", "fetch", "-c", "fast", "--no-sync", "--no-manifest"])
-        // The password goes in the environment, never the command line.
-        .env("PGPASSWORD", superuser_password);
-    owner.apply(&mut cmd);
-    procs::own_process_group(&mut cmd);
-    let out = cmd.output().map_err(io(format!("running {}", tool.display())))?;
-    if !out.status.success() {
-        return Err(Error::Io {
-            action: format!("copying the cluster on port {port} with pg_basebackup"),
-            source: std::io::Error::other(format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        });
-    }
-    Ok(())
-}
-
-/// Makes the base backup in `dir/data` ([`base_backup`]) a template: starts it once, runs
-/// `sql` as the superuser through its socket (to undo what only the run needed and clear the
-/// roles' passwords), and stops it cleanly, so that copies start without recovery. The
-/// server's log stays in `dir`.
-pub fn finish_template(dir: &Path, sql: &str) -> Result<(), Error> {
-    let owner = RunAs::for_current_user()?;
-    owner.hand_over(dir)?;
-    check_socket_dir(dir)?;
-    let mut server = PgServer {
-        root: procs::Workdir::kept(dir)?,
-        data: dir.join("data"),
-        blocked_at: None,
-        bin: Binaries::locate()?,
-        options: Options { detach: true, die_with_us: true, ..Options::default() },
-        port: 0,
-        password: String::new(),
-        child: None,
-        socket: Some(dir.to_path_buf()),
-    };
-    server.listen(&owner)?;
-    let result = server.psql_through_socket("postgres", sql, sql);
-    let stopped = server.stop();
-    result?;
-    stopped
 }
 
 /// Makes a fresh cluster in `dir/data` to serve as a template: `initdb` as the server's

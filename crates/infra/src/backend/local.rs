@@ -3,6 +3,7 @@
 
 use super::failure;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,10 +12,10 @@ use nix::sys::signal::Signal;
 use super::{Backend, Blocking, Started, endpoint, probe_for};
 use crate::cache::{self, Cache, Key};
 use crate::error::InfraError;
-use crate::model::{Addr, EndpointKind, EndpointSpec, FileKind, Job, Placement, Program, Service, Workload};
+use crate::model::{Addr, EndpointSpec, FileKind, Job, Placement, Program, Service, Workload};
 use crate::run::{Artifact, Run, Snapshot};
 use crate::runner::{BoxFuture, Progress, StepFailure};
-use crate::state::{Resource, RunState, Runs};
+use crate::state::{Resource, RunState, Runs, TemplateWanted};
 
 /// How the local backend stops what it started: SIGINT (PostgreSQL's fast shutdown, a clean stop
 /// for Redis and services), SIGKILL after 15 s.
@@ -209,15 +210,15 @@ impl Local {
         // The key of the migrated template tried first, to keep anew should it not start.
         let mut replacement = None;
         if run.cache {
-            match template_key(run, component, &user, &database) {
-                Some(Ok(key)) => {
-                    let fresh = key.initdb().id();
-                    match cache.lookup(&key.id()) {
+            match template_wanted(run, component, &user, &database) {
+                Some(Ok(wanted)) => {
+                    let (id, fresh) = (wanted.key.id(), wanted.key.initdb().id());
+                    match cache.lookup(&id) {
                         Some(t) => {
-                            origins.push(Origin::Migrated(key.id(), t));
-                            replacement = Some(key);
+                            origins.push(Origin::Migrated(id, t));
+                            replacement = Some(wanted);
                         }
-                        None => want_template(run, component, key)?,
+                        None => want_template(run, wanted)?,
                     }
                     if let Some(t) = cache.lookup(&fresh) {
                         origins.push(Origin::Fresh(fresh, t));
@@ -292,13 +293,13 @@ impl Local {
                     not_used.push(format!("{origin}: {why}"));
                     // A template that will not start is removed now and kept anew once the run
                     // is ready, so the next run does not fall back too.
-                    if let (Origin::Migrated(id, _), Some(key)) = (&origin, replacement.take()) {
+                    if let (Origin::Migrated(id, _), Some(wanted)) = (&origin, replacement.take()) {
                         let (cache, id) = (cache.clone(), id.clone());
                         let removing = move || cache.prune(|e| e.meta.id == id).map_err(failure);
                         if let Err(f) = self.blocking.run("removing a template", removing).await {
                             not_used.push(format!("removing it: {}", f.message));
                         }
-                        want_template(run, component, key)?;
+                        want_template(run, wanted)?;
                     }
                     continue;
                 }
@@ -437,65 +438,107 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// The snapshot step, a background step (see [`crate::background`]): keeps the database the
-/// migrations left (see [`copy_for_snapshot`]) in the cache as the template `key`, and a
-/// fresh-cluster template when there is none. A template that cannot be kept is said, not a
-/// failure: the run itself is fine.
+/// The snapshot step, a background step (see [`crate::background`]): makes the migrated
+/// template `wanted` apart from the run (a private cluster from the fresh-cluster template, or
+/// initdb, migrated the way the run was, passwords cleared, stopped cleanly) and keeps it in the
+/// cache; keeps a fresh-cluster template first when there is none. Nothing of the run is
+/// touched, so its tests may do what they like meanwhile. A template that cannot be kept is
+/// said, not a failure: the run itself is fine.
 pub(crate) async fn keep_template(
     state: &RunState,
-    database: &str,
-    key: Key,
+    wanted: &TemplateWanted,
     progress: &(dyn Fn(String) + Send + Sync),
 ) -> String {
     let cache = Cache::new(&Runs::containing(&state.dir));
-    let (id, fresh_key) = (key.id(), key.initdb());
     let blocking = Blocking::new();
-    let published = match Published::of(state, database) {
-        Ok(p) => p,
-        Err(f) => return format!("no template kept: {}", f.message),
-    };
-    let kept = if cache.lookup(&id).is_some() {
-        Ok(cache::Stored::AlreadyThere)
-    } else {
-        progress(format!("pg_basebackup into template {id}"));
-        let staging = pgserver::data_parent(&state.dir.join(database)).join("template");
-        let sql = format!(
-            "DROP DATABASE {db};\nALTER DATABASE {copy} RENAME TO {db};\nALTER ROLE {user} PASSWORD NULL;\nALTER ROLE {su} PASSWORD NULL;\n",
-            db = pgserver::quote_ident(&published.database),
-            copy = pgserver::quote_ident(SNAPSHOT_COPY),
-            user = pgserver::quote_ident(&published.user),
-            su = pgserver::quote_ident(pgserver::SUPERUSER),
-        );
-        let meta = cache::Meta::new(key, &state.id);
-        let (port, password) = (published.port, published.superuser.clone());
-        let cache = cache.clone();
-        blocking
-            .run("keeping a template", move || {
-                let made = pgserver::base_backup(port, &password, &staging.join("data"));
-                let made = made.and_then(|()| pgserver::finish_template(&staging, &sql));
-                let made = made
-                    .map_err(failure)
-                    .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
-                let _ = std::fs::remove_dir_all(&staging);
-                made
-            })
-            .await
-    };
-    // The run's own database is left as a run without a cache would have it.
-    let drop = format!("DROP DATABASE IF EXISTS {}", pgserver::quote_ident(SNAPSHOT_COPY));
-    let dropped = published.as_superuser(format!("dropping {SNAPSHOT_COPY}"), &drop).await;
-    let fresh = keep_fresh_template(state, database, fresh_key, &cache, &blocking, progress).await;
-    let kept = match (kept, dropped) {
-        (Ok(cache::Stored::New(bytes)), Ok(())) => {
-            format!("kept template {id} ({:.1} MB) for later runs", bytes as f64 / 1e6)
+    let key = &wanted.key;
+    let id = key.id();
+    let fresh =
+        keep_fresh_template(state, key.initdb(), &cache, &blocking, progress).await.unwrap_or_default();
+    if cache.lookup(&id).is_some() {
+        return format!("template {id} is already kept{fresh}");
+    }
+    progress(format!("migrating a private cluster into template {id}"));
+    let kept = make_template(state, wanted, &cache, &blocking).await;
+    match kept {
+        Ok(cache::Stored::New(bytes)) => {
+            format!("kept template {id} ({:.1} MB) for later runs{fresh}", bytes as f64 / 1e6)
         }
-        (Ok(cache::Stored::AlreadyThere), Ok(())) => format!("template {id} is already kept"),
-        (Err(f), _) => format!("no template kept: {}", f.message),
-        (Ok(_), Err(e)) => {
-            format!("template {id} kept; removing {SNAPSHOT_COPY} from the run's server: {e}")
-        }
-    };
-    format!("{kept}{}", fresh.unwrap_or_default())
+        Ok(cache::Stored::AlreadyThere) => format!("template {id} is already kept{fresh}"),
+        Err(f) => format!("no template kept: {}{fresh}", f.message),
+    }
+}
+
+/// [`keep_template`]'s private cluster, from start to store.
+async fn make_template(
+    state: &RunState,
+    wanted: &TemplateWanted,
+    cache: &Cache,
+    blocking: &Blocking,
+) -> Result<cache::Stored, StepFailure> {
+    let key = wanted.key.clone();
+    let selection = wanted.selection();
+    // The files may have changed since the run started: a template is only what its key says.
+    let bin = pgserver::Binaries::locate().map_err(failure)?;
+    let now = Key::new(&bin, &key.user, &key.database, &wanted.migrations, &selection).map_err(failure)?;
+    if now != key {
+        return Err(failure("the migrations, the selection or the day changed since the run started"));
+    }
+    let work = cache.workdir(&key.id()).map_err(failure)?;
+    let made = migrate_and_store(state, wanted, cache, blocking, &work).await;
+    let _ = cache.remove_workdir(&work);
+    made
+}
+
+/// [`make_template`] in the work directory `work`.
+async fn migrate_and_store(
+    state: &RunState,
+    wanted: &TemplateWanted,
+    cache: &Cache,
+    blocking: &Blocking,
+    work: &Path,
+) -> Result<cache::Stored, StepFailure> {
+    let (key, selection) = (wanted.key.clone(), wanted.selection());
+    let dir = work.join(&wanted.component);
+    let password = pgserver::random_password();
+    let (templates, d, pw, k) = (cache.clone(), dir.clone(), password.clone(), key.clone());
+    let pg = blocking
+        .run("starting a private cluster", move || {
+            let options = pgserver::Options { detach: true, die_with_us: true, ..Default::default() };
+            let fresh = templates.lookup(&k.initdb().id());
+            let pg = match fresh {
+                Some(t) => {
+                    let _reading = templates.reading().map_err(failure)?;
+                    pgserver::PgServer::start_from_template(&d, &t, options, &[])
+                }
+                None => pgserver::PgServer::start_in(&d, options),
+            };
+            let pg = pg.map_err(failure)?;
+            pg.create_user_and_database(&k.user, &pw, &k.database).map_err(failure)?;
+            Ok(pg)
+        })
+        .await?;
+    let set = migrations::MigrationSet::load(&wanted.migrations).map_err(failure)?;
+    let url = format!("postgres://{}:{password}@127.0.0.1:{}/{}", key.user, pg.port(), key.database);
+    let client = migrations::connect(&url).await.map_err(failure)?;
+    let applied =
+        migrations::up(&client, &set, &selection, &migrations::Options::default(), &mut |_| {}).await;
+    client.explained(applied).await.map_err(failure)?;
+    drop(client);
+    let (cache, meta) = (cache.clone(), cache::Meta::new(key, &state.id));
+    blocking
+        .run("keeping a template", move || {
+            let mut pg = pg;
+            let clear = format!(
+                "ALTER ROLE {} PASSWORD NULL;\nALTER ROLE {} PASSWORD NULL;\n",
+                pgserver::quote_ident(&meta.key.user),
+                pgserver::quote_ident(pgserver::SUPERUSER)
+            );
+            pg.psql("postgres", &clear).map_err(failure)?;
+            pg.stop().map_err(failure)?;
+            cache.store(&meta, &pg.data_dir()).map_err(failure)
+        })
+        .await
 }
 
 /// Keeps a fresh cluster (initdb only) as a template when there is none for these binaries:
@@ -503,7 +546,6 @@ pub(crate) async fn keep_template(
 /// did, or nothing when the template was there.
 async fn keep_fresh_template(
     state: &RunState,
-    database: &str,
     key: Key,
     cache: &Cache,
     blocking: &Blocking,
@@ -512,15 +554,16 @@ async fn keep_fresh_template(
     let id = key.id();
     cache.lookup(&id).is_none().then_some(())?;
     progress(format!("initdb into fresh-cluster template {id}"));
-    let staging = pgserver::data_parent(&state.dir.join(database)).join("fresh-template");
     let meta = cache::Meta::new(key, &state.id);
     let cache = cache.clone();
     let made = blocking
         .run("keeping a fresh-cluster template", move || {
+            let work = cache.workdir(&meta.id).map_err(failure)?;
+            let staging = work.join("fresh");
             let made = pgserver::initdb_template(&staging)
                 .map_err(failure)
                 .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
-            let _ = std::fs::remove_dir_all(&staging);
+            let _ = cache.remove_workdir(&work);
             made
         })
         .await;
@@ -530,82 +573,43 @@ async fn keep_fresh_template(
     })
 }
 
-/// Records that the run's migrated database of `component` is to be kept as the template `key`.
-fn want_template(run: &Run, component: &str, key: Key) -> Result<(), StepFailure> {
-    let wanted = (component.to_string(), key.clone());
+/// Records the migrated template the run wants kept once it is ready.
+fn want_template(run: &Run, wanted: TemplateWanted) -> Result<(), StepFailure> {
+    let key = wanted.key.clone();
     run.update(|s| s.template_wanted = Some(wanted))?;
     run.set_snapshot(Snapshot::Wanted(Box::new(key)));
     Ok(())
 }
 
-/// The database a run's migrations step copies for the snapshot step (see [`copy_for_snapshot`]).
-const SNAPSHOT_COPY: &str = "xtask_snapshot";
-
-/// The key of the template `component` (PostgreSQL) would start from: its migrations job's
-/// files and selection, the service's role and database, this machine's binaries. `None` when
-/// no migrations job uses it.
-fn template_key(run: &Run, component: &str, user: &str, database: &str) -> Option<Result<Key, InfraError>> {
+/// The migrated template `component` (PostgreSQL) would start from: its key (its migrations
+/// job's files and selection, the service's role and database, this machine's binaries) and
+/// what it is made from. `None` when no migrations job uses it.
+fn template_wanted(
+    run: &Run,
+    component: &str,
+    user: &str,
+    database: &str,
+) -> Option<Result<TemplateWanted, InfraError>> {
     run.suite.components.iter().find_map(|name| {
         let placement = Placement::Host { dir: run.dir().join(name) };
         match run.workload(name, placement, &BTreeMap::new(), None, Default::default()) {
             Ok(Workload::Job(Job::Migrations { dir, selection, database: db })) if db == component => Some(
                 pgserver::Binaries::locate()
                     .map_err(|e| InfraError::Invalid(e.to_string()))
-                    .and_then(|bin| Key::new(&bin, user, database, &dir, &selection)),
+                    .and_then(|bin| Key::new(&bin, user, database, &dir, &selection))
+                    .map(|key| TemplateWanted {
+                        component: component.to_string(),
+                        key,
+                        migrations: dir,
+                        tables: match selection {
+                            migrations::Selection::All => None,
+                            migrations::Selection::Tables(t) => Some(t),
+                        },
+                    }),
             ),
             _ => None,
         }
     })
-}
-
-/// What the run's PostgreSQL `component` published, with the superuser's password.
-struct Published {
-    port: u16,
-    superuser: String,
-    user: String,
-    database: String,
-}
-
-impl Published {
-    fn of(state: &RunState, component: &str) -> Result<Self, StepFailure> {
-        let endpoint = state
-            .endpoints
-            .get(component)
-            .cloned()
-            .ok_or_else(|| failure(format!("{component} has published no endpoint")))?;
-        let EndpointKind::Postgres { user, database, .. } = endpoint.kind else {
-            return Err(failure(format!("{component} is not a PostgreSQL endpoint")));
-        };
-        let superuser = state
-            .postgres_superuser_password
-            .clone()
-            .ok_or_else(|| failure(format!("{component}: no superuser password recorded")))?;
-        Ok(Self { port: endpoint.host.port, superuser, user, database })
-    }
-
-    /// Runs `sql` as the superuser in the `postgres` database; `action` names it in an error.
-    async fn as_superuser(&self, action: String, sql: &str) -> Result<(), migrations::Error> {
-        let url =
-            format!("postgres://{}:{}@127.0.0.1:{}/postgres", pgserver::SUPERUSER, self.superuser, self.port);
-        let client = migrations::connect(&url).await?;
-        let done = client.batch_execute(sql).await;
-        client.explained(done.map_err(|source| migrations::Error::Db { action, source })).await
-    }
-}
-
-/// Copies the service's database as the migrations left it (`CREATE DATABASE ... TEMPLATE`,
-/// while nothing else is connected), for the snapshot step to keep: services that start after
-/// the migrations may write to the original while the step runs.
-pub(crate) async fn copy_for_snapshot(run: &Run, component: &str) -> Result<(), StepFailure> {
-    let p = Published::of(&run.state(), component)?;
-    let sql = format!(
-        "CREATE DATABASE {} TEMPLATE {} OWNER {}",
-        pgserver::quote_ident(SNAPSHOT_COPY),
-        pgserver::quote_ident(&p.database),
-        // The owner owns the `public` schema too (PostgreSQL 15): it must stay the service's role.
-        pgserver::quote_ident(&p.user)
-    );
-    p.as_superuser(format!("copying {}", p.database), &sql).await.map_err(failure)
 }
 
 /// A program's command line as the plan shows it.
