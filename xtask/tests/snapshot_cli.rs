@@ -106,6 +106,9 @@ fn a_second_run_starts_from_the_first_runs_template_with_passwords_of_its_own() 
     assert_eq!(outcome(&cold, "snapshot"), "background", "the run was ready without it");
     // `infra down` right away waits for the keeper: the template is whole afterwards.
     down(state.path());
+    // The state directory is 0700 (a tempdir), closed to the server's account: both are kept.
+    let all = templates(state.path());
+    assert_eq!(all.iter().filter(|t| t["key"]["selection"] == "initdb").count(), 1, "{all:?}");
     let kept = migrated(state.path());
     assert_eq!(kept.len(), 1, "{kept:?}");
     let id = kept[0]["id"].as_str().unwrap().to_string();

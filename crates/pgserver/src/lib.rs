@@ -20,7 +20,7 @@ mod template;
 pub use binaries::{BINDIR_ENV, Binaries};
 pub use process::stop_pid;
 pub use procs::pid_alive;
-pub use template::{copy_cluster, initdb_template};
+pub use template::copy_cluster;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -77,15 +77,6 @@ impl PgServer {
     }
 }
 
-/// Makes a fresh cluster in `dir/data` to serve as a template: `initdb` as the server's
-/// account, the superuser without a password.
-pub fn initdb_template(dir: &Path) -> Result<(), Error> {
-    let owner = RunAs::for_current_user()?;
-    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    owner.hand_over(dir)?;
-    crate::run_initdb(&Binaries::locate()?, &dir.join("data"), None, &owner, true)
-}
-
 /// Copies the data directory `from` to `to` (created), keeping modes, owned by `owner`.
 pub(crate) fn copy_tree(from: &Path, to: &Path, owner: &RunAs) -> Result<(), Error> {
     let meta = fs::symlink_metadata(from).map_err(io(format!("reading {}", from.display())))?;

@@ -559,10 +559,17 @@ async fn keep_fresh_template(
     let made = blocking
         .run("keeping a fresh-cluster template", move || {
             let work = cache.workdir(&meta.id).map_err(failure)?;
-            let staging = work.join("fresh");
-            let made = pgserver::initdb_template(&staging)
-                .map_err(failure)
-                .and_then(|()| cache.store(&meta, &staging.join("data")).map_err(failure));
+            // A server, not a bare initdb: its data goes wherever the server's account can
+            // reach (the state directory may be closed to it), and it is stopped cleanly.
+            let made = (|| {
+                let options = pgserver::Options { detach: true, die_with_us: true, ..Default::default() };
+                let mut pg = pgserver::PgServer::start_in(&work.join("fresh"), options).map_err(failure)?;
+                let clear =
+                    format!("ALTER ROLE {} PASSWORD NULL", pgserver::quote_ident(pgserver::SUPERUSER));
+                pg.psql("postgres", &clear).map_err(failure)?;
+                pg.stop().map_err(failure)?;
+                cache.store(&meta, &pg.data_dir()).map_err(failure)
+            })();
             let _ = cache.remove_workdir(&work);
             made
         })
