@@ -91,8 +91,9 @@ enum InfraCommand {
     ///
     /// A local run whose migrations, PostgreSQL, role, database and selection match a kept
     /// template copies it instead of running initdb and the migrations; a run that finds none
-    /// keeps one. Templates are only used on the (UTC) day they were made, because a migration
-    /// may depend on the date. They live under .xtask/cache/postgres.
+    /// makes one in the background once it is ready (`infra down` waits for that). Templates
+    /// are only used on the (UTC) day they were made, because a migration may depend on the
+    /// date. They live under .xtask/cache/postgres.
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
@@ -101,13 +102,13 @@ enum InfraCommand {
 
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// List the templates: id, size, age, and what their key holds.
+    /// List the templates: id, size, age, and what their key holds; and broken ones.
     List {
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// Remove templates (all, or those named), and what killed runs left half-written.
+    /// Remove templates (all, or those named), broken ones, and what killed runs left half-written.
     ///
     /// Waits for runs copying a template to finish copying.
     Prune {

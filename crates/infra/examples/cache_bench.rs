@@ -1,5 +1,5 @@
-//! Benchmark: local `xtask infra up <suite>` cold and warm, i.e. with and without the snapshot
-//! cache's templates.
+//! Benchmark: local `xtask infra up <suite>` and `xtask e2e <suite>` cold and warm, i.e. with
+//! and without the snapshot cache's templates.
 //!
 //! Usage: `cargo build -p xtask && cargo run -p infra --example cache_bench -- target/debug/xtask
 //! [ROUNDS] [SUITE]` (defaults: 7 rounds, workflowexecution).
@@ -9,10 +9,12 @@
 //! - `empty`: an empty cache: initdb, migrations, and both templates kept (a machine's first run);
 //! - `day`: only the fresh-cluster template, as on a day's first run or after a migration
 //!   changed: a copy instead of initdb, the migrations, the migrated template kept;
-//! - `warm`: both templates: a copy of the migrated one, nothing to migrate.
+//! - `warm`: both templates: a copy of the migrated one, nothing to migrate;
+//! - `e2e empty` and `e2e warm`: `e2e <suite>` with an empty cache and with both templates.
 //!
 //! Process wall time includes xtask's start; the plan's wall time and step durations are what
-//! the runner recorded.
+//! the runner recorded. The snapshot step runs in the background: on `infra up` it is done by a
+//! detached keeper that `infra down` waits for (so it shows in `down`), on `e2e` beside the tests.
 #![allow(clippy::disallowed_methods, missing_docs)]
 
 use std::path::Path;
@@ -21,6 +23,8 @@ use std::time::{Duration, Instant};
 
 struct Round {
     process: Duration,
+    /// `infra down` after `infra up` (it waits for the background keeper); the tests on `e2e`.
+    after: Duration,
     wall: u64,
     critical: u64,
     steps: Vec<(String, u64)>,
@@ -39,19 +43,32 @@ fn up(bin: &Path, state: &Path, suite: &str, extra: &[&str]) -> Round {
     let out = xtask(bin, state, &args);
     let process = t.elapsed();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = &v["report"];
+    let t = Instant::now();
     xtask(bin, state, &["infra", "down", "--all"]);
+    round(&v["report"], process, t.elapsed())
+}
+
+fn e2e(bin: &Path, state: &Path, suite: &str) -> Round {
+    let t = Instant::now();
+    let out = xtask(bin, state, &["e2e", suite, "--json"]);
+    let process = t.elapsed();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    round(&v["setup"], process, Duration::from_millis(v["tests_ms"].as_u64().unwrap()))
+}
+
+fn round(r: &serde_json::Value, process: Duration, after: Duration) -> Round {
     let steps = r["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| {
-            let d = s["end_ms"].as_u64().unwrap_or(0) - s["start_ms"].as_u64().unwrap_or(0);
-            (s["step"].as_str().unwrap().to_string(), d)
+        .filter_map(|s| {
+            let d = s["end_ms"].as_u64()? - s["start_ms"].as_u64()?;
+            Some((s["step"].as_str().unwrap().to_string(), d))
         })
         .collect();
     Round {
         process,
+        after,
         wall: r["wall_ms"].as_u64().unwrap(),
         critical: r["critical_ms"].as_u64().unwrap(),
         steps,
@@ -109,17 +126,27 @@ fn main() {
     kinds.push(("day", day));
     let warm = (0..rounds).map(|_| up(&bin, s, &suite, &[])).collect();
     kinds.push(("warm", warm));
+    let e2e_empty = (0..rounds)
+        .map(|_| {
+            prune(&bin, s, "all");
+            e2e(&bin, s, &suite)
+        })
+        .collect();
+    kinds.push(("e2e empty", e2e_empty));
+    let e2e_warm = (0..rounds).map(|_| e2e(&bin, s, &suite)).collect();
+    kinds.push(("e2e warm", e2e_warm));
 
     println!("infra up {suite} (local), {rounds} rounds per kind, medians in ms");
     let names = ["postgres", "migrations", "snapshot", "datastorage"];
     println!(
-        "{:<9} {:>8} {:>6} {:>9} {:>6}  {}",
+        "{:<9} {:>8} {:>6} {:>9} {:>6} {:>11}  {}",
         "kind",
         "process",
         "wall",
         "critical",
         "ratio",
-        names.map(|n| format!("{n:>11}")).join("")
+        "down|tests",
+        names.map(|n| format!("{n:>12}")).join("")
     );
     for (kind, rs) in &kinds {
         let process = median(rs.iter().map(|r| r.process.as_millis() as u64).collect());
@@ -129,8 +156,12 @@ fn main() {
         let step = |n: &str| {
             let v: Vec<u64> =
                 rs.iter().filter_map(|r| r.steps.iter().find(|(s, _)| s == n).map(|(_, d)| *d)).collect();
-            if v.is_empty() { format!("{:>11}", "-") } else { format!("{:>11}", median(v)) }
+            if v.is_empty() { format!("{:>12}", "-") } else { format!("{:>12}", median(v)) }
         };
-        println!("{kind:<9} {process:>8} {wall:>6} {critical:>9} {ratio:>6.2}  {}", names.map(step).join(""));
+        let after = median(rs.iter().map(|r| r.after.as_millis() as u64).collect());
+        println!(
+            "{kind:<9} {process:>8} {wall:>6} {critical:>9} {ratio:>6.2} {after:>11}  {}",
+            names.map(step).join("")
+        );
     }
 }
