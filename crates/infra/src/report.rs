@@ -42,7 +42,8 @@ pub fn summary(report: &RunReport) -> String {
 
 /// One row per step on a shared time axis `width` characters wide, so where the time went and
 /// what overlapped shows in a terminal: `█` a step on the critical path, `=` any other that
-/// became ready, `X` the step that failed, `-` a step stopped half-way. Empty when no step ran.
+/// became ready, `~` a background step, `X` the step that failed, `-` a step stopped half-way.
+/// Empty when no step ran.
 pub fn timeline(report: &RunReport, width: usize) -> String {
     let width = width.max(1);
     let span = report.steps.iter().filter_map(|r| r.end_ms).max().unwrap_or(0).max(report.wall_ms);
@@ -52,7 +53,7 @@ pub fn timeline(report: &RunReport, width: usize) -> String {
     let cols = width as u128;
     let name_w = report.steps.iter().map(|r| r.step.chars().count()).max().unwrap_or(0);
     let mut s = format!(
-        "timeline (one column = {:.2}s; * on the critical path):\n",
+        "timeline (one column = {:.2}s; * on the critical path, ~ in the background):\n",
         span as f64 / 1000.0 / width as f64
     );
     for r in &report.steps {
@@ -65,6 +66,7 @@ pub fn timeline(report: &RunReport, width: usize) -> String {
             let fill = match r.outcome {
                 Outcome::Failed => 'X',
                 Outcome::Stopped => '-',
+                _ if r.background => '~',
                 _ if critical => '█',
                 _ => '=',
             };

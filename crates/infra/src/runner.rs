@@ -124,6 +124,9 @@ pub struct StepRecord {
     /// What it said it did once ready, e.g. `9 applied` or `nothing to apply: from snapshot <id>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// A background step: it runs once the run is ready, and nothing waits for it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
 }
 
 impl StepRecord {
@@ -145,6 +148,7 @@ impl StepRecord {
             end_ms: span.map(|s| s.1),
             outcome,
             summary: None,
+            background: false,
         }
     }
 }
@@ -225,6 +229,7 @@ pub async fn run_limited<R: StepRunner>(
                     end_ms: None,
                     outcome: if s.background() { Outcome::Background } else { Outcome::NotStarted },
                     summary: None,
+                    background: s.background(),
                 },
             )
         })

@@ -32,7 +32,9 @@ pub fn html(run: &Finished) -> String {
         .iter()
         .map(|r| {
             let waited = setup.waited_for(r);
-            let waited = if waited.is_empty() {
+            let waited = if r.background {
+                format!("the run to be ready ({}): a background step", fmt_s(setup.wall_ms))
+            } else if waited.is_empty() {
                 "nothing: started at once".to_string()
             } else {
                 let each: Vec<String> = waited
@@ -49,6 +51,7 @@ pub fn html(run: &Finished) -> String {
                 description: r.description.clone(),
                 span: r.start_ms.zip(r.end_ms),
                 class: match r.outcome {
+                    _ if r.background => "background",
                     Outcome::Ready => "ready",
                     Outcome::Failed => "failed",
                     Outcome::Stopped => "stopped",
@@ -138,7 +141,11 @@ pub fn html(run: &Finished) -> String {
     for r in &rows {
         let crit = if r.critical { " crit" } else { "" };
         let tip = format!("{}: {}; waited for {}", r.name, r.description, r.waited);
-        let after = if r.needs.is_empty() { "at once".to_string() } else { format!("after {}", r.needs) };
+        let after = match (r.class, r.needs.is_empty()) {
+            ("background", _) => format!("once the run was ready, needing {}", r.needs),
+            (_, true) => "at once".to_string(),
+            (_, false) => format!("after {}", r.needs),
+        };
         let _ = write!(
             h,
             "<div class=\"name{crit}\" title=\"{}\">{}<small>{}</small></div>",
@@ -159,7 +166,12 @@ pub fn html(run: &Finished) -> String {
                 );
             }
             None => {
-                let _ = write!(h, "<span class=\"note\">not started</span>");
+                let note = if r.class == "background" {
+                    "in the background, after this report"
+                } else {
+                    "not started"
+                };
+                let _ = write!(h, "<span class=\"note\">{note}</span>");
             }
         }
         let took = r.span.map(|(a, b)| format!("{:.2} s", (b - a) as f64 / 1000.0)).unwrap_or_default();
@@ -169,8 +181,8 @@ pub fn html(run: &Finished) -> String {
     let _ = writeln!(
         h,
         "<p class=\"legend\"><span class=\"swatch ready\"></span> ready <span class=\"swatch ready crit\"></span> \
-         ready, on the critical path <span class=\"swatch failed\"></span> failed <span class=\"swatch stopped\"></span> \
-         stopped when another step failed</p>"
+         ready, on the critical path <span class=\"swatch background\"></span> in the background, once the run was ready \
+         <span class=\"swatch failed\"></span> failed <span class=\"swatch stopped\"></span> stopped when another step failed</p>"
     );
 
     // The same facts as a table, for reading exact numbers and what each step waited for.
@@ -191,7 +203,11 @@ pub fn html(run: &Finished) -> String {
             esc(&r.description),
             esc(&r.waited),
             r.class,
-            r.class.replace('-', " ")
+            match (r.class, r.span) {
+                ("background", Some(_)) => "ready, in the background".to_string(),
+                ("background", None) => "running in the background".to_string(),
+                (class, _) => class.replace('-', " "),
+            }
         );
     }
     let _ = writeln!(h, "</table>");
@@ -275,7 +291,7 @@ table { border-collapse: collapse; margin-top: 18px; font-size: 13px; }
 th, td { text-align: left; padding: 3px 10px; border-bottom: 1px solid #eee; vertical-align: top; }
 td:nth-child(n+4) { white-space: nowrap; }
 tr.crit td:first-child { border-left: 3px solid #ef6c00; font-weight: 700; }
-td.ready, td.failed, td.stopped { background: none; }
+td.ready, td.failed, td.stopped, td.background { background: none; }
 td.failed { color: #c62828; font-weight: 700; }
 pre { background: #f6f6f6; padding: 10px; overflow-x: auto; font-size: 12px; white-space: pre-wrap; }
 ";
@@ -364,6 +380,28 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("<td>nothing: started at once</td>"), "{page}");
+    }
+
+    #[test]
+    fn a_background_step_is_drawn_apart_and_says_it_ran_once_the_run_was_ready() {
+        let mut r = report();
+        let mut keeper = step("snapshot", &["migrations"], Some((4000, 6000)), Outcome::Ready);
+        keeper.background = true;
+        r.steps.push(keeper);
+        let done = page(&r, &Tests::NotPart);
+        assert!(done.contains("<div class=\"bar background\""), "its own colour: {done}");
+        assert!(
+            done.contains(">snapshot<small>once the run was ready, needing migrations</small>"),
+            "{done}"
+        );
+        assert!(done.contains("<td>the run to be ready (4.0 s): a background step</td>"), "{done}");
+        // Still running when `infra up` reported: no bar, and no "not started".
+        r.steps.last_mut().unwrap().start_ms = None;
+        r.steps.last_mut().unwrap().end_ms = None;
+        r.steps.last_mut().unwrap().outcome = Outcome::Background;
+        let running = page(&r, &Tests::NotPart);
+        assert!(running.contains("in the background, after this report"), "{running}");
+        assert_eq!(running.matches("not started").count(), 0, "{running}");
     }
 
     #[test]
