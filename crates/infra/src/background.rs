@@ -1,7 +1,8 @@
 //! Background steps: what a run does once it is ready and nothing in the run waits for (keeping
 //! the migrated database as a template for later runs, see [`crate::cache`]). `e2e` runs them
 //! beside the tests; a kept `infra up` hands them to a detached `xtask infra cache keep`, which
-//! is recorded as a [`Resource::Background`] so teardown waits for it before stopping anything.
+//! is recorded as a [`Resource::Background`] so teardown waits for it before stopping anything:
+//! nothing of a run outlives `infra down`, and what it kept is in the cache when that returns.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -58,7 +59,7 @@ pub fn detach(dir: &Path, program: &Path, args: &[&str]) -> Result<(u32, PathBuf
 }
 
 /// Waits (up to a minute) for a background process to finish its work, then stops it if it
-/// has not: teardown removes what it works on.
+/// has not: a hung keeper must not keep the run's teardown waiting.
 pub(crate) fn finish(resource: &Resource) -> Result<(), InfraError> {
     let Resource::Background { pid, program, .. } = resource else {
         return Err(InfraError::Invalid(format!("{resource} is not a background process")));
