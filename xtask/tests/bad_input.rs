@@ -225,6 +225,18 @@ const CASES: &[Case] = &[
         says: &["{dir}/s.yaml:3:1: error: migrations: `some` is neither `all` nor a list of tables"],
     },
     Case {
+        name: "suite: migrations written as a map",
+        files: &[(
+            "s.yaml",
+            "name: s\ncomponents: [postgres, migrations]\nmigrations: {tables: [audit_events]}\ntest: {command: [\"true\"]}\n",
+        )],
+        args: &["infra", "up", "{dir}/s.yaml"],
+        code: 2,
+        says: &[
+            "{dir}/s.yaml:3:1: error: migrations: write `all` or a list of tables, e.g. `migrations: [audit_events]`",
+        ],
+    },
+    Case {
         name: "suite: controller section without the component",
         files: &[(
             "s.yaml",

@@ -152,6 +152,9 @@ struct RawBuild {
 enum RawMigrations {
     Word(String),
     Tables(Vec<String>),
+    /// Anything else (a map such as `{tables: [...]}`): refused saying what to write instead,
+    /// not with serde's "did not match any variant".
+    Other(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
@@ -295,6 +298,11 @@ fn validate(raw: Raw, path: &Path, registry: &Registry) -> Result<Suite, SuiteEr
             ));
         }
         Some(RawMigrations::Tables(t)) => MigrationSelection::Tables(t),
+        Some(RawMigrations::Other(_)) => {
+            return Err(fail(
+                "migrations: write `all` or a list of tables, e.g. `migrations: [audit_events]`".into(),
+            ));
+        }
         None => return Err(fail("migrations: missing (write `all` or a list of tables)".into())),
     };
     let controller = match (raw.controller, listed.contains(&"controller")) {
@@ -473,6 +481,10 @@ mod tests {
         assert_eq!(
             err(&GOOD.replace("[audit_events]", "some")),
             "suites/demo.yaml:3:1: migrations: `some` is neither `all` nor a list of tables"
+        );
+        assert_eq!(
+            err(&GOOD.replace("[audit_events]", "{tables: [audit_events]}")),
+            "suites/demo.yaml:3:1: migrations: write `all` or a list of tables, e.g. `migrations: [audit_events]`"
         );
         assert!(
             err(&GOOD.replace("[cargo, test]", "[]"))
