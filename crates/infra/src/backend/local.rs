@@ -164,7 +164,7 @@ impl Backend for Local {
             (
                 format!("the migrated database of {database}, kept as a template for later runs (in the background, once the run is ready)"),
                 vec![format!(
-                    "pg_basebackup into {dir}/<key>, unless the run started from a template or one of its key is there"
+                    "a private cluster migrated the same way, kept as {dir}/<key>, unless the run started from a template or one of its key is there"
                 )],
             )
         })
