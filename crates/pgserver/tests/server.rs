@@ -74,6 +74,8 @@ fn a_taken_port_is_reported_with_the_server_log() {
         text.contains("could not bind") || text.contains("could not create any TCP/IP sockets"),
         "{text}"
     );
+    // The data may live outside the temporary directory (a tmpfs): removed the way teardown does.
+    pgserver::remove_data(&dir.path().join("pg")).unwrap();
 }
 
 #[test]
@@ -88,6 +90,8 @@ fn an_existing_cluster_is_started_again_without_initdb() {
     let options = pgserver::Options { port: Some(port), password: Some(password), ..Default::default() };
     let again = PgServer::start_in(&root, options).unwrap();
     assert_eq!(again.psql("kept", "SELECT current_database()").unwrap().trim(), "kept");
+    drop(again);
+    pgserver::remove_data(&root).unwrap();
 }
 
 #[test]
@@ -100,6 +104,7 @@ fn a_handed_over_server_that_exits_is_not_alive_even_before_it_is_reaped() {
     let pid = pg.keep_running().unwrap();
     pgserver::stop_pid(pid).unwrap();
     assert!(!pid_alive(pid), "an exited (zombie) server counts as stopped");
+    pgserver::remove_data(&dir.path().join("pg")).unwrap();
 }
 
 /// A newcomer's checkout under a directory the server's account cannot enter (`/root`, any 0700

@@ -51,4 +51,9 @@ fn a_template_copies_the_data_and_no_password_and_each_copy_gets_its_own() {
     // A server whose data directory already holds a cluster is not overwritten.
     let again = PgServer::start_from_template(&work.path().join("copy0"), &template, Options::default(), &[]);
     assert!(again.is_err(), "copying over a cluster must fail");
+    // The copies' data may live outside the temporary directory (a tmpfs): removed as teardown does.
+    drop(copies);
+    for n in 0..2 {
+        pgserver::remove_data(&work.path().join(format!("copy{n}"))).unwrap();
+    }
 }
