@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::model::{Job, View, Workload};
 use crate::plan::{Plan, StepKind};
-use crate::run::{Run, Snapshot};
+use crate::run::Run;
 use crate::runner::{BoxFuture, Progress, StepFailure, StepRunner};
 
 /// Runs a plan's steps on a backend for a run.
@@ -60,10 +60,10 @@ impl Executor {
             diagnosis_json: None,
         })?;
         let applied = report.done.len();
-        match self.run.snapshot() {
-            Some(Snapshot::Used(id)) if applied == 0 => Ok(format!("nothing to apply: from snapshot {id}")),
-            Some(Snapshot::Used(id)) => Ok(format!("{applied} applied on top of snapshot {id}")),
-            Some(Snapshot::Wanted(_)) | None => Ok(format!("{applied} applied")),
+        match self.run.from_template() {
+            Some(id) if applied == 0 => Ok(format!("nothing to apply: from snapshot {id}")),
+            Some(id) => Ok(format!("{applied} applied on top of snapshot {id}")),
+            None => Ok(format!("{applied} applied")),
         }
     }
 }

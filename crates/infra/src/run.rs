@@ -22,15 +22,6 @@ pub enum Artifact {
     Image(String),
 }
 
-/// What a run's database has to do with the snapshot cache (see [`crate::cache`]).
-#[derive(Debug, Clone)]
-pub enum Snapshot {
-    /// It was copied from the template with this id: the migrations are already applied.
-    Used(String),
-    /// No template has this key: the snapshot step keeps one once the migrations are applied.
-    Wanted(Box<crate::cache::Key>),
-}
-
 /// A run in progress.
 pub struct Run {
     /// The workspace root.
@@ -47,7 +38,7 @@ pub struct Run {
     /// (off with `--no-cache`).
     pub cache: bool,
     state: Mutex<RunState>,
-    snapshot: Mutex<Option<Snapshot>>,
+    from_template: Mutex<Option<String>>,
     endpoints: Mutex<BTreeMap<String, Endpoint>>,
     artifacts: Mutex<BTreeMap<String, Artifact>>,
 }
@@ -70,20 +61,21 @@ impl Run {
             images,
             cache: true,
             state: Mutex::new(state),
-            snapshot: Mutex::new(None),
+            from_template: Mutex::new(None),
             endpoints: Mutex::new(BTreeMap::new()),
             artifacts: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// What the database has to do with the snapshot cache, once its step has started it.
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        self.snapshot.lock().expect("snapshot lock").clone()
+    /// The migrated template (see [`crate::cache`]) the run's database was copied from, if
+    /// any: its migrations are already applied. (A template the run wants kept is in its state.)
+    pub fn from_template(&self) -> Option<String> {
+        self.from_template.lock().expect("template lock").clone()
     }
 
-    /// Records what the database has to do with the snapshot cache.
-    pub fn set_snapshot(&self, snapshot: Snapshot) {
-        *self.snapshot.lock().expect("snapshot lock") = Some(snapshot);
+    /// Records the migrated template the run's database was copied from.
+    pub fn set_from_template(&self, id: String) {
+        *self.from_template.lock().expect("template lock") = Some(id);
     }
 
     /// The run's id.

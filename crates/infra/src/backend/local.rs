@@ -13,7 +13,7 @@ use super::{Backend, Blocking, Started, endpoint, probe_for};
 use crate::cache::{self, Cache, Key};
 use crate::error::InfraError;
 use crate::model::{Addr, EndpointSpec, FileKind, Job, Placement, Program, Service, Workload};
-use crate::run::{Artifact, Run, Snapshot};
+use crate::run::{Artifact, Run};
 use crate::runner::{BoxFuture, Progress, StepFailure};
 use crate::state::{Resource, RunState, Runs, TemplateWanted};
 
@@ -306,8 +306,7 @@ impl Local {
                 Err(why) => return Err(failure(why)),
             };
             if let Origin::Migrated(id, _) = &origin {
-                run.update(|s| s.template_wanted = None)?;
-                run.set_snapshot(Snapshot::Used(id.clone()));
+                run.set_from_template(id.clone());
             }
             let ep = endpoint(&service.endpoint, loopback(port), loopback(port), None);
             let probe = probe_for(&ep)?;
@@ -438,6 +437,11 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// How the keeper's private clusters run: out of reach of our Ctrl-C, and gone with the keeper.
+fn private() -> pgserver::Options {
+    pgserver::Options { detach: true, die_with_us: true, ..Default::default() }
+}
+
 /// The snapshot step, a background step (see [`crate::background`]): makes the migrated
 /// template `wanted` apart from the run (a private cluster from the fresh-cluster template, or
 /// initdb, migrated the way the run was, passwords cleared, stopped cleanly) and keeps it in the
@@ -504,14 +508,13 @@ async fn migrate_and_store(
     let (templates, d, pw, k) = (cache.clone(), dir.clone(), password.clone(), key.clone());
     let pg = blocking
         .run("starting a private cluster", move || {
-            let options = pgserver::Options { detach: true, die_with_us: true, ..Default::default() };
             let fresh = templates.lookup(&k.initdb().id());
             let pg = match fresh {
                 Some(t) => {
                     let _reading = templates.reading().map_err(failure)?;
-                    pgserver::PgServer::start_from_template(&d, &t, options, &[])
+                    pgserver::PgServer::start_from_template(&d, &t, private(), &[])
                 }
-                None => pgserver::PgServer::start_in(&d, options),
+                None => pgserver::PgServer::start_in(&d, private()),
             };
             let pg = pg.map_err(failure)?;
             pg.create_user_and_database(&k.user, &pw, &k.database).map_err(failure)?;
@@ -528,17 +531,28 @@ async fn migrate_and_store(
     let (cache, meta) = (cache.clone(), cache::Meta::new(key, &state.id));
     blocking
         .run("keeping a template", move || {
-            let mut pg = pg;
-            let clear = format!(
-                "ALTER ROLE {} PASSWORD NULL;\nALTER ROLE {} PASSWORD NULL;\n",
-                pgserver::quote_ident(&meta.key.user),
-                pgserver::quote_ident(pgserver::SUPERUSER)
-            );
-            pg.psql("postgres", &clear).map_err(failure)?;
-            pg.stop().map_err(failure)?;
-            cache.store(&meta, &pg.data_dir()).map_err(failure)
+            let user = meta.key.user.clone();
+            store_as_template(pg, &[&user], &cache, &meta)
         })
         .await
+}
+
+/// Clears the passwords of `roles` and the superuser, stops `pg` cleanly and keeps its data
+/// in the cache as `meta`'s template: a template holds no password and needs no recovery.
+fn store_as_template(
+    mut pg: pgserver::PgServer,
+    roles: &[&str],
+    cache: &Cache,
+    meta: &cache::Meta,
+) -> Result<cache::Stored, StepFailure> {
+    let clear: String = roles
+        .iter()
+        .chain([&pgserver::SUPERUSER])
+        .map(|role| format!("ALTER ROLE {} PASSWORD NULL;\n", pgserver::quote_ident(role)))
+        .collect();
+    pg.psql("postgres", &clear).map_err(failure)?;
+    pg.stop().map_err(failure)?;
+    cache.store(meta, &pg.data_dir()).map_err(failure)
 }
 
 /// Keeps a fresh cluster (initdb only) as a template when there is none for these binaries:
@@ -561,15 +575,9 @@ async fn keep_fresh_template(
             let work = cache.workdir(&meta.id).map_err(failure)?;
             // A server, not a bare initdb: its data goes wherever the server's account can
             // reach (the state directory may be closed to it), and it is stopped cleanly.
-            let made = (|| {
-                let options = pgserver::Options { detach: true, die_with_us: true, ..Default::default() };
-                let mut pg = pgserver::PgServer::start_in(&work.join("fresh"), options).map_err(failure)?;
-                let clear =
-                    format!("ALTER ROLE {} PASSWORD NULL", pgserver::quote_ident(pgserver::SUPERUSER));
-                pg.psql("postgres", &clear).map_err(failure)?;
-                pg.stop().map_err(failure)?;
-                cache.store(&meta, &pg.data_dir()).map_err(failure)
-            })();
+            let made = pgserver::PgServer::start_in(&work.join("fresh"), private())
+                .map_err(failure)
+                .and_then(|pg| store_as_template(pg, &[], &cache, &meta));
             let _ = cache.remove_workdir(&work);
             made
         })
@@ -582,10 +590,7 @@ async fn keep_fresh_template(
 
 /// Records the migrated template the run wants kept once it is ready.
 fn want_template(run: &Run, wanted: TemplateWanted) -> Result<(), StepFailure> {
-    let key = wanted.key.clone();
-    run.update(|s| s.template_wanted = Some(wanted))?;
-    run.set_snapshot(Snapshot::Wanted(Box::new(key)));
-    Ok(())
+    run.update(|s| s.template_wanted = Some(wanted))
 }
 
 /// The migrated template `component` (PostgreSQL) would start from: its key (its migrations
