@@ -25,7 +25,7 @@ pub use error::Error;
 pub use install::{Event, Installer, Timing};
 pub use manifest::parse_manifest;
 pub use pin::Pin;
-pub use plan::{Plan, Step, apply_order, object_ref};
+pub use plan::{NEEDS_PODS, Plan, Step, apply_order, object_ref};
 pub use readiness::{
     CONTROLLER, NAMESPACE, PROBE_TASK, WEBHOOK, WEBHOOK_CONFIGURATIONS, admission_status, crd_established,
     deployment_available, probe_task, release_in_place, tekton_status, webhook_configured,

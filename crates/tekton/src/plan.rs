@@ -55,6 +55,21 @@ impl Plan {
         (Plan { steps: self.steps[..cut].to_vec() }, Plan { steps: self.steps[cut..].to_vec() })
     }
 
+    /// The plan without what only works with Tekton's own pods running ([`NEEDS_PODS`]), for
+    /// a cluster that cannot pull Tekton's images; with the references of what was left out.
+    pub fn without_pods(&self) -> (Plan, Vec<String>) {
+        let (mut kept, mut skipped) = (Vec::new(), Vec::new());
+        for step in &self.steps {
+            match step {
+                Step::Apply(o) if o.types.as_ref().is_some_and(|t| NEEDS_PODS.contains(&t.kind.as_str())) => {
+                    skipped.push(object_ref(o));
+                }
+                other => kept.push(other.clone()),
+            }
+        }
+        (Plan { steps: kept }, skipped)
+    }
+
     /// The steps in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
@@ -65,6 +80,15 @@ impl Plan {
         self.steps.iter().map(Step::to_string).collect()
     }
 }
+
+/// Kinds that need Tekton's pods: its Deployments, the autoscaler of its webhook, and the
+/// webhook configurations, which would send Tekton's objects to a webhook that never answers.
+pub const NEEDS_PODS: [&str; 4] = [
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+];
 
 /// Orders `objects`: Namespaces, CRDs, the CRD wait, the rest in manifest order, webhook
 /// configurations last.

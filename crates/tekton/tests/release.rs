@@ -257,3 +257,26 @@ fn without_crds_there_is_no_wait_and_with_only_crds_it_comes_last() {
     );
     assert_eq!(object_ref(&cm), "ConfigMap/ns/a");
 }
+
+#[test]
+fn without_pods_leaves_out_the_deployments_their_autoscaler_and_the_webhooks_and_keeps_the_api() {
+    let bytes = std::fs::read(fixture()).unwrap();
+    let release = Release::load_pinned(&pin_for(&bytes), &Source::File(fixture())).unwrap();
+    let (api, rest) = release.plan().split_api();
+    let (kept, skipped) = rest.without_pods();
+    assert_eq!(skipped.len(), 4 + 1 + 3, "4 Deployments, 1 HPA, 3 webhook configurations: {skipped:?}");
+    assert!(skipped.contains(&"Deployment/tekton-pipelines/tekton-pipelines-controller".to_string()));
+    assert!(skipped.iter().any(|s| s.starts_with("HorizontalPodAutoscaler/")));
+    let kinds: Vec<String> = kept
+        .steps()
+        .iter()
+        .filter_map(|s| match s {
+            Step::Apply(o) => Some(kind(o).to_string()),
+            Step::WaitEstablished(_) => None,
+        })
+        .collect();
+    assert!(kinds.iter().all(|k| !tekton::NEEDS_PODS.contains(&k.as_str())), "{kinds:?}");
+    assert!(kinds.contains(&"ConfigMap".to_string()) && kinds.contains(&"ClusterRole".to_string()));
+    // The API part (namespaces, CRDs, their wait) is untouched by the filter.
+    assert_eq!(api.without_pods().0, api);
+}
