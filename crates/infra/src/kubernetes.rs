@@ -24,6 +24,10 @@ use crate::model::{EndpointSpec, FileKind, Service};
 pub const RUN_LABEL: &str = "xtask.run";
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "xtask";
+/// Written out on every port: the protocol is a key of the ports lists, and Kubernetes 1.20's
+/// server-side apply refuses an element without it ("associative list with keys has an element
+/// that omits key field \"protocol\"") where later releases default it.
+pub const TCP: &str = "TCP";
 
 /// One object to apply, typed.
 // A run has a dozen objects, so their size does not matter; the biggest is boxed anyway.
@@ -216,11 +220,13 @@ pub fn service_objects(
             std::iter::once(ContainerPort {
                 container_port: port,
                 name: Some("service".into()),
+                protocol: Some(TCP.into()),
                 ..Default::default()
             })
             .chain(service.ports.iter().map(|p| ContainerPort {
                 container_port: i32::from(p.port),
                 name: Some(p.name.clone()),
+                protocol: Some(TCP.into()),
                 ..Default::default()
             }))
             .collect(),
@@ -262,6 +268,7 @@ pub fn service_objects(
                 name: Some("service".into()),
                 port,
                 target_port: Some(IntOrString::String("service".into())),
+                protocol: Some(TCP.into()),
                 ..Default::default()
             }]),
             ..Default::default()

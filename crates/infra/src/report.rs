@@ -134,7 +134,7 @@ pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// A value quoted for a POSIX shell.
-fn shell_quote(v: &str) -> String {
+pub fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
 }
 

@@ -305,6 +305,7 @@ pub fn controller_objects(
     }
     let mut found = false;
     for o in &mut objects {
+        fill_protocols(o);
         let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
         if !CLUSTER_SCOPED.contains(&kind.as_str()) && o.metadata.namespace.is_none() {
             o.metadata.namespace = Some(namespace.to_string());
@@ -336,6 +337,30 @@ pub fn controller_objects(
         )));
     }
     Ok(objects)
+}
+
+/// Writes `protocol: TCP` on every port that omits it (a Service's, a pod template's
+/// containers'): the protocol is a key of those lists, and Kubernetes 1.20's server-side apply
+/// refuses an element without it, where later releases default it to TCP as this does.
+pub fn fill_protocols(object: &mut DynamicObject) {
+    let fill = |ports: Option<&mut serde_json::Value>| {
+        for port in ports.and_then(|p| p.as_array_mut()).into_iter().flatten() {
+            if let Some(map) = port.as_object_mut() {
+                map.entry("protocol").or_insert_with(|| crate::kubernetes::TCP.into());
+            }
+        }
+    };
+    fill(object.data.pointer_mut("/spec/ports"));
+    for list in ["containers", "initContainers"] {
+        let Some(containers) =
+            object.data.pointer_mut(&format!("/spec/template/spec/{list}")).and_then(|c| c.as_array_mut())
+        else {
+            continue;
+        };
+        for container in containers {
+            fill(container.get_mut("ports"));
+        }
+    }
 }
 
 /// The namespace a controller's Deployment lands in.
