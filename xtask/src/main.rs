@@ -1,5 +1,6 @@
 //! `cargo xtask`: the workspace's command line (migrations, environments, end-to-end suites).
 
+mod devcluster;
 mod doctor;
 mod e2e;
 mod infra;
@@ -30,6 +31,7 @@ enum Command {
     Infra(infra::Infra),
     E2e(e2e::E2e),
     Doctor(doctor::Doctor),
+    Devcluster(devcluster::Devcluster),
     Completions(Completions),
 }
 
@@ -77,6 +79,7 @@ impl Command {
             Command::Infra(i) => i.json_schema(),
             Command::E2e(e) => e.json_schema(),
             Command::Doctor(d) => d.json_schema(),
+            Command::Devcluster(d) => d.json_schema(),
             Command::Completions(_) => None,
         }
     }
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Infra(i) => i.run(),
         Command::E2e(e) => e.run(),
         Command::Doctor(d) => d.run(),
+        Command::Devcluster(d) => d.run(),
         Command::Completions(c) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(c.shell, &mut command, &c.name, &mut std::io::stdout());
