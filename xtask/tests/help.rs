@@ -32,6 +32,9 @@ fn every_subcommand_has_stable_help() {
         &["e2e"],
         &["doctor"],
         &["completions"],
+        &["devcluster"],
+        &["devcluster", "up"],
+        &["devcluster", "down"],
     ] {
         let name = if args.is_empty() { "xtask".to_string() } else { format!("xtask {}", args.join(" ")) };
         insta::assert_snapshot!(name.replace(' ', "_"), help(args), &name);
