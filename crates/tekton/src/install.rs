@@ -155,7 +155,7 @@ impl Installer {
         // Forced, because re-running over an install made by kubectl must take the fields over
         // rather than stop at a conflict.
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &params, &Patch::Apply(object))
+        api.patch(name, &params, &Patch::Apply(&with_protocols(object)))
             .await
             .map_err(|e| Error::Apply { object: object_ref.clone(), source: Box::new(e) })?;
         self.emit(Event::Applied { object: object_ref });
@@ -316,4 +316,61 @@ fn api_resource(object: &DynamicObject) -> ApiResource {
         object.types.as_ref().map_or(("", ""), |t| (t.api_version.as_str(), t.kind.as_str()));
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
+}
+
+/// Writes `protocol: TCP` on every port that omits it (a Service's, a pod template's
+/// containers'): the protocol is a key of those lists, and Kubernetes 1.20's server-side apply
+/// refuses an element without it ("omits key field \"protocol\""), where later releases
+/// default it to TCP as this does. Tekton's release and the controllers' manifests omit it.
+pub fn with_protocols(object: &DynamicObject) -> DynamicObject {
+    let mut object = object.clone();
+    fill_protocols(&mut object);
+    object
+}
+
+/// [`with_protocols`] in place.
+fn fill_protocols(object: &mut DynamicObject) {
+    let fill = |ports: Option<&mut serde_json::Value>| {
+        for port in ports.and_then(|p| p.as_array_mut()).into_iter().flatten() {
+            if let Some(map) = port.as_object_mut() {
+                map.entry("protocol").or_insert_with(|| "TCP".into());
+            }
+        }
+    };
+    fill(object.data.pointer_mut("/spec/ports"));
+    for list in ["/spec/template/spec/containers", "/spec/template/spec/initContainers", "/spec/containers"] {
+        let Some(containers) = object.data.pointer_mut(list).and_then(|c| c.as_array_mut()) else {
+            continue;
+        };
+        for container in containers {
+            fill(container.get_mut("ports"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_without_a_protocol_get_tcp_and_others_keep_theirs() {
+        let mut service: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap();
+        fill_protocols(&mut service);
+        assert_eq!(service.data["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(service.data["spec"]["ports"][1]["protocol"], "UDP");
+        let mut deployment: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 9090}]}]}}}
+        }))
+        .unwrap();
+        fill_protocols(&mut deployment);
+        assert_eq!(
+            deployment.data["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"],
+            "TCP"
+        );
+    }
 }

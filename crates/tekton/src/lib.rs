@@ -22,10 +22,10 @@ mod readiness;
 mod release;
 
 pub use error::Error;
-pub use install::{Event, Installer, Timing};
+pub use install::{Event, Installer, Timing, with_protocols};
 pub use manifest::parse_manifest;
 pub use pin::Pin;
-pub use plan::{NEEDS_PODS, Plan, Step, apply_order, object_ref};
+pub use plan::{NEEDS_PODS, Plan, Step, apply_order, object_ref, refused_empty_default};
 pub use readiness::{
     CONTROLLER, NAMESPACE, PROBE_TASK, WEBHOOK, WEBHOOK_CONFIGURATIONS, admission_status, crd_established,
     deployment_available, probe_task, release_in_place, tekton_status, webhook_configured,

@@ -70,6 +70,27 @@ impl Plan {
         (Plan { steps: kept }, skipped)
     }
 
+    /// The plan with every `default: ""` taken out of its CRDs' schemas, and how many there
+    /// were: Kubernetes before 1.21 stores an empty-string default as null and then refuses the
+    /// CRD ("default: Invalid value: \"null\""). Only for such a server, and said where used:
+    /// a field whose default was "" then has none.
+    pub fn without_empty_string_defaults(&self) -> (Plan, usize) {
+        let mut removed = 0;
+        let steps = self
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Apply(o) if o.types.as_ref().is_some_and(|t| t.kind == "CustomResourceDefinition") => {
+                    let mut o = o.clone();
+                    removed += drop_empty_defaults(&mut o.data);
+                    Step::Apply(o)
+                }
+                other => other.clone(),
+            })
+            .collect();
+        (Plan { steps }, removed)
+    }
+
     /// The steps in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
@@ -79,6 +100,28 @@ impl Plan {
     pub fn lines(&self) -> Vec<String> {
         self.steps.iter().map(Step::to_string).collect()
     }
+}
+
+/// Removes, anywhere under `value`, object keys `default` whose value is the empty string.
+fn drop_empty_defaults(value: &mut serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut n = 0;
+            if map.get("default").is_some_and(|d| d.as_str() == Some("")) {
+                map.remove("default");
+                n += 1;
+            }
+            n + map.values_mut().map(drop_empty_defaults).sum::<usize>()
+        }
+        serde_json::Value::Array(items) => items.iter_mut().map(drop_empty_defaults).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether an apply was refused for an empty-string default stored as null (Kubernetes
+/// before 1.21), which [`Plan::without_empty_string_defaults`] works around.
+pub fn refused_empty_default(error: &crate::Error) -> bool {
+    error.to_string().contains(".default: Invalid value: \"null\"")
 }
 
 /// Kinds that need Tekton's pods: its Deployments, the autoscaler of its webhook, and the

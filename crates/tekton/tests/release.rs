@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use kube::core::DynamicObject;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tekton::{Error, Pin, Release, Source, Step, apply_order, object_ref};
+use tekton::{Error, Pin, Plan, Release, Source, Step, apply_order, object_ref};
 
 /// The real v1.6.0 release.yaml (see fixtures/SOURCES.md).
 fn fixture() -> PathBuf {
@@ -279,4 +279,34 @@ fn without_pods_leaves_out_the_deployments_their_autoscaler_and_the_webhooks_and
     assert!(kinds.contains(&"ConfigMap".to_string()) && kinds.contains(&"ClusterRole".to_string()));
     // The API part (namespaces, CRDs, their wait) is untouched by the filter.
     assert_eq!(api.without_pods().0, api);
+}
+
+#[test]
+fn empty_string_defaults_come_out_of_the_crds_and_nothing_else_changes() {
+    let bytes = std::fs::read(fixture()).unwrap();
+    let release = Release::load_pinned(&pin_for(&bytes), &Source::File(fixture())).unwrap();
+    let (api, _) = release.plan().split_api();
+    let (fixed, removed) = api.without_empty_string_defaults();
+    let text = |plan: &Plan| {
+        serde_json::to_string(
+            &plan
+                .steps()
+                .iter()
+                .map(|s| match s {
+                    Step::Apply(o) => serde_json::to_value(o).unwrap(),
+                    Step::WaitEstablished(c) => serde_json::json!(c),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let before = text(&api).matches(r#""default":"""#).count();
+    assert!(removed > 0 && removed == before, "{removed} removed of {before}");
+    assert_eq!(text(&fixed).matches(r#""default":"""#).count(), 0);
+    assert_eq!(fixed.steps().len(), api.steps().len());
+    // Other defaults stay.
+    assert_eq!(
+        text(&fixed).matches(r#""default":"#).count(),
+        text(&api).matches(r#""default":"#).count() - removed
+    );
 }
