@@ -169,8 +169,13 @@ pub struct UpArgs {
     pub(crate) registry: Option<String>,
     /// kind, cluster: a local copy of the pinned Tekton release.yaml (offline machines);
     /// verified against the pinned SHA-256 like a download.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "XTASK_TEKTON_RELEASE", hide_env_values = true)]
     pub(crate) tekton_release: Option<std::path::PathBuf>,
+    /// kind, cluster: `full` applies Tekton's release and waits for its controller and
+    /// webhook; `crds-only` applies its API, RBAC and configuration but not its Deployments,
+    /// autoscaler and webhook configurations (a cluster that cannot pull Tekton's images).
+    #[arg(long, value_enum, default_value = "full", env = "XTASK_TEKTON", hide_env_values = true)]
+    pub(crate) tekton: Tekton,
     /// Write an HTML page of the steps on a time axis (critical path highlighted, what each
     /// waited for) to FILE, also when the run fails; without FILE to
     /// .xtask/timings/<run>.html. Give FILE after the suite or as --timings=FILE.
@@ -183,6 +188,15 @@ pub struct UpArgs {
     /// none (see `infra cache`).
     #[arg(long)]
     pub(crate) no_cache: bool,
+}
+
+/// How much of Tekton's release a kind or cluster run applies.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Tekton {
+    /// All of it, ready when its controller and admission webhook answer.
+    Full,
+    /// Its API, RBAC and configuration; not its Deployments, autoscaler and webhooks.
+    CrdsOnly,
 }
 
 fn parse_image(s: &str) -> Result<(String, String), String> {
@@ -249,6 +263,10 @@ impl UpArgs {
                 registry: self.registry.clone(),
                 reuse: self.reuse,
                 tekton_release: self.tekton_release.clone(),
+                tekton: match self.tekton {
+                    Tekton::Full => infra::backend::kube::TektonMode::Full,
+                    Tekton::CrdsOnly => infra::backend::kube::TektonMode::CrdsOnly,
+                },
             },
         })
     }

@@ -40,7 +40,25 @@ pub struct KubeOptions {
     pub reuse: bool,
     /// A local copy of the pinned Tekton release (offline machines); default: the cache.
     pub tekton_release: Option<PathBuf>,
+    /// How much of Tekton's release is applied.
+    pub tekton: TektonMode,
 }
+
+/// How much of Tekton's release a run applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TektonMode {
+    /// All of it, ready when its controller and admission webhook answer.
+    #[default]
+    Full,
+    /// Its API (CRDs Established), RBAC and configuration, without what needs Tekton's own pods
+    /// (Deployments, the webhook's autoscaler, the webhook configurations): for a cluster that
+    /// cannot pull Tekton's images. Tekton's objects are then stored but nothing runs them.
+    CrdsOnly,
+}
+
+/// Why a run applies Tekton without its pods, as the plan and the summary say it.
+const CRDS_ONLY_WHY: &str =
+    "--tekton crds-only: Tekton's images cannot be pulled by this cluster, so nothing would run them";
 
 enum Target {
     Kind(kind::Kind),
@@ -305,7 +323,6 @@ pub fn controller_objects(
     }
     let mut found = false;
     for o in &mut objects {
-        fill_protocols(o);
         let kind = o.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
         if !CLUSTER_SCOPED.contains(&kind.as_str()) && o.metadata.namespace.is_none() {
             o.metadata.namespace = Some(namespace.to_string());
@@ -337,30 +354,6 @@ pub fn controller_objects(
         )));
     }
     Ok(objects)
-}
-
-/// Writes `protocol: TCP` on every port that omits it (a Service's, a pod template's
-/// containers'): the protocol is a key of those lists, and Kubernetes 1.20's server-side apply
-/// refuses an element without it, where later releases default it to TCP as this does.
-pub fn fill_protocols(object: &mut DynamicObject) {
-    let fill = |ports: Option<&mut serde_json::Value>| {
-        for port in ports.and_then(|p| p.as_array_mut()).into_iter().flatten() {
-            if let Some(map) = port.as_object_mut() {
-                map.entry("protocol").or_insert_with(|| crate::kubernetes::TCP.into());
-            }
-        }
-    };
-    fill(object.data.pointer_mut("/spec/ports"));
-    for list in ["containers", "initContainers"] {
-        let Some(containers) =
-            object.data.pointer_mut(&format!("/spec/template/spec/{list}")).and_then(|c| c.as_array_mut())
-        else {
-            continue;
-        };
-        for container in containers {
-            fill(container.get_mut("ports"));
-        }
-    }
 }
 
 /// The namespace a controller's Deployment lands in.
@@ -716,6 +709,29 @@ impl Backend for Kube {
                         tekton::CONTROLLER
                     ));
                 }
+                if self.options.tekton == TektonMode::CrdsOnly {
+                    api.push(
+                        "if the API server refuses `default: \"\"` in a CRD schema (before Kubernetes 1.21): \
+                         the CRDs again without those defaults, said in the summary"
+                            .into(),
+                    );
+                    let skipped = match local_tekton(self.options.tekton_release.as_deref()) {
+                        Some(Ok(release)) => release.plan().split_api().1.without_pods().1.join(", "),
+                        _ => tekton::NEEDS_PODS
+                            .iter()
+                            .map(|k| format!("every {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    };
+                    return (
+                        api,
+                        vec![
+                            "server-side apply: RBAC, ConfigMaps, Services".into(),
+                            format!("SKIPPED ({CRDS_ONLY_WHY}): {skipped}"),
+                            "ready: once applied (no Tekton pod to wait for)".into(),
+                        ],
+                    );
+                }
                 (
                     api,
                     vec![
@@ -788,12 +804,34 @@ impl Backend for Kube {
                     }
                     let (api_plan, rest) = release.plan().split_api();
                     if api {
-                        installer.apply(&api_plan).await.map_err(failure)?;
-                        return Ok(format!("Tekton {} CRDs Established", release.pin().version));
+                        return match installer.apply(&api_plan).await {
+                            Ok(()) => Ok(format!("Tekton {version} CRDs Established")),
+                            Err(e)
+                                if self.options.tekton == TektonMode::CrdsOnly
+                                    && tekton::refused_empty_default(&e) =>
+                            {
+                                let (plan, n) = api_plan.without_empty_string_defaults();
+                                progress.say(format!("this API server refuses `default: \"\"` in a CRD schema (Kubernetes before 1.21 stores it as null): applying the CRDs without those {n} defaults"));
+                                installer.apply(&plan).await.map_err(failure)?;
+                                Ok(format!(
+                                    "Tekton {version} CRDs Established, without {n} empty-string defaults this API server (before 1.21) refuses"
+                                ))
+                            }
+                            Err(e) => Err(failure(e)),
+                        };
+                    }
+                    if self.options.tekton == TektonMode::CrdsOnly {
+                        let (kept, skipped) = rest.without_pods();
+                        installer.apply(&kept).await.map_err(failure)?;
+                        return Ok(format!(
+                            "Tekton {version} API and configuration applied; {} objects SKIPPED ({CRDS_ONLY_WHY}): {}",
+                            skipped.len(),
+                            skipped.join(", ")
+                        ));
                     }
                     installer.apply(&rest).await.map_err(failure)?;
                     installer.wait_ready().await.map_err(failure)?;
-                    Ok(format!("Tekton {} ready, admission webhook answering", release.pin().version))
+                    Ok(format!("Tekton {version} ready, admission webhook answering"))
                 }
                 Manifests::Controller(spec) => {
                     let image = Self::image_ref(&run, &component, &spec.image);
