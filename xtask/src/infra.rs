@@ -64,6 +64,10 @@ enum InfraCommand {
         /// Tear down every run, and every labelled leftover.
         #[arg(long, conflicts_with = "run")]
         all: bool,
+        /// Forget what cannot be reached (e.g. a namespace on a cluster that is gone): remove
+        /// the run's record anyway, naming each resource that may still exist.
+        #[arg(long)]
+        force: bool,
         /// One JSON document on stdout: what was removed, and what could not be.
         #[arg(long)]
         json: bool,
@@ -601,7 +605,7 @@ impl Infra {
         let runs = Runs::new(&root);
         match self.command {
             InfraCommand::Up(args) => runtime()?.block_on(up(&root, &runs, args)),
-            InfraCommand::Down { run, all, json } => down(&runs, run, all, json),
+            InfraCommand::Down { run, all, force, json } => down(&runs, run, all, force, json),
             InfraCommand::Status { run, json } => status(&runs, run, json),
             InfraCommand::Cache { command: CacheCommand::Keep { dir } } => runtime()?.block_on(keep(&dir)),
             InfraCommand::Cache { command } => cache(&root, &runs, command),
@@ -778,23 +782,38 @@ fn pick(runs: &Runs, run: Option<&str>) -> anyhow::Result<std::path::PathBuf> {
     runs.pick(run).map_err(|e| BadInput(e.to_string()).into())
 }
 
-fn down(runs: &Runs, run: Option<String>, all: bool, json: bool) -> anyhow::Result<ExitCode> {
+fn down(runs: &Runs, run: Option<String>, all: bool, force: bool, json: bool) -> anyhow::Result<ExitCode> {
     let dirs = if all { runs.list()? } else { vec![pick(runs, run.as_deref())?] };
     let mut removed_runs = Vec::new();
     let mut errors = Vec::new();
-    for (dir, result) in session::down(&dirs) {
+    let results: Vec<_> = if force {
+        session::forget(&dirs)
+    } else {
+        let down = session::down(&dirs).into_iter();
+        down.map(|(d, r)| (d, r.map(|removed| infra::state::Forgotten { removed, forgotten: Vec::new() })))
+            .collect()
+    };
+    for (dir, result) in results {
         let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match result {
-            Ok(removed) => {
+            Ok(infra::state::Forgotten { removed, forgotten }) => {
                 if !json {
                     eprintln!("removed {} ({} resource(s) stopped)", dir.display(), removed.len());
+                    for f in &forgotten {
+                        eprintln!("warning: forgotten, may still exist: {f}");
+                    }
                 }
-                removed_runs.push(json!({"run": id, "dir": dir, "resources_stopped": removed.len()}));
+                removed_runs.push(json!({"run": id, "dir": dir, "resources_stopped": removed.len(),
+                                         "forgotten": forgotten}));
             }
             Err(e) => {
                 let message = format!("tearing down {}: {e}", dir.display());
                 if !json {
                     eprintln!("error: {message}");
+                    eprintln!(
+                        "hint: if what could not be reached is gone for good (e.g. a deleted cluster), \
+                         `cargo xtask infra down {id} --force` removes the run and names what it forgot"
+                    );
                 }
                 errors.push(json!({"run": id, "error": message}));
             }

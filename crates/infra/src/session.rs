@@ -659,6 +659,12 @@ pub fn down(dirs: &[PathBuf]) -> Vec<(PathBuf, Result<Vec<String>, InfraError>)>
     dirs.iter().map(|d| (d.clone(), teardown(d))).collect()
 }
 
+/// Tears down each run directory like [`down`], forgetting what cannot be reached (see
+/// [`state::forget`]): for each, what was removed and what was forgotten.
+pub fn forget(dirs: &[PathBuf]) -> Vec<(PathBuf, Result<crate::state::Forgotten, InfraError>)> {
+    dirs.iter().map(|d| (d.clone(), crate::state::forget(d))).collect()
+}
+
 /// Containers, networks and secrets labelled as runs that have no run directory any more
 /// (the run directory was deleted, or xtask was killed before it recorded them).
 pub fn stray_runs(runs: &Runs) -> Result<Vec<String>, InfraError> {

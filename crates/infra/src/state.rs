@@ -337,6 +337,36 @@ pub fn teardown(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {
     Ok(removed)
 }
 
+/// What [`forget`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Forgotten {
+    /// The resources removed.
+    pub removed: Vec<String>,
+    /// The resources that could not be reached, each with why: they may still exist.
+    pub forgotten: Vec<String>,
+}
+
+/// Like [`teardown`], for resources that can no longer be reached (a cluster that is gone):
+/// removes what it can, then the run directory whatever was left, and says what it forgot.
+pub fn forget(dir: &Path) -> Result<Forgotten, crate::error::InfraError> {
+    let (removed, forgotten) = match stop(dir) {
+        Ok(removed) => (removed, Vec::new()),
+        Err(crate::error::InfraError::Leftovers(left)) => (Vec::new(), left),
+        Err(e) => return Err(e),
+    };
+    let mut forgotten = forgotten;
+    if let Err(e) = remove_databases(dir) {
+        forgotten.push(e.to_string());
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::error::InfraError::io(format!("removing {}", dir.display()))(e));
+        }
+        _ => {}
+    }
+    Ok(Forgotten { removed, forgotten })
+}
+
 /// Like [`teardown`], but keeps the run directory with its logs, state and diagnosis for
 /// reading (the data is removed); the state then records no resources.
 pub fn stop_keep_logs(dir: &Path) -> Result<Vec<String>, crate::error::InfraError> {

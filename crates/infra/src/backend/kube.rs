@@ -292,6 +292,22 @@ pub async fn apply_object(client: &Client, object: &Object) -> Result<(), kube::
     }
 }
 
+/// An error with its causes, each said once: kube's own text stops at "client error
+/// (Connect)", the cause (e.g. "Connection refused") is further down the chain.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Kinds that live outside namespaces, among those a controller's manifests carry.
 const CLUSTER_SCOPED: [&str; 9] = [
     "Namespace",
@@ -483,9 +499,13 @@ impl Backend for Kube {
             let _ = self.client.set(client.clone());
             let ns = namespace_name(&run.id());
             run.created(Resource::Namespace { name: ns.clone(), kubeconfig: kubeconfig.clone(), context })?;
-            apply_object(&client, &namespace(&ns, &run.id()))
-                .await
-                .map_err(|e| failure(format!("creating namespace {ns}: {e}")))?;
+            apply_object(&client, &namespace(&ns, &run.id())).await.map_err(|e| {
+                failure(format!(
+                    "creating namespace {ns} through the API server of {}: {}",
+                    kubeconfig.display(),
+                    error_chain(&e)
+                ))
+            })?;
             run.update(|s| {
                 s.env.insert("KUBECONFIG".into(), kubeconfig.display().to_string());
                 s.env.insert("XTASK_NAMESPACE".into(), ns.clone());
@@ -933,7 +953,8 @@ fn estimate_secs(kind: &StepKind, reuse: bool) -> u64 {
 
 /// Removes a kind cluster or a run's namespace.
 pub fn remove(resource: &Resource) -> Result<(), InfraError> {
-    let err = |message: String| InfraError::Backend { backend: "kind", message };
+    let backend = if matches!(resource, Resource::Cluster { .. }) { "kind" } else { "kubernetes" };
+    let err = |message: String| InfraError::Backend { backend, message };
     match resource {
         Resource::Cluster { name, provider } => {
             let provider = kind::Provider::parse(provider).unwrap_or(kind::Provider::Docker);
@@ -955,8 +976,9 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
                         // The kind cluster (and its kubeconfig) went first: nothing left to delete.
                         return Ok(());
                     }
-                    let client =
-                        client_for(&kubeconfig, context.as_deref()).await.map_err(|e| e.to_string())?;
+                    let client = client_for(&kubeconfig, context.as_deref())
+                        .await
+                        .map_err(|e| format!("deleting namespace {name}: {e}"))?;
                     let api: Api<Namespace> = Api::all(client);
                     match tokio::time::timeout(
                         Duration::from_secs(30),
@@ -966,10 +988,15 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
                     {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
-                        Ok(Err(e)) => Err(format!("deleting namespace {name}: {e}")),
-                        Err(_) => {
-                            Err(format!("deleting namespace {name}: no answer from the API server in 30 s"))
-                        }
+                        Ok(Err(e)) => Err(format!(
+                            "deleting namespace {name} through the API server of {}: {}",
+                            kubeconfig.display(),
+                            error_chain(&e)
+                        )),
+                        Err(_) => Err(format!(
+                            "deleting namespace {name}: the API server of {} did not answer in 30 s",
+                            kubeconfig.display()
+                        )),
                     }
                 })
             })
@@ -1144,4 +1171,28 @@ pub async fn restart_component(
         Restart::InPlace { pod, container, .. } => format!("container {container} restarted in pod {pod}"),
         Restart::Replace { pod } => format!("pod {pod} replaced"),
     })
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct E {
+        text: &'static str,
+        #[source]
+        source: Option<Box<E>>,
+    }
+
+    #[test]
+    fn an_error_chain_names_every_cause_once() {
+        let refused = E { text: "Connection refused (os error 111)", source: None };
+        let connect = E { text: "client error (Connect)", source: Some(Box::new(refused)) };
+        let top = E { text: "ServiceError: client error (Connect)", source: Some(Box::new(connect)) };
+        assert_eq!(
+            error_chain(&top),
+            "ServiceError: client error (Connect): Connection refused (os error 111)"
+        );
+    }
 }
