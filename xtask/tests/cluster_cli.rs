@@ -1,0 +1,209 @@
+//! `cargo xtask infra` on the cluster backend as a user runs it, against a real API server and
+//! kubelet: CI's devcluster (`.ci/with-cluster` sets KUBECONFIG, XTASK_DEVCLUSTER_REGISTRY,
+//! KUBEBUILDER_ASSETS, the images in its registry, and XTASK_REQUIRE_CLUSTER=1). Without a
+//! cluster these skip, saying so, unless XTASK_REQUIRE_CLUSTER=1 makes that a failure.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// What a cluster test needs: the kubeconfig, the registry and kubectl.
+struct Cluster {
+    kubeconfig: PathBuf,
+    registry: String,
+    kubectl: PathBuf,
+}
+
+fn cluster() -> Option<Cluster> {
+    let required = std::env::var("XTASK_REQUIRE_CLUSTER").is_ok_and(|v| v == "1");
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(kubeconfig), Some(registry), Some(assets), Some(_), Some(_)) = (
+        var("KUBECONFIG"),
+        var("XTASK_DEVCLUSTER_REGISTRY"),
+        var("KUBEBUILDER_ASSETS"),
+        var("XTASK_IMAGE_POSTGRES"),
+        var("XTASK_IMAGE_REDIS"),
+    ) else {
+        assert!(!required, "XTASK_REQUIRE_CLUSTER=1 but the devcluster's variables are not all set");
+        eprintln!("SKIPPED: no devcluster (run under .ci/with-env .ci/with-cluster)");
+        return None;
+    };
+    Some(Cluster { kubeconfig: kubeconfig.into(), registry, kubectl: Path::new(&assets).join("kubectl") })
+}
+
+impl Cluster {
+    /// `xtask ARGS` with the cluster backend's flags after them.
+    fn xtask(&self, state: &Path, args: &[&str]) -> Output {
+        self.command(state, args).output().expect("run xtask")
+    }
+
+    fn command(&self, state: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(args).env("XTASK_STATE_DIR", state);
+        if matches!(args.first(), Some(&"e2e")) || args.get(1) == Some(&"up") {
+            c.args(["--backend", "cluster", "--kubeconfig"])
+                .arg(&self.kubeconfig)
+                .args(["--registry", &self.registry]);
+        }
+        c
+    }
+
+    /// The names kubectl lists for `args` (e.g. `get ns -l x=y -o name`).
+    fn kubectl(&self, args: &[&str]) -> Vec<String> {
+        let out = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    /// The run's namespace while it exists and is not being deleted.
+    fn namespace_live(&self, run: &str) -> bool {
+        let phase = self.kubectl(&[
+            "get",
+            "ns",
+            "-l",
+            &format!("xtask.run={run}"),
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ]);
+        phase.iter().any(|p| p.contains("Active"))
+    }
+}
+
+/// The one run in `state` (by `infra status --json`).
+fn only_run(c: &Cluster, state: &Path) -> String {
+    let out = c.xtask(state, &["infra", "status", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    let runs = doc["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 1, "{doc}");
+    runs[0]["run"].as_str().or(runs[0]["id"].as_str()).expect("a run id").to_string()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Removes whatever a test left, also when an assertion failed half-way.
+struct Cleanup<'a>(&'a Cluster, &'a Path);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.xtask(self.1, &["infra", "down", "--all", "--force"]);
+    }
+}
+
+/// `--keep` leaves the run up on the cluster; `restart postgres` brings it back in place;
+/// `down` removes the run's namespace with everything in it.
+#[test]
+fn a_kept_run_restarts_postgres_and_down_removes_its_namespace() {
+    let Some(c) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(&c, state.path());
+    let up = c.xtask(state.path(), &["infra", "up", "gateway", "--keep"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let run = only_run(&c, state.path());
+    assert!(c.namespace_live(&run), "the run's namespace exists");
+    let ns = format!("xtask-{run}");
+    let deployments = c.kubectl(&["get", "deploy", "-n", &ns, "-o", "name"]);
+    assert!(deployments.contains(&"deployment.apps/postgres".to_string()), "{deployments:?}");
+
+    let restart = c.xtask(state.path(), &["infra", "restart", "postgres"]);
+    assert!(restart.status.success(), "{}", text(&restart));
+
+    let down = c.xtask(state.path(), &["infra", "down", &run]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(!c.namespace_live(&run), "the namespace is gone or going");
+    assert!(!state.path().join("runs").join(&run).exists());
+}
+
+/// xtask interrupted (SIGINT) or killed (SIGKILL) while the environment comes up: afterwards
+/// `infra down --all` finds the run and removes its namespace.
+#[test]
+fn after_sigint_or_sigkill_mid_up_down_all_removes_the_namespace() {
+    let Some(c) = cluster() else { return };
+    for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGKILL] {
+        let state = tempfile::tempdir().unwrap();
+        let _cleanup = Cleanup(&c, state.path());
+        let mut child = c
+            .command(state.path(), &["infra", "up", "gateway", "--keep"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Mid-up: once the run's namespace exists (its objects are being applied).
+        let started = Instant::now();
+        let run = loop {
+            let runs = std::fs::read_dir(state.path().join("runs")).into_iter().flatten().flatten();
+            let ids: Vec<String> = runs.map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            if let Some(id) = ids.iter().find(|id| c.namespace_live(id)) {
+                break id.clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no namespace within a minute");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let _ = child.wait();
+        let down = c.xtask(state.path(), &["infra", "down", "--all"]);
+        assert!(down.status.success(), "after {signal}: {}", text(&down));
+        assert!(!c.namespace_live(&run), "after {signal}: the namespace is gone or going");
+    }
+}
+
+/// A cluster that does not answer: `up` fails at once naming it; `down` then says what it could
+/// not reach and how to forget it, and `down --force` does, naming what may remain.
+#[test]
+fn an_unreachable_cluster_never_wedges_down() {
+    let Some(c) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    // The real kubeconfig, its server moved to a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let gone = config
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                format!("    server: https://127.0.0.1:{closed}")
+            } else {
+                l.into()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = state.path().join("gone.kubeconfig");
+    std::fs::write(&path, gone).unwrap();
+    let gone = Cluster { kubeconfig: path, registry: c.registry.clone(), kubectl: c.kubectl.clone() };
+
+    let started = Instant::now();
+    let up = gone.xtask(state.path(), &["infra", "up", "gateway"]);
+    assert_eq!(up.status.code(), Some(1), "{}", text(&up));
+    assert!(started.elapsed() < Duration::from_secs(60), "failed fast: {:?}", started.elapsed());
+    let said = text(&up);
+    assert!(
+        said.contains("Connection refused") && said.contains("gone.kubeconfig"),
+        "names the cause and the kubeconfig: {said}"
+    );
+
+    // The namespace was recorded before it was asked for, so the run stays until it is removed.
+    let down = gone.xtask(state.path(), &["infra", "down", "--all"]);
+    let said = text(&down);
+    assert_eq!(down.status.code(), Some(1), "{said}");
+    assert!(said.contains("deleting namespace") && said.contains("Connection refused"), "{said}");
+    assert!(said.contains("infra down") && said.contains("--force"), "offers the way out: {said}");
+    assert!(!said.contains("kind:"), "a cluster run is not labelled kind: {said}");
+
+    let forced = gone.xtask(state.path(), &["infra", "down", "--all", "--force"]);
+    let said = text(&forced);
+    assert!(forced.status.success(), "{said}");
+    assert!(said.contains("forgotten, may still exist: namespace xtask-gateway-"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(state.path().join("runs")).into_iter().flatten().flatten().collect();
+    assert!(left.is_empty(), "no run is left to wedge later calls: {left:?}");
+    let again = gone.xtask(state.path(), &["infra", "down", "--all"]);
+    assert!(again.status.success(), "{}", text(&again));
+}
