@@ -207,3 +207,57 @@ fn an_unreachable_cluster_never_wedges_down() {
     let again = gone.xtask(state.path(), &["infra", "down", "--all"]);
     assert!(again.status.success(), "{}", text(&again));
 }
+
+/// The kind backend with a TEST DOUBLE of the `kind` CLI (`.ci/kind-double`; kind itself
+/// cannot run here): the double drives the devcluster instead of creating a node, so all but
+/// kind is real: the kubeconfig written by `create cluster --kubeconfig`, DataStorage's image
+/// saved by podman and loaded into the node's containerd (`load image-archive`), the node's
+/// images listed (`docker exec ... crictl images`), the namespace, the suite, and `delete`.
+#[test]
+fn the_kind_backend_runs_a_suite_through_a_kind_double_on_the_devcluster() {
+    let Some(c) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let double = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/kind-double");
+    for name in ["kind", "docker"] {
+        std::os::unix::fs::symlink(&double, bin.path().join(name)).unwrap();
+    }
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let records = state.path().join("double");
+    // Images an earlier run loaded are taken off the node, so this run has to load its own.
+    let node = |args: &[&str]| {
+        let out = Command::new("ctr")
+            .args(["--address", "/run/xtask-devcluster/containerd.sock", "--namespace", "k8s.io"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for image in node(&["images", "ls", "-q"]).lines().filter(|i| i.starts_with("localhost/xtask/")) {
+        node(&["images", "rm", image]);
+    }
+    let e2e = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["e2e", "gateway", "--backend", "kind"])
+        .env("XTASK_STATE_DIR", state.path())
+        .env("PATH", &path)
+        .env("KIND", bin.path().join("kind"))
+        .env("XTASK_KIND_PROVIDER", "docker")
+        .env("KIND_DOUBLE_DIR", &records)
+        .env("KIND_DOUBLE_KUBECONFIG", &c.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(e2e.status.success(), "{}", text(&e2e));
+    assert!(text(&e2e).contains("suite gateway on kind: PASSED"), "{}", text(&e2e));
+    let calls = std::fs::read_to_string(records.join("calls")).unwrap();
+    for call in [
+        "kind get clusters",
+        "kind create cluster --name xtask-gateway",
+        "docker exec xtask-gateway-control-plane crictl images",
+        "kind load image-archive",
+        "kind delete cluster --name xtask-gateway",
+    ] {
+        assert!(calls.contains(call), "`{call}` was not called:\n{calls}");
+    }
+    let clusters: Vec<_> = std::fs::read_dir(records.join("clusters")).unwrap().collect();
+    assert!(clusters.is_empty(), "the cluster was deleted after the run");
+}
