@@ -38,6 +38,9 @@ impl Doctor {
                     println!("backend {}: can run here", b.backend);
                 } else {
                     println!("backend {}: cannot run here (missing: {})", b.backend, b.missing.join("; "));
+                    if let Some(fix) = &b.fix {
+                        println!("       {fix}");
+                    }
                 }
             }
         }

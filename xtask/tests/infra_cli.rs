@@ -356,6 +356,22 @@ fn doctor_names_what_is_missing_and_how_to_get_it() {
     assert!(text.contains("backend local: cannot run here"), "{text}");
     assert!(text.contains("backend podman: cannot run here"), "{text}");
 
+    // Every backend is named, with what it lacks and the one thing that fixes it.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["doctor"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("KIND", "/nonexistent/kind")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("not yet built"), "{text}");
+    assert!(text.contains("/nonexistent/kubeconfig: no such file"), "{text}");
+    assert!(!text.contains("'\""), "a path quoted once: {text}");
+    let cluster = text.find("backend cluster: cannot run here").unwrap_or_else(|| panic!("{text}"));
+    assert!(text[cluster..].lines().nth(1).unwrap().contains("cargo xtask devcluster up"), "{text}");
+    let kind = text.find("backend kind: cannot run here (missing: kind").unwrap_or_else(|| panic!("{text}"));
+    assert!(text[kind..].lines().nth(1).is_some_and(|l| l.contains("kind")), "{text}");
+
     // This machine, as README's test command configures it: the local backend runs, and the
     // engine options in effect are shown.
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))

@@ -26,6 +26,8 @@ pub struct BackendCheck {
     pub ok: bool,
     /// Why not.
     pub missing: Vec<String>,
+    /// The one command or setting that makes it run here, when it cannot.
+    pub fix: Option<String>,
 }
 
 /// Everything `cargo xtask doctor` reports.
@@ -50,6 +52,59 @@ fn on_path(program: &str) -> Option<std::path::PathBuf> {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+/// Whether Docker Hub's registry answers on 443 (a name that does not resolve answers at once).
+fn registry_reachable() -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let host = "registry-1.docker.io:443";
+    let addrs = host.to_socket_addrs().map_err(|e| format!("{host}: {e}"))?;
+    for addr in addrs {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)).is_ok() {
+            return Ok(format!("{host} answers"));
+        }
+    }
+    Err(format!("{host}: no answer within 3 s"))
+}
+
+/// The API server of the kubeconfig the cluster backend would use, if it accepts connections.
+fn api_server_reachable() -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let path = std::env::var_os("KUBECONFIG")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".kube/config")))
+        .ok_or("no KUBECONFIG and no HOME")?;
+    if !path.exists() {
+        return Err(format!("{}: no such file", path.display()));
+    }
+    let config =
+        kube::config::Kubeconfig::read_from(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let context = config.current_context.clone().unwrap_or_default();
+    let cluster = config
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .ok_or_else(|| format!("{}: no current context", path.display()))?;
+    let server = config
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or_else(|| format!("{}: cluster {cluster} has no server", path.display()))?;
+    let uri: http::Uri = server.parse().map_err(|e| format!("{}: server {server}: {e}", path.display()))?;
+    let host = uri.host().unwrap_or_default().trim_matches(|c| c == '[' || c == ']');
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
+    let addrs = (host, port).to_socket_addrs().map_err(|e| format!("{server}: {e}"))?;
+    for addr in addrs {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)).is_ok() {
+            return Ok(format!("{server} (from {})", path.display()));
+        }
+    }
+    Err(format!("{server} (from {}): no answer", path.display()))
 }
 
 /// Looks at this machine.
@@ -105,21 +160,97 @@ pub fn examine(registry: &Registry) -> Report {
             });
         }
     }
-    for tool in ["kind", "kubectl"] {
-        checks.push(check(
-            &format!("{tool} (kind backend, not yet built)"),
-            on_path(tool).map(|p| p.display().to_string()).ok_or_else(|| "not found".to_string()),
-            &format!("install {tool}"),
-        ));
-    }
+    // Where the suites' images come from unless named: Docker Hub.
+    let pullable = registry_reachable();
+    let pull_ok = pullable.is_ok();
+    checks.push(check(
+        "images can be pulled (podman, kind, cluster; default images from Docker Hub)",
+        pullable,
+        "on a machine without a registry: .ci/with-env (images built from this machine's binaries), or name local images in XTASK_IMAGE_POSTGRES and XTASK_IMAGE_REDIS",
+    ));
+    let named = |c: &str| std::env::var(crate::session::image_env(c)).is_ok_and(|v| !v.is_empty());
+    let images_ok = pull_ok || (named("postgres") && named("redis"));
+    let kind_binary = std::env::var(kind::KIND_VAR).ok().filter(|v| !v.trim().is_empty());
+    let kind_found = match &kind_binary {
+        Some(b) if std::path::Path::new(b).is_file() => Ok(b.clone()),
+        Some(b) => on_path(b).map(|p| p.display().to_string()).ok_or_else(|| format!("{b} not found (KIND)")),
+        None => on_path("kind").map(|p| p.display().to_string()).ok_or_else(|| "not found".to_string()),
+    };
+    let kind_ok = kind_found.is_ok();
+    checks.push(check(
+        "kind (kind backend; KIND)",
+        kind_found,
+        "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or set KIND",
+    ));
+    let cluster = api_server_reachable();
+    let cluster_ok = cluster.is_ok();
+    checks.push(check(
+        "a cluster's API server (cluster backend; KUBECONFIG, else ~/.kube/config)",
+        cluster,
+        "set KUBECONFIG (or pass --kubeconfig) to a running cluster's; on this repository's machines: cargo xtask devcluster up, then eval \"$(cargo xtask devcluster env)\"",
+    ));
     let missing = |idx: &[usize]| -> Vec<String> {
         idx.iter().filter(|i| !checks[**i].ok).map(|i| checks[*i].what.clone()).collect()
     };
     let local = missing(&[0, 1]);
-    let podman = missing(&[2]);
+    let mut podman = missing(&[2]);
+    let pull_what =
+        "images: none can be pulled and XTASK_IMAGE_POSTGRES/XTASK_IMAGE_REDIS name none".to_string();
+    if !images_ok {
+        podman.push(pull_what.clone());
+    }
+    let mut kind = Vec::new();
+    if !kind_ok {
+        kind.push("kind".into());
+    }
+    if !engine_ok {
+        kind.push("a container engine (docker or podman)".into());
+    }
+    if !pull_ok {
+        kind.push("a registry to pull kind's node image from".into());
+    }
+    let mut cluster = Vec::new();
+    if !cluster_ok {
+        cluster.push("a reachable API server".into());
+    }
+    if !images_ok {
+        cluster.push(pull_what);
+    }
+    let backend = |backend, missing: Vec<String>, fix: &str| BackendCheck {
+        backend,
+        ok: missing.is_empty(),
+        fix: (!missing.is_empty()).then(|| fix.to_string()),
+        missing,
+    };
     let backends = vec![
-        BackendCheck { backend: "local", ok: local.is_empty(), missing: local },
-        BackendCheck { backend: "podman", ok: podman.is_empty(), missing: podman },
+        backend(
+            "local",
+            local,
+            "apt-get install postgresql redis-server (or set PG_BINDIR and REDIS_SERVER)",
+        ),
+        backend(
+            "podman",
+            podman,
+            if engine_ok {
+                "run it under .ci/with-env (images built from this machine's binaries)"
+            } else {
+                "apt-get install podman runc"
+            },
+        ),
+        backend(
+            "kind",
+            kind,
+            if pull_ok {
+                "install kind"
+            } else {
+                "none here (kind pulls its node image): .github/workflows/kind-e2e.yaml runs it; the kind backend's flow runs on the devcluster through .ci/kind-double"
+            },
+        ),
+        backend(
+            "cluster",
+            cluster,
+            "cargo xtask devcluster up, then eval \"$(cargo xtask devcluster env)\" and .ci/with-cluster for the images (or KUBECONFIG to another cluster)",
+        ),
     ];
     Report { checks, backends }
 }

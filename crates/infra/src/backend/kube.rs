@@ -208,6 +208,10 @@ pub fn planned_image(image: &Image) -> String {
 /// A client for `context` (or the current one) of `kubeconfig`.
 pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<Client, InfraError> {
     let bad = |e: &dyn std::fmt::Display| InfraError::Invalid(format!("{}: {e}", kubeconfig.display()));
+    // kube's own message names the path again, quoted twice ('"/p"').
+    if !kubeconfig.exists() {
+        return Err(bad(&"no such file"));
+    }
     let file = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| bad(&e))?;
     let options =
         kube::config::KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
