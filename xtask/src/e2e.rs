@@ -49,6 +49,10 @@ async fn e2e(root: &Path, runs: &Runs, args: UpArgs, junit: Option<&Path>) -> an
         return args.print_plan(root, runs, suite);
     }
     let options = args.options(&suite)?;
+    if let Some(path) = junit {
+        crate::infra::check_report_file("--junit", path)?;
+    }
+    check_test_command(root, &suite)?;
     let backend = options.backend.clone();
     let files =
         ReportFiles { timings: args.timings.as_ref(), junit, runs, json: args.json, schema: "xtask.e2e/1" };
@@ -129,4 +133,27 @@ async fn e2e(root: &Path, runs: &Runs, args: UpArgs, junit: Option<&Path>) -> an
         return Ok(ExitCode::FAILURE);
     }
     Ok(code)
+}
+
+/// The suite's test command must exist before anything starts: a missing one is the caller's
+/// mistake (exit 2), not a failed test run (exit 3) after the environment came up.
+fn check_test_command(root: &Path, suite: &infra::Suite) -> anyhow::Result<()> {
+    let Some(program) = suite.test.argv.first() else { return Ok(()) };
+    let found = if program.contains('/') {
+        let path = root.join(program);
+        path.is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(crate::BadInput(format!(
+            "suite {}: test.command: `{program}` is not a program on PATH (or a file under {})",
+            suite.name,
+            root.display()
+        ))
+        .into())
+    }
 }

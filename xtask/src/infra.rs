@@ -203,6 +203,29 @@ pub(crate) enum Tekton {
     CrdsOnly,
 }
 
+/// A report file named on the command line must be writable as a file: refused before anything
+/// runs when it is a folder or its folder does not exist.
+pub(crate) fn check_report_file(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Err(BadInput(format!(
+            "{flag} {}: is a folder; give a file in it, e.g. {}",
+            path.display(),
+            path.join("report.xml").display()
+        ))
+        .into());
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(BadInput(format!(
+            "{flag} {}: folder {} does not exist",
+            path.display(),
+            parent.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 fn parse_image(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((c, i)) if !c.is_empty() && !i.is_empty() => Ok((c.to_string(), i.to_string())),
@@ -222,6 +245,9 @@ impl UpArgs {
 
     /// The options `infra::session` takes; an image for a component the suite lacks is bad input.
     pub(crate) fn options(&self, suite: &Suite) -> anyhow::Result<session::UpOptions> {
+        if let Some(Some(path)) = &self.timings {
+            check_report_file("--timings", path)?;
+        }
         let flagged = self
             .image
             .iter()
@@ -236,6 +262,14 @@ impl UpArgs {
                 ))
                 .into());
             }
+        }
+        if matches!(self.backend, Backend::Local) && !self.image.is_empty() {
+            return Err(BadInput(format!(
+                "--image {}=...: images are for container backends (podman, kind, cluster); the local \
+                 backend runs programs: use --binary COMPONENT=PATH, or --backend podman",
+                self.image[0].0
+            ))
+            .into());
         }
         for (c, _) in &self.binary {
             if !infra::components::Registry::builtin().get(c).is_some_and(|c| c.replaceable()) {

@@ -134,6 +134,34 @@ const CASES: &[Case] = &[
     },
     // Suite files.
     Case {
+        name: "suite: test command that does not exist",
+        files: &[("s.yaml", "name: s\ncomponents: [redis]\ntest: {command: [no-such-test-runner, run]}\n")],
+        args: &["e2e", "{dir}/s.yaml"],
+        code: 2,
+        says: &["suite s: test.command: `no-such-test-runner` is not a program on PATH"],
+    },
+    Case {
+        name: "flag: --junit naming a folder",
+        files: &[("s.yaml", "name: s\ncomponents: [redis]\ntest: {command: [\"true\"]}\n")],
+        args: &["e2e", "{dir}/s.yaml", "--junit", "{dir}"],
+        code: 2,
+        says: &["--junit {dir}: is a folder; give a file in it"],
+    },
+    Case {
+        name: "flag: --junit in a folder that does not exist",
+        files: &[("s.yaml", "name: s\ncomponents: [redis]\ntest: {command: [\"true\"]}\n")],
+        args: &["e2e", "{dir}/s.yaml", "--junit", "{dir}/no/such/junit.xml"],
+        code: 2,
+        says: &["--junit {dir}/no/such/junit.xml: folder {dir}/no/such does not exist"],
+    },
+    Case {
+        name: "flag: --image on the local backend",
+        files: &[],
+        args: &["infra", "up", "gateway", "--image", "postgres=docker.io/library/postgres:16"],
+        code: 2,
+        says: &["--image postgres=...: images are for container backends", "--binary COMPONENT=PATH"],
+    },
+    Case {
         name: "suite: unknown component",
         files: &[("s.yaml", "name: s\ncomponents: [postgres, mysql]\ntest: {command: [\"true\"]}\n")],
         args: &["infra", "up", "{dir}/s.yaml"],
