@@ -72,6 +72,12 @@ enum InfraCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the `export` lines of a run that is up, for `eval "$(cargo xtask infra env)"`
+    /// (on a terminal: the endpoints with passwords hidden)
+    Env {
+        /// The run id (see `infra status`); optional when only one run exists.
+        run: Option<String>,
+    },
     /// List runs with their components, pids, ports and whether they still run.
     Status {
         /// Only this run.
@@ -622,6 +628,7 @@ impl Infra {
             InfraCommand::Up(args) => args.json_schema("xtask.up/1"),
             InfraCommand::Down { json, .. } => json.then_some("xtask.down/1"),
             InfraCommand::Status { json, .. } => json.then_some("xtask.status/1"),
+            InfraCommand::Env { .. } => None,
             InfraCommand::Restart { json, .. } => json.then_some("xtask.restart/1"),
             InfraCommand::Cache { command: CacheCommand::List { json } } => {
                 json.then_some("xtask.cache-list/1")
@@ -641,6 +648,7 @@ impl Infra {
             InfraCommand::Up(args) => runtime()?.block_on(up(&root, &runs, args)),
             InfraCommand::Down { run, all, force, json } => down(&runs, run, all, force, json),
             InfraCommand::Status { run, json } => status(&runs, run, json),
+            InfraCommand::Env { run } => env(&runs, run),
             InfraCommand::Cache { command: CacheCommand::Keep { dir } } => runtime()?.block_on(keep(&dir)),
             InfraCommand::Cache { command } => cache(&root, &runs, command),
             InfraCommand::Restart { component, run, json } => {
@@ -769,6 +777,30 @@ async fn keep(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// On a cluster, how to reach a kept run once this process (and its port-forwards) is gone.
+/// `infra env`: the exports of a run that is up, the way `infra up` prints them.
+fn env(runs: &Runs, run: Option<String>) -> anyhow::Result<ExitCode> {
+    let dir = pick(runs, run.as_deref())?;
+    let state = RunState::load(&dir).map_err(|e| anyhow::anyhow!("run {}: {e}", dir.display()))?;
+    if state.env.is_empty() {
+        anyhow::bail!(
+            "run {} has no endpoints (it did not come up); `cargo xtask infra status {}` says more",
+            state.id,
+            state.id
+        );
+    }
+    if std::io::stdout().is_terminal() {
+        println!("endpoints of run {} (passwords hidden):", state.id);
+        for (k, v) in &state.env {
+            println!("  {k}={}", redact::connection_string(v));
+        }
+        println!("to set them in your shell: eval \"$(cargo xtask infra env {})\"", state.id);
+    } else {
+        print!("{}", infra::report::exports(&state));
+    }
+    print_reach(&state);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn print_reach(state: &RunState) {
     let lines = infra::report::reach(state);
     if !lines.is_empty() {

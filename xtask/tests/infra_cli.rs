@@ -90,6 +90,13 @@ fn up_keep_status_down() {
         "passwords are not shown: {endpoints}"
     );
 
+    // The exports of the running run, again, for a second shell (stdout is a pipe here).
+    let env = xtask(state.path(), &["infra", "env"]);
+    assert!(env.status.success(), "{}", String::from_utf8_lossy(&env.stderr));
+    let exports = String::from_utf8_lossy(&env.stdout);
+    assert!(exports.contains(&format!("export DATABASE_URL='{url}'")), "{exports}");
+    assert!(exports.contains(&format!("export XTASK_RUN='{}'", v["run"].as_str().unwrap())), "{exports}");
+
     let restart = xtask(state.path(), &["infra", "restart", "postgres"]);
     assert!(restart.status.success(), "{}", String::from_utf8_lossy(&restart.stderr));
     let db = v["env"]["DATABASE_URL"].as_str().unwrap();

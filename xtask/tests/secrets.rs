@@ -111,6 +111,14 @@ fn passwords_appear_nowhere_but_the_state_and_the_exports(backend: &str) {
         let o = xtask(s, args);
         seen.push((args.join(" "), text(&o)));
     }
+    // `infra env` on a terminal (it prints the passwords only into a pipe, for `eval`).
+    let on_terminal = Command::new("script")
+        .args(["-qec", &format!("{} infra env", env!("CARGO_BIN_EXE_xtask")), "/dev/null"])
+        .env("XTASK_STATE_DIR", s)
+        .output()
+        .expect("run script");
+    assert!(text(&on_terminal).contains("passwords hidden"), "{}", text(&on_terminal));
+    seen.push(("infra env on a terminal".into(), text(&on_terminal)));
     // Errors of commands given a URL with the password in it.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("001_a.sql"), "-- +goose Up\nSELECT nosuch;\n").unwrap();
