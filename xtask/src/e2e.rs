@@ -1,5 +1,6 @@
 //! `cargo xtask e2e`: bring a suite's environment up, run its tests, diagnose, tear down.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -65,7 +66,10 @@ async fn e2e(root: &Path, runs: &Runs, args: UpArgs, junit: Option<&Path>) -> an
         let ints = &ints;
         async move { ints.lock().await.recv().await }
     };
-    eprintln!("then: {command}");
+    if !args.json && !std::io::stderr().is_terminal() {
+        // A log gets the plan's last step; a terminal shows the tests' own output soon enough.
+        eprintln!("then: {command}");
+    }
     let result = session::e2e(root, runs, suite, &registry, options, interrupt, printer(args.json)).await;
     let run = match result {
         Ok(run) => run,

@@ -404,6 +404,9 @@ pub(crate) fn printer(json: bool) -> impl FnMut(&Event) {
     let started = Instant::now();
     let bars = (!json && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
     let mut spinners: std::collections::HashMap<String, indicatif::ProgressBar> = Default::default();
+    // A step that starts once the others are done is a background one (keeping a template): it
+    // runs beside the tests, whose output a ticking spinner would cut into, so it gets a line.
+    let mut finished_any = false;
     let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<18} {elapsed:>4} {wide_msg}")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
     move |e| {
@@ -424,6 +427,9 @@ pub(crate) fn printer(json: bool) -> impl FnMut(&Event) {
             return;
         };
         match e {
+            Event::Started { step, .. } if spinners.is_empty() && finished_any => {
+                let _ = multi.println(format!("{step}: started, in the background"));
+            }
             Event::Started { step, .. } => {
                 let bar = multi.add(indicatif::ProgressBar::new_spinner().with_style(style.clone()));
                 bar.set_prefix(step.clone());
@@ -436,6 +442,7 @@ pub(crate) fn printer(json: bool) -> impl FnMut(&Event) {
                 }
             }
             Event::Ready { step, .. } | Event::Failed { step, .. } => {
+                finished_any = true;
                 if let Some(bar) = spinners.remove(step) {
                     bar.finish_and_clear();
                 }

@@ -631,3 +631,29 @@ fn a_setup_that_fails_still_writes_junit_and_timings() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<h2>datastorage failed</h2>") && page.contains("class=\"bar failed"), "{page}");
 }
+
+/// On a terminal, nothing of xtask's cuts into the tests' own output: no stray `then:` line
+/// before it, and the background step (keeping a template) says it started on a line of its own
+/// instead of a spinner that ticks while the tests print.
+#[test]
+fn on_a_terminal_nothing_interleaves_with_the_tests_output() {
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let command = format!("{} e2e gateway", env!("CARGO_BIN_EXE_xtask"));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("XTASK_STATE_DIR", state.path())
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("then: "), "{text}");
+    assert!(text.contains("snapshot: started, in the background"), "a first run keeps a template: {text}");
+    let (start, end) = (text.find("running ").unwrap(), text.rfind("test result").unwrap());
+    let tests = &text[start..end];
+    let spinner = |c: char| ('\u{2800}'..='\u{28ff}').contains(&c);
+    assert!(
+        !tests.contains("snapshot") && !tests.chars().any(spinner),
+        "xtask wrote into the tests' output:\n{tests}"
+    );
+}
