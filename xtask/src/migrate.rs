@@ -89,13 +89,23 @@ impl Common {
     }
 
     fn url(&self) -> anyhow::Result<&str> {
-        self.database_url.as_deref().ok_or_else(|| {
+        let url = self.database_url.as_deref().ok_or_else(|| {
             BadInput(
                 "no database: pass --database-url postgres://user:password@host:port/db or set DATABASE_URL"
                     .into(),
             )
-            .into()
-        })
+        })?;
+        // A URL of another database says so, rather than the driver's "unexpected EOF".
+        if let Some((scheme, _)) = url.split_once("://")
+            && !matches!(scheme, "postgres" | "postgresql")
+        {
+            return Err(BadInput(format!(
+                "--database-url {}: the scheme is `{scheme}`; expected postgres:// or postgresql:// (PostgreSQL only)",
+                redact::connection_string(url)
+            ))
+            .into());
+        }
+        Ok(url)
     }
 
     fn options(&self) -> Options {

@@ -89,7 +89,7 @@ pub fn report_error(e: &anyhow::Error, schema: Option<&str>) -> ExitCode {
             _ => None,
         });
         let mut doc = json!({
-            "schema": schema, "ok": false, "error": format!("{e:#}"),
+            "schema": schema, "ok": false, "error": said(e),
             "exit_code": if is_bad_input(e) { 2 } else { 1 }, "diagnostics": diagnostics,
         });
         if let Some(f) = failure {
@@ -99,11 +99,28 @@ pub fn report_error(e: &anyhow::Error, schema: Option<&str>) -> ExitCode {
     }
     // On stderr as well with --json: a log read by a person (CI's) still says what went wrong.
     if diagnostics.is_empty() {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", said(e));
     } else {
         emit(&diagnostics, schema.is_some());
     }
     code
+}
+
+/// An error with its causes, each said once: a library's message often repeats its cause's
+/// ("error connecting to server: error connecting to server: ..."), and `{:#}` would too.
+pub fn said(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// A progress event as one JSON line on stderr, named by `schema` so a reader can tell the
@@ -114,4 +131,36 @@ pub fn event_line(schema: &str, event: &impl Serialize) {
         map.insert("schema".into(), Value::String(schema.into()));
     }
     eprintln!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said;
+
+    #[derive(Debug)]
+    struct Cause(&'static str, Option<Box<Cause>>);
+
+    impl std::fmt::Display for Cause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Cause {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = Cause("Connection refused (os error 111)", None);
+        let driver = Cause("error connecting to server", Some(Box::new(io)));
+        let e = anyhow::Error::new(driver)
+            .context("cannot connect to postgres://u:***@h/db: error connecting to server");
+        assert_eq!(
+            said(&e),
+            "cannot connect to postgres://u:***@h/db: error connecting to server: Connection refused (os error 111)"
+        );
+    }
 }

@@ -261,3 +261,50 @@ fn the_kind_backend_runs_a_suite_through_a_kind_double_on_the_devcluster() {
     let clusters: Vec<_> = std::fs::read_dir(records.join("clusters")).unwrap().collect();
     assert!(clusters.is_empty(), "the cluster was deleted after the run");
 }
+
+/// A cluster that disappears under a kept run (here: its kubeconfig now names a port nothing
+/// listens on): `status` still answers, `down` says what it could not reach and how to forget
+/// it, and `down --force` does.
+#[test]
+fn a_cluster_that_disappears_under_a_kept_run_never_wedges_down() {
+    let Some(c) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let copy = state.path().join("vanishing.kubeconfig");
+    std::fs::copy(&c.kubeconfig, &copy).unwrap();
+    let vanishing =
+        Cluster { kubeconfig: copy.clone(), registry: c.registry.clone(), kubectl: c.kubectl.clone() };
+    let up = vanishing.xtask(state.path(), &["infra", "up", "gateway", "--keep"]);
+    assert!(up.status.success(), "{}", text(&up));
+    let run = only_run(&c, state.path());
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = std::fs::read_to_string(&copy).unwrap();
+    let gone: Vec<String> = config
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                format!("    server: https://127.0.0.1:{closed}")
+            } else {
+                l.into()
+            }
+        })
+        .collect();
+    std::fs::write(&copy, gone.join("\n")).unwrap();
+
+    let started = Instant::now();
+    let status = vanishing.xtask(state.path(), &["infra", "status"]);
+    assert!(started.elapsed() < Duration::from_secs(60), "status answers: {:?}", started.elapsed());
+    assert!(text(&status).contains(&run), "{}", text(&status));
+
+    let down = vanishing.xtask(state.path(), &["infra", "down", &run]);
+    let said = text(&down);
+    assert_eq!(down.status.code(), Some(1), "{said}");
+    assert!(said.contains("Connection refused") && said.contains("--force"), "{said}");
+    let forced = vanishing.xtask(state.path(), &["infra", "down", &run, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert!(text(&forced).contains("forgotten, may still exist"), "{}", text(&forced));
+    assert!(!state.path().join("runs").join(&run).exists());
+
+    // The namespace is still on the real cluster: this test removes it itself.
+    c.kubectl(&["delete", "ns", &format!("xtask-{run}"), "--wait=false"]);
+}

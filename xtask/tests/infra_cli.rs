@@ -348,6 +348,8 @@ fn doctor_names_what_is_missing_and_how_to_get_it() {
         .env("PG_BINDIR", "/nonexistent/pg")
         .env("REDIS_SERVER", "/nonexistent/redis-server")
         .env("XTASK_CONTAINER_ENGINE", "/nonexistent/podman")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("KIND", "/nonexistent/kind")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

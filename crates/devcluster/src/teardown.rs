@@ -147,6 +147,13 @@ pub async fn down(layout: &Layout, progress: &Progress) -> Result<Down, Error> {
     for path in state.created.iter().rev() {
         remove_created(path, &mut left);
     }
+    left.extend(leftovers(&layout, &network));
+    left.sort();
+    left.dedup();
+    if !left.is_empty() {
+        // The state stays, so that `down` can be run again once the cause is gone.
+        return Err(Error::LeftBehind { left });
+    }
     for path in [&layout.run, &layout.dir] {
         if path.exists()
             && let Err(e) = std::fs::remove_dir_all(path)
@@ -154,9 +161,6 @@ pub async fn down(layout: &Layout, progress: &Progress) -> Result<Down, Error> {
             left.push(format!("removing {}: {e}", path.display()));
         }
     }
-    left.extend(leftovers(&layout, &network));
-    left.sort();
-    left.dedup();
     if left.is_empty() { Ok(done) } else { Err(Error::LeftBehind { left }) }
 }
 
@@ -251,6 +255,12 @@ fn remove_cni_results() {
 fn remove_created(path: &Path, left: &mut Vec<String>) {
     if !path.exists() {
         return;
+    }
+    // containerd makes /run/netns a shared bind mount of itself (as `ip netns` does).
+    if net::mounts_under(&[path], &[]).iter().any(|m| m == path)
+        && let Err(e) = net::unmount(path)
+    {
+        left.push(e);
     }
     let result = if path.is_dir() {
         if path == Path::new("/var/lib/kubelet") {
