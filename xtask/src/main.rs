@@ -85,8 +85,63 @@ impl Command {
     }
 }
 
+/// The suites under `manifests/suites/` (file names without `.yaml`), sorted.
+fn suite_names() -> Vec<String> {
+    let dir = workspace_root().join("manifests").join("suites");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Values for a completion script (generated once and printed: the strings may live on).
+fn values(names: &[String]) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        names.iter().map(|n| -> &'static str { Box::leak(n.clone().into_boxed_str()) }),
+    )
+}
+
+/// The command line with what is found at run time: the suites in the help of the commands
+/// that take one and, for completion scripts, the suites and components as their values.
+fn command(for_completion: bool) -> clap::Command {
+    let suites = suite_names();
+    let listed = format!(
+        "Suites: {} (manifests/suites/<name>.yaml; a path to a suite file works too).",
+        suites.join(", ")
+    );
+    let with_suites = |c: clap::Command| {
+        let help = match c.get_after_help() {
+            Some(after) => format!("{listed}\n\n{after}"),
+            None => listed.clone(),
+        };
+        let c = c.after_help(help);
+        if for_completion { c.mut_arg("suite", |a| a.value_parser(values(&suites))) } else { c }
+    };
+    let components: Vec<String> = ::infra::Registry::builtin().all().map(|c| c.name().to_string()).collect();
+    <Cli as clap::CommandFactory>::command().mut_subcommand("e2e", with_suites).mut_subcommand(
+        "infra",
+        |infra| {
+            infra.mut_subcommand("up", with_suites).mut_subcommand("restart", |r| {
+                if for_completion {
+                    r.mut_arg("component", |a| a.value_parser(values(&components)))
+                } else {
+                    r
+                }
+            })
+        },
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command(false).get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let schema = cli.command.json_schema();
     let result = match cli.command {
         Command::Migrate(m) => m.run(),
@@ -95,7 +150,7 @@ fn main() -> ExitCode {
         Command::Doctor(d) => d.run(),
         Command::Devcluster(d) => d.run(),
         Command::Completions(c) => {
-            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut command = command(true);
             clap_complete::generate(c.shell, &mut command, &c.name, &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }

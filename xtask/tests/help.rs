@@ -69,6 +69,14 @@ fn bash_completion_completes_subcommands_and_flags() {
         "{}",
         complete("xtask e2e --backend ")
     );
+    // Suites and components are completed from what the workspace has.
+    assert_eq!(complete("xtask e2e work"), "workflowexecution");
+    assert_eq!(complete("xtask infra up gat"), "gateway");
+    assert!(
+        complete("xtask infra restart ").split(' ').any(|w| w == "postgres"),
+        "{}",
+        complete("xtask infra restart ")
+    );
 }
 
 /// The Makefile fragment's targets run subcommands that exist: each is run through make with
