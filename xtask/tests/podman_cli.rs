@@ -46,10 +46,14 @@ fn labelled(id: &str) -> Vec<String> {
         .chain(podman(&["network", "ls", "--filter", &filter, "--format", "network {{.Name}}"]).lines())
         .map(str::to_string)
         .collect();
-    // podman 4.3's `secret ls` has no label filter.
+    // podman 4.3's `secret ls` has no label filter. Other tests remove their secrets meanwhile:
+    // one gone between the listing and its inspection was not this run's.
     for name in podman(&["secret", "ls", "--format", "{{.Name}}"]).lines() {
-        let label = podman(&["secret", "inspect", "--format", "{{index .Spec.Labels \"xtask.run\"}}", name]);
-        if label.trim() == id {
+        let inspected = Command::new("podman")
+            .args(["secret", "inspect", "--format", "{{index .Spec.Labels \"xtask.run\"}}", name])
+            .output()
+            .expect("run podman");
+        if inspected.status.success() && String::from_utf8_lossy(&inspected.stdout).trim() == id {
             out.push(format!("secret {name}"));
         }
     }
