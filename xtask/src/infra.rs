@@ -358,7 +358,9 @@ pub(crate) fn load_suite(root: &Path, name: &str) -> anyhow::Result<Suite> {
         );
     }
     // Kept typed: the error's diagnostic names the file, line and column.
-    Ok(infra::suite::load(&path, &Registry::builtin())?)
+    let suite = infra::suite::load(&path, &Registry::builtin())?;
+    infra::suite::check_tables(&path, &suite, &root.join("migrations"))?;
+    Ok(suite)
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught from the moment they are installed: installed before anything is

@@ -85,19 +85,6 @@ impl Command {
     }
 }
 
-/// The suites under `manifests/suites/` (file names without `.yaml`), sorted.
-fn suite_names() -> Vec<String> {
-    let dir = workspace_root().join("manifests").join("suites");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Values for a completion script (generated once and printed: the strings may live on).
 fn values(names: &[String]) -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(
@@ -108,7 +95,7 @@ fn values(names: &[String]) -> clap::builder::PossibleValuesParser {
 /// The command line with what is found at run time: the suites in the help of the commands
 /// that take one and, for completion scripts, the suites and components as their values.
 fn command(for_completion: bool) -> clap::Command {
-    let suites = suite_names();
+    let suites = ::infra::suite::names(&workspace_root()).unwrap_or_default();
     let listed = format!(
         "Suites: {} (manifests/suites/<name>.yaml; a path to a suite file works too).",
         suites.join(", ")

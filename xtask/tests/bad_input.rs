@@ -155,6 +155,19 @@ const CASES: &[Case] = &[
         says: &["--image postgres=...: images are for container backends", "--binary COMPONENT=PATH"],
     },
     Case {
+        name: "suite: misspelt migration table",
+        files: &[(
+            "s.yaml",
+            "name: s\ncomponents: [postgres, migrations]\nmigrations: [audit_events, audit_evnets]\ntest: {command: [\"true\"]}\n",
+        )],
+        args: &["e2e", "{dir}/s.yaml"],
+        code: 2,
+        says: &[
+            "{dir}/s.yaml:3:28: error: migrations[1]: no migration in",
+            "touches table `audit_evnets`; they know: audit_events,",
+        ],
+    },
+    Case {
         name: "suite: unknown component",
         files: &[("s.yaml", "name: s\ncomponents: [postgres, mysql]\ntest: {command: [\"true\"]}\n")],
         args: &["infra", "up", "{dir}/s.yaml"],

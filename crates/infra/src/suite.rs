@@ -196,6 +196,36 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
     parse(&text, path, registry)
 }
 
+/// Checks that every table of the suite's `migrations:` list is one the migrations in `dir`
+/// touch, before anything starts: a misspelt table is the suite file's mistake, named with its
+/// line and column.
+pub fn check_tables(path: &Path, suite: &Suite, dir: &Path) -> Result<(), SuiteError> {
+    let MigrationSelection::Tables(tables) = &suite.migrations else { return Ok(()) };
+    if !suite.components.iter().any(|c| c == "migrations") {
+        return Ok(());
+    }
+    let set = migrations::MigrationSet::load(dir)
+        .map_err(|e| SuiteError::new(path, format!("migrations: cannot read {}: {e}", dir.display())))?;
+    for (i, table) in tables.iter().enumerate() {
+        let one = migrations::Selection::Tables(vec![table.clone()]);
+        if let Err(migrations::Error::UnknownTable { known, .. }) = one.resolve(&set) {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let field = format!("migrations[{i}]");
+            return Err(SuiteError {
+                at: diag::yaml::locate(&text, &field),
+                ..SuiteError::new(
+                    path,
+                    format!(
+                        "{field}: no migration in {} touches table `{table}`; they know: {known}",
+                        dir.display()
+                    ),
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Parses and validates suite text; `path` names it in errors and must match `name`.
 pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, SuiteError> {
     let options = serde_saphyr::options! { with_snippet: false };
