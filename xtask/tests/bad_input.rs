@@ -168,6 +168,27 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "suite: a list given as a word",
+        files: &[("s.yaml", "name: s\ncomponents: postgres\ntest: {command: [\"true\"]}\n")],
+        args: &["infra", "up", "{dir}/s.yaml"],
+        code: 2,
+        says: &["{dir}/s.yaml:2:13: error: components: expected a list, e.g. `[a, b]`"],
+    },
+    Case {
+        name: "suite: a test command that is not a list",
+        files: &[("s.yaml", "name: s\ncomponents: [postgres]\ntest: {command: true}\n")],
+        args: &["infra", "up", "{dir}/s.yaml"],
+        code: 2,
+        says: &["{dir}/s.yaml:3:17: error: test.command: expected a list"],
+    },
+    Case {
+        name: "suite: images given as a list",
+        files: &[("s.yaml", "name: s\ncomponents: [postgres]\nimages: [x]\ntest: {command: [\"true\"]}\n")],
+        args: &["infra", "up", "{dir}/s.yaml"],
+        code: 2,
+        says: &["{dir}/s.yaml:3:9: error: images: expected a map of `key: value`"],
+    },
+    Case {
         name: "suite: unknown component",
         files: &[("s.yaml", "name: s\ncomponents: [postgres, mysql]\ntest: {command: [\"true\"]}\n")],
         args: &["infra", "up", "{dir}/s.yaml"],

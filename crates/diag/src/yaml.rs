@@ -31,6 +31,50 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     found
 }
 
+/// The field path (`test.command`, `steps[2].name`) of the last key or element that starts at
+/// or before `at` in document order: for a type error the parser reports at a value, the
+/// field that value belongs to. `None` when `text` is not YAML or nothing comes before `at`.
+pub fn field_at(text: &str, at: At) -> Option<String> {
+    fn walk(tree: &Tree, path: &str, at: At, best: &mut Option<(At, String)>) {
+        let mut consider = |pos: At, path: String, child: &Tree| {
+            if pos <= at {
+                if best.as_ref().is_none_or(|(b, _)| pos >= *b) {
+                    *best = Some((pos, path.clone()));
+                }
+                walk(child, &path, at, best);
+            }
+        };
+        match tree {
+            Tree::Map(entries) => {
+                for e in entries {
+                    let p = if path.is_empty() { e.key.clone() } else { format!("{path}.{}", e.key) };
+                    consider(e.at, p, &e.value);
+                }
+            }
+            Tree::Seq(items) => {
+                for (i, (pos, child)) in items.iter().enumerate() {
+                    consider(*pos, format!("{path}[{i}]"), child);
+                }
+            }
+            Tree::Leaf => {}
+        }
+    }
+    let tree = tree(text)?;
+    let mut best = None;
+    walk(&tree, "", at, &mut best);
+    best.map(|(_, p)| p)
+}
+
+/// A parser's type error in words a suite author reads: `expected sequence start` is a list
+/// that was not given as one.
+pub fn plain_type_error(message: &str) -> String {
+    match message {
+        "expected sequence start" => "expected a list, e.g. `[a, b]`".into(),
+        "expected mapping start" => "expected a map of `key: value`".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A parser error (from text parsed with `with_snippet: false`) as its message and position:
 /// the message without the ` at line L, column C` the parser appends, which the diagnostic's
 /// location says instead.
@@ -197,6 +241,16 @@ impl<'de> Deserialize<'de> for KeyText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_names_the_field_its_value_belongs_to() {
+        let text = "name: s\ncomponents: postgres\ntest: {command: true, timeout: 1m}\nimages: [x]\n";
+        assert_eq!(field_at(text, (2, 13)).as_deref(), Some("components"));
+        assert_eq!(field_at(text, (3, 17)).as_deref(), Some("test.command"));
+        assert_eq!(field_at(text, (4, 9)).as_deref(), Some("images"));
+        assert_eq!(field_at("a: [1, 2]\n", (1, 8)).as_deref(), Some("a[1]"));
+        assert_eq!(field_at("a: 1\n", (0, 0)), None);
+    }
 
     const SUITE: &str = "name: we\ncomponents:\n  - postgres\n  - redis\nimages:\n  postgres: pg:16\ntest:\n  command: [cargo, test]\n";
 

@@ -231,6 +231,14 @@ pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Suite, Suit
     let options = serde_saphyr::options! { with_snippet: false };
     let raw: Raw = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let (message, at) = diag::yaml::split_error(&e);
+        // A type error is reported at the value: name the field it belongs to.
+        let field = at.and_then(|at| diag::yaml::field_at(text, at));
+        let message = match field {
+            Some(field) if !message.contains(&field) => {
+                format!("{field}: {}", diag::yaml::plain_type_error(&message))
+            }
+            _ => message,
+        };
         SuiteError { at, ..SuiteError::new(path, message) }
     })?;
     validate(raw, path, registry).map_err(|mut e| {
