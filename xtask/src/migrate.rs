@@ -239,6 +239,7 @@ async fn up(common: Common, selection: Selection) -> anyhow::Result<ExitCode> {
         // A real run refuses an edited applied file before anything else; so does its rehearsal.
         migrations::check_checksums(&set, &applied)?;
         let plan = Plan::up(&set, &applied, &wanted);
+        migrations::check_plan(&set, &plan)?;
         if common.json {
             println!(
                 "{}",
@@ -281,6 +282,7 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
         let applied = migrations::store::applied(&client).await?;
         migrations::check_checksums(&set, &applied)?;
         let plan = Plan::down(&set, &applied, to)?;
+        migrations::check_plan(&set, &plan)?;
         if common.json {
             println!(
                 "{}",

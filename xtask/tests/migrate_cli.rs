@@ -284,6 +284,15 @@ fn a_folder_mixing_plain_and_goose_files_applies_and_stops_at_a_transactional_co
         )),
         "{err}"
     );
-    assert!(err.contains("add '-- +goose NO TRANSACTION'"), "{err}");
+    // The file has no annotations: the advice names both lines it needs.
+    assert!(
+        err.contains("needs both '-- +goose NO TRANSACTION' and '-- +goose Up' as its first lines"),
+        "{err}"
+    );
     assert_eq!(pg.psql("app", "SELECT max(version_id) FROM goose_db_version").unwrap().trim(), "2");
+    // Its rehearsal refuses it the same way, without a database.
+    let dry = xtask(&["migrate", "--all", "--dry-run", "--dir", d], None);
+    let (out, err) = text(&dry);
+    assert_eq!(dry.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("003_index.sql:2: error: Up: CREATE INDEX CONCURRENTLY"), "{err}");
 }

@@ -310,12 +310,46 @@ pub fn check_checksums(
     Ok(())
 }
 
+/// Fails with [`Error::NeedsNoTransaction`] if a step of `plan` that runs in a transaction holds
+/// a statement PostgreSQL refuses inside one: every pending file is checked before the first
+/// runs, so such a file stops the run before anything of it is applied. Read-only, so a dry run
+/// refuses exactly what a real run would.
+pub fn check_plan(set: &MigrationSet, plan: &Plan) -> Result<(), Error> {
+    for step in plan.steps.iter().filter(|s| !s.no_transaction) {
+        let m = set.get(step.version).expect("plans only name migrations of the set");
+        let statements = match plan.direction {
+            Direction::Up => &m.parsed.up.statements,
+            Direction::Down => match &m.parsed.down {
+                Some(down) => &down.statements,
+                None => continue,
+            },
+        };
+        if let Some((stmt, what)) =
+            statements.iter().find_map(|s| crate::lint::refused_in_transaction(&s.sql).map(|w| (s, w)))
+        {
+            return Err(Error::NeedsNoTransaction {
+                file: m.path.clone(),
+                line: stmt.line,
+                direction: match plan.direction {
+                    Direction::Up => "Up",
+                    Direction::Down => "Down",
+                },
+                what,
+                annotated: m.parsed.annotated,
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn run(
     client: &Client,
     set: &MigrationSet,
     plan: &Plan,
     on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Vec<Done>, Error> {
+    // PostgreSQL would refuse such a file half-way; say so before anything runs.
+    check_plan(set, plan)?;
     let mut done = Vec::new();
     for step in &plan.steps {
         let m = set.get(step.version).expect("plans only name migrations of the set");
@@ -354,20 +388,6 @@ async fn run_one(client: &Client, m: &Migration, direction: Direction, step: &St
             return Err(record_err(e));
         }
         return Ok(());
-    }
-    // PostgreSQL would refuse it half-way through the transaction; say so before anything runs.
-    if let Some((stmt, what)) =
-        statements.iter().find_map(|s| crate::lint::refused_in_transaction(&s.sql).map(|w| (s, w)))
-    {
-        return Err(Error::NeedsNoTransaction {
-            file: m.path.clone(),
-            line: stmt.line,
-            direction: match direction {
-                Direction::Up => "Up",
-                Direction::Down => "Down",
-            },
-            what,
-        });
     }
     client.batch_execute("BEGIN").await.map_err(record_err)?;
     for stmt in statements {

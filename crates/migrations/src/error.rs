@@ -107,9 +107,15 @@ pub enum Error {
     /// found before anything of the file runs.
     #[error(
         "{}:{line}: {direction}: {what} cannot run inside a transaction, and this migration runs in one: \
-         add '-- +goose NO TRANSACTION' to the file (and keep such statements in a file of their own); \
-         nothing of this file was run, later migrations were not attempted",
-        .file.display()
+         {} (and keep such statements in a file of their own); nothing was applied: every pending \
+         file is checked before the first runs",
+        .file.display(),
+        if *.annotated {
+            "add '-- +goose NO TRANSACTION' to the file"
+        } else {
+            "the file has no goose annotations, so it needs both '-- +goose NO TRANSACTION' and \
+             '-- +goose Up' as its first lines"
+        }
     )]
     NeedsNoTransaction {
         /// The file.
@@ -120,6 +126,8 @@ pub enum Error {
         direction: &'static str,
         /// The statement kind, e.g. `CREATE INDEX CONCURRENTLY`.
         what: &'static str,
+        /// Whether the file has goose annotations (else it needs `-- +goose Up` too).
+        annotated: bool,
     },
     /// The server could not be reached.
     #[error("cannot connect to {url}: {source}")]

@@ -26,7 +26,7 @@ pub mod source;
 pub mod status;
 pub mod store;
 
-pub use apply::{Connection, Event, Options, Report, check_checksums, connect, down, up};
+pub use apply::{Connection, Event, Options, Report, check_checksums, check_plan, connect, down, up};
 pub use error::{Error, StatementFailure};
 pub use plan::{Direction, Plan, Selection};
 pub use source::{Migration, MigrationSet};
