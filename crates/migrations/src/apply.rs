@@ -310,12 +310,12 @@ pub fn check_checksums(
     Ok(())
 }
 
-/// Fails with [`Error::NeedsNoTransaction`] if a step of `plan` that runs in a transaction holds
-/// a statement PostgreSQL refuses inside one: every pending file is checked before the first
-/// runs, so such a file stops the run before anything of it is applied. Read-only, so a dry run
-/// refuses exactly what a real run would.
+/// Checks a plan before any of it runs: [`Error::NeedsNoTransaction`] if a step that runs in a
+/// transaction holds a statement PostgreSQL refuses inside one, [`Error::Unparsable`] if a
+/// rollback's Down statement does not parse. Every pending file is checked before the first
+/// runs; read-only, so a dry run refuses exactly what a real run would.
 pub fn check_plan(set: &MigrationSet, plan: &Plan) -> Result<(), Error> {
-    for step in plan.steps.iter().filter(|s| !s.no_transaction) {
+    for step in &plan.steps {
         let m = set.get(step.version).expect("plans only name migrations of the set");
         let statements = match plan.direction {
             Direction::Up => &m.parsed.up.statements,
@@ -324,16 +324,38 @@ pub fn check_plan(set: &MigrationSet, plan: &Plan) -> Result<(), Error> {
                 None => continue,
             },
         };
+        let direction = match plan.direction {
+            Direction::Up => "Up",
+            Direction::Down => "Down",
+        };
+        // A rollback is what is reached for when something went wrong: its Down is checked the
+        // way `lint` checks it, before any of it runs.
+        if plan.direction == Direction::Down {
+            for stmt in statements.iter().filter(|s| !s.envsubst) {
+                if let Err(e) = pg_query::parse(&stmt.sql, 0) {
+                    let message = e.to_string();
+                    let message = message
+                        .trim_start_matches("Error parsing query: ")
+                        .trim_start_matches("Invalid statement: ");
+                    return Err(Error::Unparsable {
+                        file: m.path.clone(),
+                        line: stmt.line,
+                        direction,
+                        message: message.to_string(),
+                    });
+                }
+            }
+        }
+        if step.no_transaction {
+            continue;
+        }
         if let Some((stmt, what)) =
             statements.iter().find_map(|s| crate::lint::refused_in_transaction(&s.sql).map(|w| (s, w)))
         {
             return Err(Error::NeedsNoTransaction {
                 file: m.path.clone(),
                 line: stmt.line,
-                direction: match plan.direction {
-                    Direction::Up => "Up",
-                    Direction::Down => "Down",
-                },
+                direction,
                 what,
                 annotated: m.parsed.annotated,
             });

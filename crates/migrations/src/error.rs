@@ -95,6 +95,22 @@ pub enum Error {
         /// The requested version.
         version: i64,
     },
+    /// A statement of a section about to run does not parse (PostgreSQL's own parser), found
+    /// before anything runs: a rollback whose Down is broken is refused as `lint` refuses it.
+    #[error(
+        "{}:{line}: {direction}: SQL does not parse: {message}; nothing was run",
+        .file.display()
+    )]
+    Unparsable {
+        /// The file.
+        file: PathBuf,
+        /// The statement's line.
+        line: usize,
+        /// `Up` or `Down`.
+        direction: &'static str,
+        /// The parser's message.
+        message: String,
+    },
     /// A migration to roll back has no Down section.
     #[error("{}: no '-- +goose Down' section, so version {version} cannot be rolled back", .file.display())]
     NoDown {
@@ -185,6 +201,7 @@ impl Error {
                 | Error::UnknownTable { .. }
                 | Error::UnknownVersion { .. }
                 | Error::NoDown { .. }
+                | Error::Unparsable { .. }
                 | Error::NeedsNoTransaction { .. }
         )
     }
@@ -208,7 +225,9 @@ impl Error {
             Error::Parse { file, source } => {
                 Diagnostic::error(file, source.to_string()).at(source.line(), None)
             }
-            Error::UnsetVariable { file, line, .. } | Error::NeedsNoTransaction { file, line, .. } => {
+            Error::UnsetVariable { file, line, .. }
+            | Error::NeedsNoTransaction { file, line, .. }
+            | Error::Unparsable { file, line, .. } => {
                 Diagnostic::error(file, message(self.to_string(), file)).at(Some(*line), None)
             }
             Error::ChecksumMismatch { file, .. } | Error::NoDown { file, .. } => {

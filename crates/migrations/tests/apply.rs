@@ -316,3 +316,23 @@ async fn a_lost_connection_is_reported_with_the_reason_it_ended() {
     );
     assert!(text.contains("connection closed\nthe connection to the database had ended: "), "{text}");
 }
+
+/// A rollback whose Down does not parse is refused before any of it runs, as `lint` refuses
+/// it, rather than half-way with PostgreSQL's error.
+#[tokio::test]
+async fn a_down_that_does_not_parse_is_refused_before_anything_rolls_back() {
+    let db = Db::start();
+    let broken = "-- +goose Up\nCREATE TABLE c (id int);\n-- +goose Down\nDROP TABL c;\n";
+    let p = Project::new(&[("001_a.sql", CREATE_A), ("002_c.sql", broken)]);
+    assert_eq!(versions(&up(&db, &p, Selection::All).await.unwrap()), [1, 2]);
+    let err = down(&db, &p, Some(0)).await.unwrap_err();
+    let Error::Unparsable { file, line, direction, message } = &err else { panic!("{err}") };
+    assert_eq!((file.file_name().unwrap().to_str().unwrap(), *line, *direction), ("002_c.sql", 4, "Down"));
+    assert!(message.contains("syntax error"), "{message}");
+    assert!(err.is_bad_input(), "{err}");
+    assert_eq!(
+        db.query("SELECT to_regclass('c') IS NOT NULL AND to_regclass('a') IS NOT NULL"),
+        "t",
+        "nothing rolled back"
+    );
+}
