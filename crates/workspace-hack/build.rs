@@ -1,0 +1,3 @@
+//! Empty: cargo considers build-dependencies only for a package with a build script.
+
+fn main() {}
