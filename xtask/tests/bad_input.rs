@@ -575,3 +575,36 @@ fn a_full_disk_is_named_and_nothing_is_left_running() {
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
 }
+
+/// A read-only state directory (a read-only bind mount: root writes through file modes): `infra
+/// up` fails at once, saying so once, with the path it could not write.
+#[test]
+fn a_read_only_state_directory_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let s = state.to_str().unwrap();
+    let bound = Command::new("mount").args(["--bind", s, s]).output();
+    if !bound.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot bind-mount here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a str);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).output();
+        }
+    }
+    let _unmount = Unmount(s);
+    let ro = Command::new("mount").args(["-o", "remount,ro,bind", s]).output().unwrap();
+    assert!(ro.status.success(), "{}", String::from_utf8_lossy(&ro.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["infra", "up", "gateway"])
+        .env("XTASK_STATE_DIR", &state)
+        .output()
+        .expect("run xtask");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("under {s}/runs")) && err.contains("Read-only file system"), "{err}");
+    assert_eq!(err.matches("Read-only file system").count(), 1, "said once: {err}");
+}

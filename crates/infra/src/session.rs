@@ -283,7 +283,9 @@ pub async fn up(
     on_event: impl FnMut(&Event),
 ) -> Result<Up, UpError> {
     let backend = options.backend()?;
-    let (id, dir) = runs.create(&suite.name).map_err(InfraError::io("creating the run directory"))?;
+    let (id, dir) = runs
+        .create(&suite.name)
+        .map_err(InfraError::io(format!("creating a run directory under {}", runs.base().display())))?;
     let state = RunState {
         id,
         suite: suite.name.clone(),
