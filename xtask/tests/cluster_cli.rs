@@ -86,6 +86,24 @@ fn only_run(c: &Cluster, state: &Path) -> String {
     runs[0]["run"].as_str().or(runs[0]["id"].as_str()).expect("a run id").to_string()
 }
 
+/// Writes `kubeconfig` to `to` with its server moved to a loopback port nothing listens on
+/// (a cluster that is gone); `to` may be `kubeconfig` itself.
+fn with_closed_server(kubeconfig: &Path, to: &Path) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = std::fs::read_to_string(kubeconfig).unwrap();
+    let gone: Vec<String> = config
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                format!("    server: https://127.0.0.1:{closed}")
+            } else {
+                l.into()
+            }
+        })
+        .collect();
+    std::fs::write(to, gone.join("\n")).unwrap();
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -162,22 +180,8 @@ fn after_sigint_or_sigkill_mid_up_down_all_removes_the_namespace() {
 fn an_unreachable_cluster_never_wedges_down() {
     let Some(c) = cluster() else { return };
     let state = tempfile::tempdir().unwrap();
-    // The real kubeconfig, its server moved to a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    let gone = config
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("server:") {
-                format!("    server: https://127.0.0.1:{closed}")
-            } else {
-                l.into()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
     let path = state.path().join("gone.kubeconfig");
-    std::fs::write(&path, gone).unwrap();
+    with_closed_server(&c.kubeconfig, &path);
     let gone = Cluster { kubeconfig: path, registry: c.registry.clone(), kubectl: c.kubectl.clone() };
 
     let started = Instant::now();
@@ -277,19 +281,7 @@ fn a_cluster_that_disappears_under_a_kept_run_never_wedges_down() {
     assert!(up.status.success(), "{}", text(&up));
     let run = only_run(&c, state.path());
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = std::fs::read_to_string(&copy).unwrap();
-    let gone: Vec<String> = config
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("server:") {
-                format!("    server: https://127.0.0.1:{closed}")
-            } else {
-                l.into()
-            }
-        })
-        .collect();
-    std::fs::write(&copy, gone.join("\n")).unwrap();
+    with_closed_server(&copy, &copy);
 
     let started = Instant::now();
     let status = vanishing.xtask(state.path(), &["infra", "status"]);
