@@ -135,11 +135,10 @@ pub fn running_owner() -> Option<PathBuf> {
 
 /// A client for the administrator's kubeconfig at `path`.
 pub async fn client(path: &Path) -> Result<Client, Error> {
-    let bad = |e: &dyn std::fmt::Display| Error::State { path: path.to_path_buf(), reason: e.to_string() };
-    let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(file, &Default::default()).await.map_err(|e| bad(&e))?;
-    Client::try_from(config).map_err(|e| bad(&e))
+    envtest::kubeconfig::client(path).await.map_err(|e| match e {
+        envtest::Error::Kubeconfig { path, reason } => Error::State { path, reason },
+        other => Error::Envtest(other),
+    })
 }
 
 /// Programs `up` runs besides the built ones, with their Debian packages.

@@ -325,32 +325,12 @@ http:
 
 /// A kubeconfig for `user` authenticating with a client certificate, all files by path.
 pub fn kubeconfig(network: &Network, layout: &Layout, user: &str) -> String {
-    let pki = |name: &str| layout.path("pki").join(name).display().to_string();
-    format!(
-        r#"apiVersion: v1
-kind: Config
-clusters:
-- name: xtask-devcluster
-  cluster:
-    server: {server}
-    certificate-authority: {ca}
-users:
-- name: {user}
-  user:
-    client-certificate: {crt}
-    client-key: {key}
-contexts:
-- name: xtask-devcluster
-  context:
-    cluster: xtask-devcluster
-    user: {user}
-current-context: xtask-devcluster
-"#,
-        server = network.api_url(),
-        ca = pki("ca.crt"),
-        crt = pki(&format!("{user}.crt")),
-        key = pki(&format!("{user}.key")),
-    )
+    let pki = |name: &str| layout.path("pki").join(name);
+    let auth = envtest::kubeconfig::Auth::ClientCert {
+        cert: pki(&format!("{user}.crt")),
+        key: pki(&format!("{user}.key")),
+    };
+    envtest::kubeconfig::render("xtask-devcluster", &network.api_url(), &pki("ca.crt"), user, &auth)
 }
 
 /// The registries.conf drop-in that lets podman push to the loopback registry over plain HTTP.

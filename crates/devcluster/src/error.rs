@@ -61,9 +61,9 @@ pub enum Error {
     /// Starting, watching or stopping a process failed.
     #[error(transparent)]
     Process(#[from] procs::Error),
-    /// Making the cluster's certificates failed.
-    #[error("making the cluster's certificates: {0}")]
-    Pki(#[from] rcgen::Error),
+    /// Making the cluster's certificates or reading a kubeconfig failed.
+    #[error(transparent)]
+    Envtest(#[from] envtest::Error),
     /// A part of the cluster did not become ready.
     #[error("{part} did not become ready: {reason}")]
     NotReady {

@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use envtest::ApiReady;
 use k8s_openapi::api::core::v1::{Node, ServiceAccount};
-use kube::{Api, Client};
+use kube::Api;
 use wait::{BoxFuture, Probe, Status};
 
 /// A Unix socket that accepts connections.
@@ -26,39 +27,6 @@ impl Probe for SocketProbe {
             }
         })
     }
-}
-
-/// The API server's `/readyz` answering `ok`.
-pub(crate) struct ApiReady(pub Client);
-
-impl Probe for ApiReady {
-    fn name(&self) -> String {
-        "kube-apiserver /readyz".into()
-    }
-
-    fn check(&mut self) -> BoxFuture<'_, Status> {
-        Box::pin(async move {
-            let request = http::Request::get("/readyz").body(Vec::new()).expect("a static request");
-            match self.0.request_text(request).await {
-                Ok(text) if text.trim() == "ok" => Status::Ready,
-                Ok(text) => Status::NotYet(failing_checks(&text)),
-                // A 500 from /readyz carries the check list as the error's message: name only the
-                // checks still failing.
-                Err(kube::Error::Api(status)) => Status::NotYet(failing_checks(&status.message)),
-                Err(e) => Status::NotYet(e.to_string()),
-            }
-        })
-    }
-}
-
-/// The failing checks of a `/readyz` check list (`[-]name failed: ...` lines), or its text.
-fn failing_checks(text: &str) -> String {
-    let failing: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("[-]"))
-        .map(|l| l.split(" failed").next().unwrap_or(l))
-        .collect();
-    if failing.is_empty() { text.trim().to_string() } else { format!("not yet: {}", failing.join(", ")) }
 }
 
 /// Whether a node's `Ready` condition is true, with the condition's message while it is not.
@@ -163,17 +131,5 @@ mod tests {
         );
         let bare: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "n"}})).unwrap();
         assert_eq!(node_status(&bare).reason(), Some("no Ready condition yet"));
-    }
-
-    #[test]
-    fn readyz_progress_names_only_the_failing_checks() {
-        let text = "[+]ping ok\n[+]etcd ok\n[-]poststarthook/rbac/bootstrap-roles failed: reason withheld\n\
-                    [-]poststarthook/scheduling/bootstrap-system-priority-classes failed: reason withheld\n\
-                    [+]shutdown ok\nreadyz check failed";
-        assert_eq!(
-            failing_checks(text),
-            "not yet: poststarthook/rbac/bootstrap-roles, poststarthook/scheduling/bootstrap-system-priority-classes"
-        );
-        assert_eq!(failing_checks("connection refused"), "connection refused");
     }
 }

@@ -1,0 +1,393 @@
+//! A Kubernetes API without a cluster: etcd and kube-apiserver from a `KUBEBUILDER_ASSETS`
+//! folder, on free loopback ports, started the way controller-runtime's envtest starts them.
+//! No controllers and no nodes run: objects are stored and served, authentication (client
+//! certificates, ServiceAccount tokens, TokenReview) and authorization (RBAC,
+//! SubjectAccessReview) are real.
+//!
+//! What DataStorage needs on backends without a cluster, as the monorepo's integration tier
+//! gives it envtest's kubeconfig: reviews of its clients' tokens.
+//!
+//! [`ControlPlane::start`] makes the certificates, starts etcd, then kube-apiserver, and returns
+//! once `/readyz` says `ok`; [`ControlPlane::stop`] (or dropping it) stops both. Everything it
+//! writes is in its directory: `pki/`, `etcd/`, `admin.kubeconfig`, and a log per process.
+
+mod error;
+pub mod identity;
+pub mod kubeconfig;
+pub mod pki;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wait::{BoxFuture, Probe, Status, Waiter};
+
+pub use error::Error;
+
+/// The variable naming the folder with etcd and kube-apiserver (envtest's own).
+pub const ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
+
+/// The ServiceAccount token issuer and audience (what `kubernetes.default.svc` would be).
+pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// How both processes stop: SIGTERM, then SIGKILL after a few seconds.
+const STOP: procs::StopPolicy =
+    procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: Duration::from_secs(10) };
+
+/// How many fresh port pairs a start tries when another process takes a chosen one first.
+const PORT_ATTEMPTS: usize = 3;
+
+/// The folder with etcd and kube-apiserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assets {
+    dir: PathBuf,
+}
+
+impl Assets {
+    /// The folder `KUBEBUILDER_ASSETS` names.
+    pub fn from_env() -> Result<Self, Error> {
+        let dir = std::env::var_os(ASSETS_ENV).filter(|v| !v.is_empty()).ok_or(Error::NoAssets)?;
+        Self::at(Path::new(&dir))
+    }
+
+    /// The folder `dir`, checked to hold both programs.
+    pub fn at(dir: &Path) -> Result<Self, Error> {
+        use std::os::unix::fs::PermissionsExt;
+        for program in ["etcd", "kube-apiserver"] {
+            let runnable = std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if !runnable {
+                return Err(Error::MissingAsset { dir: dir.to_path_buf(), program });
+            }
+        }
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn bin(&self, program: &str) -> PathBuf {
+        self.dir.join(program)
+    }
+}
+
+/// How to start a control plane.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where its files go; `None`: a temporary directory, removed on drop.
+    pub dir: Option<PathBuf>,
+    /// The processes get SIGTERM when this process dies, however it dies.
+    pub die_with_us: bool,
+    /// The processes run in a process group of their own (a Ctrl-C meant for us does not reach them).
+    pub detach: bool,
+    /// How long both may take to become ready.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { dir: None, die_with_us: true, detach: false, timeout: Duration::from_secs(60) }
+    }
+}
+
+/// A running etcd and kube-apiserver owned by this process.
+pub struct ControlPlane {
+    dir: procs::Workdir,
+    api_port: u16,
+    etcd: Option<Child>,
+    apiserver: Option<Child>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane").field("dir", &self.dir.path()).field("url", &self.url()).finish()
+    }
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver from `assets` and waits until the API server is ready.
+    pub async fn start(assets: &Assets, options: Options) -> Result<Self, Error> {
+        let dir = match &options.dir {
+            Some(dir) => procs::Workdir::kept(dir)?,
+            None => procs::Workdir::temp("envtest-")?,
+        };
+        let mut plane = Self { dir, api_port: 0, etcd: None, apiserver: None };
+        plane.write_pki()?;
+        let deadline = Instant::now() + options.timeout;
+        let mut attempts = PORT_ATTEMPTS;
+        loop {
+            attempts -= 1;
+            match plane.launch(assets, &options, deadline).await {
+                Ok(()) => return Ok(plane),
+                Err(e) if attempts > 0 && plane.port_was_taken() => {
+                    plane.stop()?;
+                    drop(e);
+                }
+                Err(e) => {
+                    let _ = plane.stop();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn write_pki(&self) -> Result<(), Error> {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let serving = pki::Leaf {
+            stem: "apiserver",
+            common_name: "kube-apiserver".into(),
+            organization: None,
+            names: vec!["localhost".into(), "kubernetes".into(), "kubernetes.default".into()],
+            ips: vec![loopback],
+            client: false,
+        };
+        let admin = pki::Leaf::client("admin", "envtest-admin", Some("system:masters"));
+        pki::make(&self.pki(), "envtest-ca", &[serving, admin])
+    }
+
+    fn pki(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    fn log(&self, part: &str) -> PathBuf {
+        self.dir.path().join(format!("{part}.log"))
+    }
+
+    fn port_was_taken(&self) -> bool {
+        ["etcd", "kube-apiserver"]
+            .iter()
+            .any(|p| procs::port_taken_in(&std::fs::read_to_string(self.log(p)).unwrap_or_default()))
+    }
+
+    fn spawn(&self, part: &str, argv: &[String], options: &Options) -> Result<Child, Error> {
+        let mut command = procs::command(&argv[0]);
+        command.args(&argv[1..]);
+        procs::log_output(&mut command, &self.log(part), procs::OpenLog::Truncate)?;
+        if options.detach {
+            procs::own_process_group(&mut command);
+        }
+        Ok(procs::spawn(command, STOP.tie(options.die_with_us))?)
+    }
+
+    async fn launch(&mut self, assets: &Assets, options: &Options, deadline: Instant) -> Result<(), Error> {
+        let [client_port, peer_port, api_port] = procs::free_ports(3)?[..] else {
+            unreachable!("free_ports(3) gives three ports")
+        };
+        self.api_port = api_port;
+        let data = self.dir.path().join("etcd");
+        // A fresh start each time: a data directory of an earlier attempt belongs to it.
+        let _ = std::fs::remove_dir_all(&data);
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let etcd_argv = vec![
+            assets.bin("etcd").display().to_string(),
+            format!("--data-dir={}", data.display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+            "--log-level=warn".into(),
+        ];
+        let etcd = self.spawn("etcd", &etcd_argv, options)?;
+        let etcd = self.ready("etcd", etcd, &etcd_argv, health(&etcd_url)?, deadline).await?;
+        self.etcd = Some(etcd);
+
+        let pki = |name: &str| self.pki().join(name).display().to_string();
+        let api_argv = vec![
+            assets.bin("kube-apiserver").display().to_string(),
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            "--insecure-port=0".into(),
+            format!("--tls-cert-file={}", pki("apiserver.crt")),
+            format!("--tls-private-key-file={}", pki("apiserver.key")),
+            format!("--client-ca-file={}", pki("ca.crt")),
+            "--authorization-mode=RBAC".into(),
+            format!("--service-account-issuer={ISSUER}"),
+            format!("--api-audiences={ISSUER}"),
+            format!("--service-account-key-file={}", pki("sa.pub")),
+            format!("--service-account-signing-key-file={}", pki("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            // No controllers run: nothing would give a pod its token, so pods are not admitted
+            // for one (envtest does the same).
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--enable-priority-and-fairness=false".into(),
+            format!("--cert-dir={}", self.dir.path().join("apiserver").display()),
+            "--profiling=false".into(),
+        ];
+        procs::write_file(
+            &self.kubeconfig(),
+            kubeconfig::render(
+                "envtest",
+                &self.url(),
+                &self.pki().join("ca.crt"),
+                "envtest-admin",
+                &kubeconfig::Auth::ClientCert {
+                    cert: self.pki().join("admin.crt"),
+                    key: self.pki().join("admin.key"),
+                },
+            )
+            .as_bytes(),
+            0o600,
+        )?;
+        let client = self.client().await?;
+        let apiserver = self.spawn("kube-apiserver", &api_argv, options)?;
+        let apiserver =
+            self.ready("kube-apiserver", apiserver, &api_argv, ApiReady(client), deadline).await?;
+        self.apiserver = Some(apiserver);
+        Ok(())
+    }
+
+    /// Waits until `probe` passes while the process runs; an exit fails at once with its log.
+    async fn ready(
+        &mut self,
+        part: &'static str,
+        child: Child,
+        argv: &[String],
+        probe: impl Probe + 'static,
+        deadline: Instant,
+    ) -> Result<Child, Error> {
+        let shared = Arc::new(Mutex::new(child));
+        let mut probe = wait::ProcessProbe::new(shared.clone(), argv.join(" "), self.log(part)).until(probe);
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        let outcome = Waiter::new(left).wait_for(&mut probe).await;
+        drop(probe);
+        let child = Arc::into_inner(shared).expect("the probe is gone").into_inner().expect("child lock");
+        match outcome {
+            Ok(_) => Ok(child),
+            Err(e) => {
+                let mut child = child;
+                let _ = procs::stop_child(&mut child, part, STOP);
+                Err(Error::NotReady { part, reason: e.to_string() })
+            }
+        }
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    /// The administrator's kubeconfig (system:masters; 0600).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    /// The CA that signed the API server's certificate, for kubeconfigs of other users.
+    pub fn ca(&self) -> PathBuf {
+        self.pki().join("ca.crt")
+    }
+
+    /// The directory holding everything it wrote.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The process ids of etcd and kube-apiserver while they run.
+    pub fn pids(&self) -> Vec<u32> {
+        [&self.etcd, &self.apiserver].into_iter().flatten().map(Child::id).collect()
+    }
+
+    /// A client as the administrator.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        kubeconfig::client(&self.kubeconfig()).await
+    }
+
+    /// Stops kube-apiserver, then etcd; the directory stays until drop.
+    pub fn stop(&mut self) -> Result<(), Error> {
+        if let Some(mut child) = self.apiserver.take() {
+            procs::stop_child(&mut child, "kube-apiserver", STOP)?;
+        }
+        if let Some(mut child) = self.etcd.take() {
+            procs::stop_child(&mut child, "etcd", STOP)?;
+        }
+        Ok(())
+    }
+
+    /// Hands both processes over: they keep running after this value is gone, until stopped by pid.
+    pub fn keep_running(mut self) -> Vec<u32> {
+        let pids = self.pids();
+        self.apiserver = None;
+        self.etcd = None;
+        pids
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn health(etcd_url: &str) -> Result<wait::HttpProbe, Error> {
+    wait::HttpProbe::get(&format!("{etcd_url}/health"))
+        .map(|p| p.status(200))
+        .map_err(|e| Error::NotReady { part: "etcd", reason: e.to_string() })
+}
+
+/// The API server's `/readyz` answering `ok`, asked through a client of it.
+pub struct ApiReady(pub kube::Client);
+
+impl Probe for ApiReady {
+    fn name(&self) -> String {
+        "kube-apiserver /readyz".into()
+    }
+
+    fn check(&mut self) -> BoxFuture<'_, Status> {
+        Box::pin(async move {
+            let request = http::Request::get("/readyz").body(Vec::new()).expect("a static request");
+            match self.0.request_text(request).await {
+                Ok(text) if text.trim() == "ok" => Status::Ready,
+                Ok(text) => Status::NotYet(failing_checks(&text)),
+                // A 500 from /readyz carries the check list as the error's message: name only the
+                // checks still failing.
+                Err(kube::Error::Api(status)) => Status::NotYet(failing_checks(&status.message)),
+                Err(e) => Status::NotYet(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The failing checks of a `/readyz` check list (`[-]name failed: ...` lines), or its text.
+pub fn failing_checks(text: &str) -> String {
+    let failing: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("[-]"))
+        .map(|l| l.split(" failed").next().unwrap_or(l))
+        .collect();
+    if failing.is_empty() { text.trim().to_string() } else { format!("not yet: {}", failing.join(", ")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assets_folder_without_kube_apiserver_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let etcd = dir.path().join("etcd");
+        std::fs::write(&etcd, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&etcd, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = Assets::at(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no executable kube-apiserver"), "{e}");
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn readyz_progress_names_only_the_failing_checks() {
+        let text = "[+]ping ok\n[+]etcd ok\n[-]poststarthook/rbac/bootstrap-roles failed: reason withheld\n\
+                    [-]poststarthook/scheduling/bootstrap-system-priority-classes failed: reason withheld\n\
+                    [+]shutdown ok\nreadyz check failed";
+        assert_eq!(
+            failing_checks(text),
+            "not yet: poststarthook/rbac/bootstrap-roles, poststarthook/scheduling/bootstrap-system-priority-classes"
+        );
+        assert_eq!(failing_checks("connection refused"), "connection refused");
+    }
+}
