@@ -187,13 +187,7 @@ fn shell() -> Result<Shell, Error> {
 
 /// Where built folders are kept: `$XDG_CACHE_HOME/xtask/kubernetes`, else `~/.cache/...`.
 pub fn cache_root() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("xtask")
-        .join("kubernetes")
+    envtest::built_root()
 }
 
 /// Whether `dir` holds every file of an assets folder.

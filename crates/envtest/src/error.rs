@@ -5,11 +5,12 @@ use std::path::PathBuf;
 /// An envtest failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No assets folder: `KUBEBUILDER_ASSETS` is unset and none was given.
+    /// No assets folder: `KUBEBUILDER_ASSETS` is unset and none was built here.
     #[error(
-        "{} is not set: it names a folder with etcd and kube-apiserver. Get one with \
-         `setup-envtest use -p path` (sigs.k8s.io/controller-runtime/tools/setup-envtest), or on \
-         this workspace's machines with `cargo xtask devcluster build` and `eval \"$(cargo xtask devcluster env)\"`",
+        "no etcd and kube-apiserver: {} is not set and `cargo xtask devcluster build` has not built \
+         them here. Either build them (Kubernetes from Debian's source package; minutes, once) or set \
+         {} to a folder from `setup-envtest use -p path` (sigs.k8s.io/controller-runtime/tools/setup-envtest)",
+        crate::ASSETS_ENV,
         crate::ASSETS_ENV
     )]
     NoAssets,

@@ -32,6 +32,18 @@ pub const ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
 /// The ServiceAccount token issuer and audience (what `kubernetes.default.svc` would be).
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
+/// Where `cargo xtask devcluster build` keeps the folders it builds (each usable as
+/// `KUBEBUILDER_ASSETS`): `$XDG_CACHE_HOME/xtask/kubernetes`, else `~/.cache/xtask/kubernetes`.
+pub fn built_root() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("xtask")
+        .join("kubernetes")
+}
+
 /// How both processes stop: SIGTERM, then SIGKILL after a few seconds.
 const STOP: procs::StopPolicy =
     procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: Duration::from_secs(10) };
@@ -50,6 +62,34 @@ impl Assets {
     pub fn from_env() -> Result<Self, Error> {
         let dir = std::env::var_os(ASSETS_ENV).filter(|v| !v.is_empty()).ok_or(Error::NoAssets)?;
         Self::at(Path::new(&dir))
+    }
+
+    /// The folder `KUBEBUILDER_ASSETS` names, else the newest complete one `cargo xtask
+    /// devcluster build` made under [`built_root`].
+    pub fn find() -> Result<Self, Error> {
+        match Self::from_env() {
+            Err(Error::NoAssets) => {}
+            found => return found,
+        }
+        let built = std::fs::read_dir(built_root()).into_iter().flatten().flatten().filter_map(|e| {
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            Self::at(&e.path()).ok().map(|a| (modified, a))
+        });
+        built.max_by_key(|(modified, _)| *modified).map(|(_, a)| a).ok_or(Error::NoAssets)
+    }
+
+    /// For tests: the folder [`Assets::find`] finds; `None` (the test skips, saying so on stderr)
+    /// when there is none, unless `XTASK_REQUIRE_CLUSTER=1` makes that a failure (CI sets it).
+    pub fn for_tests() -> Option<Self> {
+        let required = std::env::var("XTASK_REQUIRE_CLUSTER").is_ok_and(|v| v == "1");
+        match Self::find() {
+            Ok(assets) => Some(assets),
+            Err(e) if !required => {
+                eprintln!("SKIPPED: {e}");
+                None
+            }
+            Err(e) => panic!("XTASK_REQUIRE_CLUSTER=1 but {e}"),
+        }
     }
 
     /// The folder `dir`, checked to hold both programs.
@@ -75,8 +115,12 @@ impl Assets {
     }
 }
 
+/// Told each process's pid and program as soon as it is started, before anything waits on it
+/// (a caller records it, so that its teardown finds it whatever happens next).
+pub type OnSpawn = Arc<dyn Fn(u32, &'static str) + Send + Sync>;
+
 /// How to start a control plane.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Where its files go; `None`: a temporary directory, removed on drop.
     pub dir: Option<PathBuf>,
@@ -86,20 +130,37 @@ pub struct Options {
     pub detach: bool,
     /// How long both may take to become ready.
     pub timeout: Duration,
+    /// Told of each process started.
+    pub on_spawn: Option<OnSpawn>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("dir", &self.dir)
+            .field("die_with_us", &self.die_with_us)
+            .field("detach", &self.detach)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { dir: None, die_with_us: true, detach: false, timeout: Duration::from_secs(60) }
+        Self { dir: None, die_with_us: true, detach: false, timeout: Duration::from_secs(60), on_spawn: None }
     }
 }
+
+/// A started process, shared with the probe that watches it; stopped when the control plane
+/// stops or is dropped, also mid-start (a start abandoned on Ctrl-C leaves nothing running).
+type Shared = Arc<Mutex<Child>>;
 
 /// A running etcd and kube-apiserver owned by this process.
 pub struct ControlPlane {
     dir: procs::Workdir,
     api_port: u16,
-    etcd: Option<Child>,
-    apiserver: Option<Child>,
+    etcd: Option<Shared>,
+    apiserver: Option<Shared>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -163,14 +224,18 @@ impl ControlPlane {
             .any(|p| procs::port_taken_in(&std::fs::read_to_string(self.log(p)).unwrap_or_default()))
     }
 
-    fn spawn(&self, part: &str, argv: &[String], options: &Options) -> Result<Child, Error> {
+    fn spawn(&self, part: &'static str, argv: &[String], options: &Options) -> Result<Shared, Error> {
         let mut command = procs::command(&argv[0]);
         command.args(&argv[1..]);
         procs::log_output(&mut command, &self.log(part), procs::OpenLog::Truncate)?;
         if options.detach {
             procs::own_process_group(&mut command);
         }
-        Ok(procs::spawn(command, STOP.tie(options.die_with_us))?)
+        let child = procs::spawn(command, STOP.tie(options.die_with_us))?;
+        if let Some(tell) = &options.on_spawn {
+            tell(child.id(), part);
+        }
+        Ok(Arc::new(Mutex::new(child)))
     }
 
     async fn launch(&mut self, assets: &Assets, options: &Options, deadline: Instant) -> Result<(), Error> {
@@ -182,19 +247,22 @@ impl ControlPlane {
         // A fresh start each time: a data directory of an earlier attempt belongs to it.
         let _ = std::fs::remove_dir_all(&data);
         let etcd_url = format!("http://127.0.0.1:{client_port}");
+        // A name of its own: readiness asks the etcd answering on the port for it, so an etcd of
+        // another control plane that took the port first is never mistaken for ours.
+        let name = format!("envtest-{}-{client_port}", std::process::id());
         let etcd_argv = vec![
             assets.bin("etcd").display().to_string(),
+            format!("--name={name}"),
             format!("--data-dir={}", data.display()),
             format!("--listen-client-urls={etcd_url}"),
             format!("--advertise-client-urls={etcd_url}"),
             format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
             format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster={name}=http://127.0.0.1:{peer_port}"),
             "--log-level=warn".into(),
         ];
-        let etcd = self.spawn("etcd", &etcd_argv, options)?;
-        let etcd = self.ready("etcd", etcd, &etcd_argv, health(&etcd_url)?, deadline).await?;
-        self.etcd = Some(etcd);
+        self.etcd = Some(self.spawn("etcd", &etcd_argv, options)?);
+        self.ready("etcd", &etcd_argv, member(&etcd_url, &name)?, deadline).await?;
 
         let pki = |name: &str| self.pki().join(name).display().to_string();
         let api_argv = vec![
@@ -236,35 +304,29 @@ impl ControlPlane {
             0o600,
         )?;
         let client = self.client().await?;
-        let apiserver = self.spawn("kube-apiserver", &api_argv, options)?;
-        let apiserver =
-            self.ready("kube-apiserver", apiserver, &api_argv, ApiReady(client), deadline).await?;
-        self.apiserver = Some(apiserver);
-        Ok(())
+        self.apiserver = Some(self.spawn("kube-apiserver", &api_argv, options)?);
+        // Ready also means usable: the API server makes namespace `default` a moment after
+        // /readyz first says ok, and a caller's first object often goes there.
+        let ready = Usable { api: ApiReady(client.clone()), namespaces: kube::Api::all(client) };
+        self.ready("kube-apiserver", &api_argv, ready, deadline).await
     }
 
-    /// Waits until `probe` passes while the process runs; an exit fails at once with its log.
+    /// Waits until `probe` passes while the process of `part` runs; an exit fails at once with
+    /// its log. (A failure leaves the process to [`ControlPlane::stop`].)
     async fn ready(
-        &mut self,
+        &self,
         part: &'static str,
-        child: Child,
         argv: &[String],
         probe: impl Probe + 'static,
         deadline: Instant,
-    ) -> Result<Child, Error> {
-        let shared = Arc::new(Mutex::new(child));
-        let mut probe = wait::ProcessProbe::new(shared.clone(), argv.join(" "), self.log(part)).until(probe);
+    ) -> Result<(), Error> {
+        let child = if part == "etcd" { &self.etcd } else { &self.apiserver };
+        let child = child.clone().expect("started before it is waited on");
+        let mut probe = wait::ProcessProbe::new(child, argv.join(" "), self.log(part)).until(probe);
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
-        let outcome = Waiter::new(left).wait_for(&mut probe).await;
-        drop(probe);
-        let child = Arc::into_inner(shared).expect("the probe is gone").into_inner().expect("child lock");
-        match outcome {
-            Ok(_) => Ok(child),
-            Err(e) => {
-                let mut child = child;
-                let _ = procs::stop_child(&mut child, part, STOP);
-                Err(Error::NotReady { part, reason: e.to_string() })
-            }
+        match Waiter::new(left).wait_for(&mut probe).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::NotReady { part, reason: e.to_string() }),
         }
     }
 
@@ -290,7 +352,11 @@ impl ControlPlane {
 
     /// The process ids of etcd and kube-apiserver while they run.
     pub fn pids(&self) -> Vec<u32> {
-        [&self.etcd, &self.apiserver].into_iter().flatten().map(Child::id).collect()
+        [&self.etcd, &self.apiserver]
+            .into_iter()
+            .flatten()
+            .map(|c| c.lock().expect("child lock").id())
+            .collect()
     }
 
     /// A client as the administrator.
@@ -300,11 +366,10 @@ impl ControlPlane {
 
     /// Stops kube-apiserver, then etcd; the directory stays until drop.
     pub fn stop(&mut self) -> Result<(), Error> {
-        if let Some(mut child) = self.apiserver.take() {
-            procs::stop_child(&mut child, "kube-apiserver", STOP)?;
-        }
-        if let Some(mut child) = self.etcd.take() {
-            procs::stop_child(&mut child, "etcd", STOP)?;
+        for (child, part) in [(self.apiserver.take(), "kube-apiserver"), (self.etcd.take(), "etcd")] {
+            if let Some(child) = child {
+                procs::stop_child(&mut child.lock().expect("child lock"), part, STOP)?;
+            }
         }
         Ok(())
     }
@@ -324,9 +389,10 @@ impl Drop for ControlPlane {
     }
 }
 
-fn health(etcd_url: &str) -> Result<wait::HttpProbe, Error> {
-    wait::HttpProbe::get(&format!("{etcd_url}/health"))
-        .map(|p| p.status(200))
+/// etcd answering at `etcd_url` as the member called `name`.
+fn member(etcd_url: &str, name: &str) -> Result<wait::HttpProbe, Error> {
+    wait::HttpProbe::post(&format!("{etcd_url}/v3/cluster/member/list"), serde_json::json!({}))
+        .map(|p| p.json_field("/members/0/name", name))
         .map_err(|e| Error::NotReady { part: "etcd", reason: e.to_string() })
 }
 
@@ -347,6 +413,32 @@ impl Probe for ApiReady {
                 // A 500 from /readyz carries the check list as the error's message: name only the
                 // checks still failing.
                 Err(kube::Error::Api(status)) => Status::NotYet(failing_checks(&status.message)),
+                Err(e) => Status::NotYet(e.to_string()),
+            }
+        })
+    }
+}
+
+/// `/readyz` ok and namespace `default` made (controller-runtime's envtest waits the same).
+struct Usable {
+    api: ApiReady,
+    namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace>,
+}
+
+impl Probe for Usable {
+    fn name(&self) -> String {
+        "kube-apiserver /readyz and namespace default".into()
+    }
+
+    fn check(&mut self) -> BoxFuture<'_, Status> {
+        Box::pin(async move {
+            match self.api.check().await {
+                Status::Ready => {}
+                other => return other,
+            }
+            match self.namespaces.get_opt("default").await {
+                Ok(Some(_)) => Status::Ready,
+                Ok(None) => Status::NotYet("namespace default not made yet".into()),
                 Err(e) => Status::NotYet(e.to_string()),
             }
         })

@@ -1,4 +1,5 @@
-//! The HTTP probe: ready when a GET answers with the expected status and, optionally, JSON field value.
+//! The HTTP probe: ready when a GET (or a POST of a JSON body) answers with the expected status
+//! and, optionally, JSON field value.
 //!
 //! Plain HTTP/1.1 over a fresh TCP connection per check (no pooling: each check sees the server
 //! as a new client would). HTTPS is not supported: the services probed here listen on loopback
@@ -6,7 +7,7 @@
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 use crate::{BoxFuture, Probe, ProbeError, Status};
@@ -14,10 +15,12 @@ use crate::{BoxFuture, Probe, ProbeError, Status};
 /// How much of a body is shown in a reason.
 const EXCERPT: usize = 200;
 
-/// `GET url`, expecting a status (200 unless changed) and optionally a JSON field value.
+/// `GET url` (or `POST` of a JSON body), expecting a status (200 unless changed) and optionally
+/// a JSON field value.
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
     uri: Uri,
+    post: Option<serde_json::Value>,
     status: StatusCode,
     field: Option<(String, serde_json::Value)>,
 }
@@ -34,7 +37,13 @@ impl HttpProbe {
         if uri.host().is_none() {
             return Err(invalid("it names no host".into()));
         }
-        Ok(Self { uri, status: StatusCode::OK, field: None })
+        Ok(Self { uri, post: None, status: StatusCode::OK, field: None })
+    }
+
+    /// A probe that POSTs `body` as JSON to an `http://` URL (an API that answers only POSTs,
+    /// such as etcd's gRPC gateway), expecting `200 OK`.
+    pub fn post(url: &str, body: serde_json::Value) -> Result<Self, ProbeError> {
+        Ok(Self { post: Some(body), ..Self::get(url)? })
     }
 
     /// Expects `status` instead of 200.
@@ -60,9 +69,14 @@ impl HttpProbe {
             .map_err(|e| crate::error_chain(&e))?;
         let driver = tokio::spawn(conn);
         let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
-        let request = Request::get(path)
+        let builder = match &self.post {
+            None => Request::get(path),
+            Some(_) => Request::post(path).header(http::header::CONTENT_TYPE, "application/json"),
+        };
+        let body = self.post.as_ref().map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let request = builder
             .header(http::header::HOST, self.uri.authority().expect("has a host").as_str())
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(body))
             .map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| crate::error_chain(&e))?;
         let status = response.status();
@@ -74,7 +88,8 @@ impl HttpProbe {
 
 impl Probe for HttpProbe {
     fn name(&self) -> String {
-        format!("http GET {}", self.uri)
+        let method = if self.post.is_some() { "POST" } else { "GET" };
+        format!("http {method} {}", self.uri)
     }
 
     fn check(&mut self) -> BoxFuture<'_, Status> {
