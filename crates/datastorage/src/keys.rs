@@ -10,7 +10,7 @@ use diag::yaml::{Entry, Tree};
 use crate::Problem;
 
 /// The keys of each section this model reads, which are the ones the current service reads.
-const MODELLED: [(&str, &[&str]); 5] = [
+const MODELLED: [(&str, &[&str]); 6] = [
     ("", &["environment", "server", "logging", "database", "redis"]),
     (
         "server",
@@ -23,8 +23,11 @@ const MODELLED: [(&str, &[&str]); 5] = [
             "readTimeout",
             "writeTimeout",
             "shutdownTimeout",
+            "signerCertDir",
+            "tls",
         ],
     ),
+    ("server.tls", &["certDir"]),
     ("logging", &["level"]),
     (
         "database",
@@ -49,17 +52,15 @@ const MODELLED: [(&str, &[&str]); 5] = [
 ];
 
 /// Keys the current service reads that this model leaves alone (TLS, CORS, retention, ...).
-const SERVICE_ONLY: [&str; 13] = [
+const SERVICE_ONLY: [&str; 11] = [
     "retention",
     "audit",
     "tlsProfile",
     "debug",
     "telemetry",
     "server.disableProfiling",
-    "server.tls",
     "server.maxBodySize",
     "server.corsAllowedOrigins",
-    "server.signerCertDir",
     "server.endpointPropagationDelay",
     "server.rateLimit",
     "redis.tls",
@@ -148,19 +149,28 @@ mod tests {
 
     #[test]
     fn retired_and_service_only_keys_are_warnings() {
-        let text = "shutdownTimeout: 30s\nserver:\n  signerCertDir: /etc/c\nredis:\n  db: 0\nlogging:\n  format: json\n";
+        let text =
+            "shutdownTimeout: 30s\nserver:\n  rateLimit: {}\nredis:\n  db: 0\nlogging:\n  format: json\n";
         let r = check(text);
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!(
             fields(&r.warnings),
             [
                 ("shutdownTimeout".into(), 1),
-                ("server.signerCertDir".into(), 3),
+                ("server.rateLimit".into(), 3),
                 ("redis.db".into(), 5),
                 ("logging.format".into(), 7)
             ]
         );
         assert!(r.warnings[0].reason.contains("server.shutdownTimeout"));
+    }
+
+    #[test]
+    fn the_signing_and_tls_directories_are_read_and_checked() {
+        let r = check("server:\n  signerCertDir: /etc/signing-certs\n  tls:\n    certDir: /etc/tls\n");
+        assert!(r.errors.is_empty() && r.warnings.is_empty(), "{r:?}");
+        let r = check("server:\n  tls:\n    cert_dir: /etc/tls\n");
+        assert_eq!(fields(&r.errors), [("server.tls.cert_dir".into(), 3)]);
     }
 
     #[test]

@@ -15,16 +15,20 @@
 //!         db_password: "per-run-secret".into(),
 //!         redis_password: String::new(),
 //!     },
+//!     signing: datastorage::certs::signing_pair()?,
+//!     tls: None,
 //! };
 //! let env = ds.write_for_process(std::path::Path::new("/tmp/run/datastorage"))?;
 //! assert_eq!(env[0].0, "CONFIG_PATH");
-//! # Ok::<(), datastorage::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod certs;
 mod duration;
 mod keys;
 mod load;
 mod model;
+pub mod rbac;
 mod render;
 mod secrets;
 
@@ -34,8 +38,9 @@ use std::path::PathBuf;
 pub use duration::GoDuration;
 pub use load::{Loaded, load, load_from_env};
 pub use model::{
-    API_PORT, CONTAINER_CONFIG_DIR, Config, DatabaseConfig, HEALTH_PORT, LIVE_PATH, LogLevel, LoggingConfig,
-    METRICS_PORT, Problem, READY_PATH, RedisConfig, SSL_MODES, ServerConfig,
+    API_PORT, CONTAINER_CONFIG_DIR, CONTAINER_SIGNER_DIR, CONTAINER_TLS_DIR, Config, DEFAULT_SIGNER_CERT_DIR,
+    DatabaseConfig, HEALTH_PORT, LIVE_PATH, LogLevel, LoggingConfig, METRICS_PORT, Problem, READY_PATH,
+    RedisConfig, SSL_MODES, ServerConfig, TlsConfig,
 };
 pub use render::{
     Bundle, CONFIG_FILE, CONFIG_PATH_ENV, DB_SECRETS_FILE, DataStorage, FileKind, Layout, REDIS_SECRETS_FILE,

@@ -20,6 +20,12 @@ pub const API_PORT: u16 = 8080;
 pub const HEALTH_PORT: u16 = 8081;
 /// DataStorage's default metrics port (`/metrics`).
 pub const METRICS_PORT: u16 = 9090;
+/// Where the service reads its signing pair when `server.signerCertDir` is not set.
+pub const DEFAULT_SIGNER_CERT_DIR: &str = "/etc/certs";
+/// Where the monorepo's manifests mount the signing pair (Secret `datastorage-signing`).
+pub const CONTAINER_SIGNER_DIR: &str = "/etc/signing-certs";
+/// Where the monorepo's manifests mount the API port's TLS pair (Secret `datastorage-tls`).
+pub const CONTAINER_TLS_DIR: &str = "/etc/tls";
 /// DataStorage's readiness path, served on the health port (and the API port).
 pub const READY_PATH: &str = "/readyz";
 /// DataStorage's liveness path, served on the health port.
@@ -70,6 +76,33 @@ pub struct ServerConfig {
     /// How long a graceful shutdown may take; the service clamps it to 30s..120s.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: GoDuration,
+    /// Where the audit-export signing pair is read (`tls.crt`, `tls.key`, RSA); the service
+    /// refuses to start without it.
+    #[serde(default = "default_signer_cert_dir")]
+    pub signer_cert_dir: PathBuf,
+    /// TLS for the API port.
+    #[serde(default, skip_serializing_if = "TlsConfig::is_unset")]
+    pub tls: TlsConfig,
+}
+
+/// TLS for the API port: HTTPS when `certDir` holds `tls.crt` and `tls.key`, plain HTTP otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// The directory of the serving pair; empty: no TLS.
+    #[serde(default, skip_serializing_if = "crate::model::path_is_empty")]
+    pub cert_dir: PathBuf,
+}
+
+impl TlsConfig {
+    /// Whether nothing is set (the key is left out of a rendered file).
+    pub fn is_unset(&self) -> bool {
+        self.cert_dir.as_os_str().is_empty()
+    }
+}
+
+pub(crate) fn path_is_empty(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty()
 }
 
 /// The PostgreSQL connection; credentials come from `secretsFile`.
@@ -209,6 +242,9 @@ fn default_io_timeout() -> GoDuration {
 fn default_shutdown_timeout() -> GoDuration {
     GoDuration::secs(60)
 }
+fn default_signer_cert_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_SIGNER_CERT_DIR)
+}
 fn default_max_open_conns() -> u32 {
     25
 }
@@ -267,6 +303,8 @@ impl Config {
                 read_timeout: default_io_timeout(),
                 write_timeout: default_io_timeout(),
                 shutdown_timeout: default_shutdown_timeout(),
+                signer_cert_dir: default_signer_cert_dir(),
+                tls: TlsConfig::default(),
             },
             logging: LoggingConfig { level: LogLevel::Info },
             database: DatabaseConfig {

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::model::CONTAINER_CONFIG_DIR;
+use crate::certs::{CERT_FILE, KEY_FILE, Pair};
+use crate::model::{CONTAINER_CONFIG_DIR, CONTAINER_SIGNER_DIR, CONTAINER_TLS_DIR};
 use crate::secrets::SecretsFile;
 use crate::{Config, Credentials, Error};
 
@@ -18,25 +19,41 @@ pub const DB_SECRETS_FILE: &str = "db-secrets.yaml";
 /// File name of the Redis secrets file.
 pub const REDIS_SECRETS_FILE: &str = "redis-secrets.yaml";
 
-/// Where the service will see its files: the config file's directory and the secrets directory.
+/// Where the service will see its files: the config file's directory, the secrets directory,
+/// and the directories of its signing pair and of its TLS pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     /// Directory holding `config.yaml`.
     pub config_dir: PathBuf,
     /// Directory holding the secrets files.
     pub secrets_dir: PathBuf,
+    /// Directory holding the signing pair (`server.signerCertDir`).
+    pub signer_dir: PathBuf,
+    /// Directory holding the API port's TLS pair (`server.tls.certDir`).
+    pub tls_dir: PathBuf,
 }
 
 impl Layout {
-    /// A local process: every file in one directory.
+    /// A local process: the config and secrets files in `dir`, the pairs in `dir/signing` and `dir/tls`.
     pub fn process(dir: &Path) -> Self {
-        Self { config_dir: dir.to_path_buf(), secrets_dir: dir.to_path_buf() }
+        Self {
+            config_dir: dir.to_path_buf(),
+            secrets_dir: dir.to_path_buf(),
+            signer_dir: dir.join("signing"),
+            tls_dir: dir.join("tls"),
+        }
     }
 
-    /// A container or pod: `/etc/datastorage/config.yaml` and `/etc/datastorage/secrets/*`.
+    /// A container or pod, as the monorepo's manifests mount them: `/etc/datastorage/config.yaml`,
+    /// `/etc/datastorage/secrets/*`, `/etc/signing-certs/tls.*` and `/etc/tls/tls.*`.
     pub fn container() -> Self {
         let dir = PathBuf::from(CONTAINER_CONFIG_DIR);
-        Self { secrets_dir: dir.join("secrets"), config_dir: dir }
+        Self {
+            secrets_dir: dir.join("secrets"),
+            config_dir: dir,
+            signer_dir: PathBuf::from(CONTAINER_SIGNER_DIR),
+            tls_dir: PathBuf::from(CONTAINER_TLS_DIR),
+        }
     }
 }
 
@@ -116,13 +133,19 @@ fn write_file(file: &RenderedFile) -> Result<(), Error> {
     })
 }
 
-/// DataStorage as deployed: its configuration plus the credentials its secrets files carry.
+/// DataStorage as deployed: its configuration, the credentials its secrets files carry, its
+/// signing pair and, when its API port serves HTTPS, its TLS pair.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataStorage {
-    /// The configuration; its `secretsFile` paths are replaced by the layout's when rendered.
+    /// The configuration; its `secretsFile` paths and key directories are replaced by the
+    /// layout's when rendered.
     pub config: Config,
     /// The credentials.
     pub credentials: Credentials,
+    /// The audit-export signing pair (RSA; see [`crate::certs::signing_pair`]).
+    pub signing: Pair,
+    /// The API port's serving pair; `None`: plain HTTP.
+    pub tls: Option<Pair>,
 }
 
 impl DataStorage {
@@ -135,6 +158,8 @@ impl DataStorage {
         let mut config = self.config.clone();
         config.database.secrets_file = db_path.clone();
         config.redis.secrets_file = redis_path.clone();
+        config.server.signer_cert_dir = layout.signer_dir.clone();
+        config.server.tls.cert_dir = if self.tls.is_some() { layout.tls_dir.clone() } else { PathBuf::new() };
         let mut problems = config.problems();
         let c = &self.credentials;
         if c.db_username != config.database.user {
@@ -157,19 +182,34 @@ impl DataStorage {
         let redis_yaml = SecretsFile(vec![(config.redis.password_key.as_str(), c.redis_password.as_str())])
             .to_yaml(&redis_path)?;
 
-        Ok(Bundle {
-            files: vec![
-                RenderedFile {
-                    path: config_path.clone(),
-                    contents: config_yaml,
-                    mode: 0o644,
-                    kind: FileKind::Config,
-                },
-                RenderedFile { path: db_path, contents: db_yaml, mode: 0o600, kind: FileKind::Secret },
-                RenderedFile { path: redis_path, contents: redis_yaml, mode: 0o600, kind: FileKind::Secret },
-            ],
-            env: vec![(CONFIG_PATH_ENV.to_string(), config_path.display().to_string())],
-        })
+        let mut files = vec![
+            RenderedFile {
+                path: config_path.clone(),
+                contents: config_yaml,
+                mode: 0o644,
+                kind: FileKind::Config,
+            },
+            RenderedFile { path: db_path, contents: db_yaml, mode: 0o600, kind: FileKind::Secret },
+            RenderedFile { path: redis_path, contents: redis_yaml, mode: 0o600, kind: FileKind::Secret },
+        ];
+        let pairs = [(&layout.signer_dir, Some(&self.signing)), (&layout.tls_dir, self.tls.as_ref())];
+        for (dir, pair) in pairs {
+            let Some(pair) = pair else { continue };
+            // Both halves are Secret data, as in the monorepo's `kubernetes.io/tls` Secrets.
+            files.push(RenderedFile {
+                path: dir.join(CERT_FILE),
+                contents: pair.cert.clone(),
+                mode: 0o644,
+                kind: FileKind::Secret,
+            });
+            files.push(RenderedFile {
+                path: dir.join(KEY_FILE),
+                contents: pair.key.clone(),
+                mode: 0o600,
+                kind: FileKind::Secret,
+            });
+        }
+        Ok(Bundle { files, env: vec![(CONFIG_PATH_ENV.to_string(), config_path.display().to_string())] })
     }
 
     /// Renders for a local process whose files live in `dir`, writes them, and returns the

@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use datastorage::certs::Pair;
 use datastorage::{Config, Credentials, DataStorage, Error, FileKind, Layout, LogLevel};
 
 /// Fixed test credentials: snapshots show exactly what a service would read.
@@ -14,6 +15,9 @@ fn model() -> DataStorage {
             db_password: "test_password".into(),
             redis_password: "redis_test_password".into(),
         },
+        // Rendering copies pairs as they are: placeholders keep the snapshots fixed.
+        signing: Pair { cert: "<signing cert>".into(), key: "<signing key>".into() },
+        tls: None,
     }
 }
 
@@ -31,8 +35,12 @@ fn renders_config_and_secrets_for_a_local_process() {
             ("config.yaml", "644".to_string(), FileKind::Config),
             ("db-secrets.yaml", "600".to_string(), FileKind::Secret),
             ("redis-secrets.yaml", "600".to_string(), FileKind::Secret),
+            ("tls.crt", "644".to_string(), FileKind::Secret),
+            ("tls.key", "600".to_string(), FileKind::Secret),
         ]
     );
+    let signing = bundle.files.iter().find(|f| f.name() == "tls.key").unwrap();
+    assert_eq!(signing.path, Path::new("/run/xtask/ds/signing/tls.key"));
     assert_eq!(bundle.env, [("CONFIG_PATH".to_string(), "/run/xtask/ds/config.yaml".to_string())]);
     insta::assert_snapshot!("process_config_yaml", file_text(&bundle, "config.yaml"));
     insta::assert_snapshot!("process_db_secrets_yaml", file_text(&bundle, "db-secrets.yaml"));
@@ -41,17 +49,25 @@ fn renders_config_and_secrets_for_a_local_process() {
 
 #[test]
 fn renders_container_paths_from_the_same_model() {
-    let bundle = model().render(&Layout::container()).unwrap();
+    let mut ds = model();
+    ds.tls = Some(Pair { cert: "<tls cert>".into(), key: "<tls key>".into() });
+    let bundle = ds.render(&Layout::container()).unwrap();
     let paths: Vec<_> = bundle.files.iter().map(|f| f.path.display().to_string()).collect();
     assert_eq!(
         paths,
         [
             "/etc/datastorage/config.yaml",
             "/etc/datastorage/secrets/db-secrets.yaml",
-            "/etc/datastorage/secrets/redis-secrets.yaml"
+            "/etc/datastorage/secrets/redis-secrets.yaml",
+            "/etc/signing-certs/tls.crt",
+            "/etc/signing-certs/tls.key",
+            "/etc/tls/tls.crt",
+            "/etc/tls/tls.key",
         ]
     );
     let config = file_text(&bundle, "config.yaml");
+    assert!(config.contains("signerCertDir: /etc/signing-certs"), "{config}");
+    assert!(config.contains("tls:\n    certDir: /etc/tls"), "{config}");
     assert!(config.contains("secretsFile: /etc/datastorage/secrets/db-secrets.yaml"), "{config}");
     assert_eq!(bundle.env[0].1, "/etc/datastorage/config.yaml");
 }
@@ -63,7 +79,14 @@ fn written_files_have_their_modes_and_read_back_as_the_model() {
     let env = ds.write_for_process(dir.path()).unwrap();
     let config_path = dir.path().join("config.yaml");
     assert_eq!(env, [("CONFIG_PATH".to_string(), config_path.display().to_string())]);
-    for (name, mode) in [("config.yaml", 0o644), ("db-secrets.yaml", 0o600), ("redis-secrets.yaml", 0o600)] {
+    let files = [
+        ("config.yaml", 0o644),
+        ("db-secrets.yaml", 0o600),
+        ("redis-secrets.yaml", 0o600),
+        ("signing/tls.crt", 0o644),
+        ("signing/tls.key", 0o600),
+    ];
+    for (name, mode) in files {
         let meta = std::fs::metadata(dir.path().join(name)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{name}");
     }
@@ -73,6 +96,7 @@ fn written_files_have_their_modes_and_read_back_as_the_model() {
     let mut expected = ds.config.clone();
     expected.database.secrets_file = dir.path().join("db-secrets.yaml");
     expected.redis.secrets_file = dir.path().join("redis-secrets.yaml");
+    expected.server.signer_cert_dir = dir.path().join("signing");
     assert_eq!(loaded.config, expected);
 }
 
@@ -192,18 +216,10 @@ logging:
     assert_eq!(config.database.statement_timeout.get().as_secs(), 30, "the service's default");
     assert_eq!(config.redis.dlq_max_len, 1000);
     assert_eq!(config.logging.level, LogLevel::Debug);
+    assert_eq!(config.server.signer_cert_dir, Path::new("/etc/signing-certs"));
+    assert_eq!(config.server.tls.cert_dir, Path::new("/etc/tls"));
     let warned: Vec<_> = warnings.iter().map(|w| w.field.as_str()).collect();
-    assert_eq!(
-        warned,
-        [
-            "server.signerCertDir",
-            "server.tls",
-            "redis.db",
-            "redis.dlqStreamName",
-            "redis.dlqConsumerGroup",
-            "logging.format"
-        ]
-    );
+    assert_eq!(warned, ["redis.db", "redis.dlqStreamName", "redis.dlqConsumerGroup", "logging.format"]);
 }
 
 #[test]
