@@ -53,15 +53,43 @@ pub fn router(state: Arc<AppState>, request_timeout: Duration, max_batch: usize)
     Router::new()
         .route(BATCH, post(move |state, body| write_batch(state, body, max_batch)))
         .route(EVENTS, post(write_event).get(query_events))
-        .fallback(|req: Request| async move {
-            Problem::new(Kind::NotFound, req.uri().path(), "no such endpoint").into_response()
-        })
+        .fallback(
+            |req: Request| async move { unserved(req.method().as_str(), req.uri().path()).into_response() },
+        )
         .method_not_allowed_fallback(|req: Request| async move {
             let detail = format!("{} is not served here", req.method());
             Problem::new(Kind::MethodNotAllowed, req.uri().path(), detail).into_response()
         })
         .layer(middleware::from_fn(move |req: Request, next: Next| deadline(req, next, request_timeout)))
         .with_state(state)
+}
+
+/// The contract's operations, read once.
+fn operations() -> &'static [crate::openapi::Operation] {
+    static OPERATIONS: std::sync::OnceLock<Vec<crate::openapi::Operation>> = std::sync::OnceLock::new();
+    OPERATIONS.get_or_init(|| crate::openapi::Spec::bundled().map(|s| s.operations()).unwrap_or_default())
+}
+
+/// The answer for a request no route serves: 501 naming the operation when the contract has
+/// it, 405 when the contract has the path with other methods, else 404.
+pub fn unserved(method: &str, path: &str) -> Problem {
+    let matching: Vec<_> = operations().iter().filter(|o| o.matches(path)).collect();
+    if let Some(op) = matching.iter().find(|o| o.method == method) {
+        let detail = format!(
+            "{} ({method} {}) is in DataStorage's contract but not implemented by the reference server",
+            op.operation_id, op.path
+        );
+        return Problem::new(Kind::NotImplemented, path, detail);
+    }
+    if !matching.is_empty() {
+        let allowed: Vec<_> = matching.iter().map(|o| o.method.as_str()).collect();
+        return Problem::new(
+            Kind::MethodNotAllowed,
+            path,
+            format!("{method} is not served here; the contract has {}", allowed.join(", ")),
+        );
+    }
+    Problem::new(Kind::NotFound, path, "no such endpoint")
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {

@@ -8,8 +8,13 @@
 //!   see [`ops`] for its one deliberate difference: it also waits for the schema);
 //! - metrics port (`server.metricsPort`): `GET /metrics`;
 //! - API port (`server.port`): the audit API of the service's OpenAPI spec (see [`http`]), and
-//!   `/readyz` again.
+//!   `/readyz` again; HTTPS when `server.tls.certDir` holds a pair ([`tls`]); every `/api/v1/*`
+//!   call authenticated and authorized through the API server ([`auth`]) unless started with
+//!   [`Auth::Off`]; operations of the spec it does not implement answer 501.
+//!
+//! Like the service, it refuses to start without an RSA signing pair in `server.signerCertDir`.
 
+pub mod auth;
 pub mod db;
 pub mod dlq;
 pub mod event;
@@ -18,6 +23,7 @@ pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod query;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +51,9 @@ pub enum Error {
     /// The configuration asks for something this server cannot do.
     #[error("{0}")]
     Unsupported(String),
+    /// The signing pair or the TLS pair is missing or wrong.
+    #[error(transparent)]
+    Keys(#[from] datastorage::certs::CertError),
     /// The listener could not be bound or served.
     #[error("{action}: {source}")]
     Io {
@@ -98,9 +107,19 @@ impl Listeners {
     }
 }
 
+/// How `/api/v1/*` calls are authenticated.
+#[derive(Clone)]
+pub enum Auth {
+    /// Bearer tokens reviewed by the API server, as the service does.
+    Reviews(auth::Reviewer),
+    /// Every call is let through (suites that run without a Kubernetes API).
+    Off,
+}
+
 /// A running server; [`Running::shutdown`] stops it gracefully.
 pub struct Running {
     addr: SocketAddr,
+    https: bool,
     health_addr: SocketAddr,
     metrics_addr: SocketAddr,
     ops: Arc<ops::Ops>,
@@ -115,9 +134,10 @@ impl Running {
         self.addr
     }
 
-    /// `http://<API address>`.
+    /// `http://<API address>`, or `https://` when the API port serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// `http://<health address>`: `/healthz`, `/readyz`.
@@ -160,13 +180,24 @@ impl Running {
 }
 
 /// Binds the configured ports and starts serving.
-pub async fn start(loaded: &Loaded) -> Result<Running, Error> {
+pub async fn start(loaded: &Loaded, auth: Auth) -> Result<Running, Error> {
+    check_keys(&loaded.config)?;
     let listeners = Listeners::bind(&loaded.config).await?;
-    start_on(loaded, listeners).await
+    start_on(loaded, listeners, auth).await
+}
+
+/// Checks the signing pair (required) and the TLS pair (when there is one) as the service does
+/// before it serves; `Ok(true)` when the API port serves TLS.
+pub fn check_keys(config: &datastorage::Config) -> Result<bool, Error> {
+    datastorage::certs::check_signing(&config.server.signer_cert_dir)?;
+    let dir = &config.server.tls.cert_dir;
+    Ok(!dir.as_os_str().is_empty() && datastorage::certs::check_tls(dir)?)
 }
 
 /// Starts serving on already bound listeners (tests bind port 0).
-pub async fn start_on(loaded: &Loaded, listeners: Listeners) -> Result<Running, Error> {
+pub async fn start_on(loaded: &Loaded, listeners: Listeners, auth: Auth) -> Result<Running, Error> {
+    let https = check_keys(&loaded.config)?;
+    let tls = if https { Some(tls::server_config(&loaded.config.server.tls.cert_dir)?) } else { None };
     let local = |l: &TcpListener| {
         l.local_addr().map_err(|source| Error::Io { action: "reading the bound address".into(), source })
     };
@@ -182,21 +213,35 @@ pub async fn start_on(loaded: &Loaded, listeners: Listeners) -> Result<Running, 
     let tasks =
         vec![tokio::spawn(replay_loop(state.clone())), tokio::spawn(partition_loop(state.db.clone()))];
     let timeout = config.server.read_timeout.get() + config.server.write_timeout.get();
-    let api = http::router(state, timeout, config.server.max_batch_size as usize)
+    let mut api = http::router(state, timeout, config.server.max_batch_size as usize);
+    if let Auth::Reviews(reviewer) = auth {
+        // Before anything else on /api/v1, as the service authenticates before validating.
+        api = api.layer(axum::middleware::from_fn_with_state(Arc::new(reviewer), auth::middleware));
+    }
+    let api = api
         .merge(ops::api_routes(ops.clone()))
         .layer(axum::middleware::from_fn_with_state(ops.clone(), ops::count));
-    let serve = |listener: TcpListener, app: axum::Router| {
-        let mut stopped = stopped.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        }
+    let graceful = |stopped: watch::Receiver<bool>| async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
     };
-    let (a, h, m) = (
-        serve(listeners.api, api),
+    let serve = |listener: TcpListener, app: axum::Router| {
+        let stopped = stopped.clone();
+        async move { axum::serve(listener, app).with_graceful_shutdown(graceful(stopped)).await }
+    };
+    type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+    let a: Serving = match tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listeners.api, config)
+                .map_err(|source| Error::Io { action: "listening for TLS".into(), source })?;
+            let stopped = stopped.clone();
+            Box::pin(
+                async move { axum::serve(listener, api).with_graceful_shutdown(graceful(stopped)).await },
+            )
+        }
+        None => Box::pin(serve(listeners.api, api)),
+    };
+    let (h, m) = (
         serve(listeners.health, ops::health_router(ops.clone())),
         serve(listeners.metrics, ops::metrics_router(ops.clone())),
     );
@@ -205,9 +250,9 @@ pub async fn start_on(loaded: &Loaded, listeners: Listeners) -> Result<Running, 
         tokio::try_join!(a, h, m)?;
         Ok(())
     });
-    tracing::info!(%addr, %health_addr, %metrics_addr, stream = dlq::STREAM, "datastorage reference server listening");
+    tracing::info!(%addr, %health_addr, %metrics_addr, https, stream = dlq::STREAM, "datastorage reference server listening");
     drop(stopped);
-    Ok(Running { addr, health_addr, metrics_addr, ops, stop, tasks, http })
+    Ok(Running { addr, https, health_addr, metrics_addr, ops, stop, tasks, http })
 }
 
 /// Replays the dead-letter queue whenever it holds batches and PostgreSQL takes them.

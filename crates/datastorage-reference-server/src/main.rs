@@ -14,6 +14,20 @@ struct Args {
     /// DataStorage's config.yaml.
     #[arg(long, env = "CONFIG_PATH")]
     config: PathBuf,
+    /// How /api/v1 calls are authenticated: `kube` reviews each Bearer token with the API
+    /// server of KUBECONFIG (else the pod's own), as the service does; `off` lets every call
+    /// through (a suite without a Kubernetes API).
+    #[arg(long, value_enum, default_value_t = AuthMode::Kube)]
+    auth: AuthMode,
+}
+
+/// The `--auth` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    /// TokenReview and SubjectAccessReview through the API server.
+    Kube,
+    /// No authentication.
+    Off,
 }
 
 /// JSON lines on stderr, as the service logs.
@@ -64,7 +78,15 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{}", w.diagnostic(&loaded.path, diag::Severity::Warning));
         tracing::warn!(field = %w.field, line = w.at.map(|(l, _)| l), "config: {}", w.reason);
     }
-    let mut running = datastorage_reference_server::start(&loaded).await.context("starting the server")?;
+    let auth = match args.auth {
+        AuthMode::Off => datastorage_reference_server::Auth::Off,
+        // As the service: without a Kubernetes client it does not start (exit 1).
+        AuthMode::Kube => datastorage_reference_server::Auth::Reviews(
+            datastorage_reference_server::auth::Reviewer::from_env().await.context("starting the server")?,
+        ),
+    };
+    let mut running =
+        datastorage_reference_server::start(&loaded, auth).await.context("starting the server")?;
     tokio::select! {
         r = running.wait() => return r.context("serving"),
         r = shutdown_signal() => r?,

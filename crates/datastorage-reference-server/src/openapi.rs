@@ -103,6 +103,26 @@ impl Spec {
             .map_err(|e| ContractError::Compile { name: name.into(), reason: e.to_string() })
     }
 
+    /// Every operation of the document: method (upper case), path template and operationId.
+    pub fn operations(&self) -> Vec<Operation> {
+        const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
+        let Some(paths) = self.document.get("paths").and_then(Value::as_object) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (path, item) in paths {
+            for method in METHODS {
+                if let Some(op) = item.get(method) {
+                    let id = op.get("operationId").and_then(Value::as_str).unwrap_or("(no operationId)");
+                    out.push(Operation {
+                        method: method.to_ascii_uppercase(),
+                        path: path.clone(),
+                        operation_id: id.to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// The schema of an operation's response (`status` or else `default`) and its media type.
     pub fn response(&self, path: &str, method: &str, status: u16) -> Result<(String, Value), ContractError> {
         let responses = self
@@ -124,6 +144,32 @@ impl Spec {
             ContractError::Missing(format!("schema of response {status} of {method} {path}"))
         })?;
         Ok((media.clone(), schema))
+    }
+}
+
+/// One operation of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path template, e.g. `/api/v1/audit/legal-hold/{correlation_id}`.
+    pub path: String,
+    /// Its `operationId`.
+    pub operation_id: String,
+}
+
+impl Operation {
+    /// Whether a request path matches the template (a `{parameter}` matches one segment).
+    pub fn matches(&self, path: &str) -> bool {
+        let (mut want, mut got) = (self.path.split('/'), path.trim_end_matches('/').split('/'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g)) if w == g || (w.starts_with('{') && w.ends_with('}') && !g.is_empty()) => {
+                }
+                _ => return false,
+            }
+        }
     }
 }
 

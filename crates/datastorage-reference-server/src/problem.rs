@@ -22,6 +22,8 @@ pub enum Kind {
     NotFound,
     /// The endpoint exists, the method does not (405).
     MethodNotAllowed,
+    /// The contract has the operation; this server does not implement it (501).
+    NotImplemented,
     /// Neither PostgreSQL nor the dead-letter queue could take the write, or a read needs
     /// PostgreSQL while it is down (503): the client may retry.
     ServiceUnavailable,
@@ -46,6 +48,7 @@ impl Kind {
             Kind::ServiceUnavailable => {
                 ("service-unavailable", "Service Unavailable", StatusCode::SERVICE_UNAVAILABLE)
             }
+            Kind::NotImplemented => ("not-implemented", "Not Implemented", StatusCode::NOT_IMPLEMENTED),
             Kind::DatabaseError => ("database-error", "Database Error", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }

@@ -19,6 +19,7 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
     env.migrate().await;
     let config_path = env.dir.path().join("config.yaml");
     let mut child = Command::new(env!("CARGO_BIN_EXE_datastorage-reference-server"))
+        .arg("--auth=off")
         .env("CONFIG_PATH", &config_path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -118,4 +119,42 @@ fn a_bad_config_file_is_reported_with_its_path_and_field() {
     // The compilers' line format, which editors and CI link to the file.
     let at = format!("{}:3:3: error: server.prot: not a key DataStorage reads", path.display());
     assert!(stderr.contains(&at), "{stderr}");
+}
+
+/// The server's exit and stderr for a rendered config, started as a test environment would.
+fn run_once(env: &Env, args: &[&str], kubeconfig: Option<&str>) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_datastorage-reference-server"));
+    command
+        .args(args)
+        .env("CONFIG_PATH", env.dir.path().join("config.yaml"))
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    match kubeconfig {
+        Some(path) => command.env("KUBECONFIG", path),
+        None => command.env_remove("KUBECONFIG"),
+    };
+    let out = command.output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_kubernetes_client_it_does_not_start() {
+    let env = blocking(|| Env::new(|_| {}));
+    let (code, stderr) = blocking(|| run_once(&env, &[], None));
+    assert_eq!(code, Some(1), "as the service: no client, exit 1: {stderr}");
+    assert!(stderr.contains("KUBECONFIG is not set"), "{stderr}");
+    assert!(stderr.contains("--auth off"), "says how to run without: {stderr}");
+
+    let (code, stderr) = blocking(|| run_once(&env, &[], Some("/nonexistent/kubeconfig")));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/kubeconfig"), "names the file: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_signing_pair_it_does_not_start() {
+    let env = blocking(|| Env::new(|_| {}));
+    let key = env.dir.path().join("signing/tls.key");
+    std::fs::remove_file(&key).unwrap();
+    let (code, stderr) = blocking(|| run_once(&env, &["--auth=off"], None));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&key.display().to_string()), "names the missing file: {stderr}");
 }

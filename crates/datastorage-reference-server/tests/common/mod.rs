@@ -61,6 +61,11 @@ pub struct Env {
 impl Env {
     /// Starts PostgreSQL (with the service's role and database) and Redis, and renders the config.
     pub fn new(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::with_tls(tune, None)
+    }
+
+    /// As [`Env::new`], the API port serving TLS with `tls` when given.
+    pub fn with_tls(tune: impl FnOnce(&mut Config), tls: Option<datastorage::certs::Pair>) -> Self {
         let pg = PgServer::start().expect("start postgres");
         let db_password = pgserver::random_password();
         pg.create_user_and_database(DB_USER, &db_password, DB_NAME).expect("create role and database");
@@ -80,6 +85,8 @@ impl Env {
                 db_password: db_password.clone(),
                 redis_password,
             },
+            signing: datastorage::certs::signing_pair().expect("a signing pair"),
+            tls,
         };
         let dir = tempfile::tempdir().unwrap();
         ds.write_for_process(dir.path()).expect("render the config");
@@ -102,11 +109,16 @@ impl Env {
         self.migrate_dir(&migrations_dir()).await;
     }
 
-    /// Starts the server on free loopback ports.
+    /// Starts the server on free loopback ports, without authentication.
     pub async fn serve(&mut self) {
+        self.serve_with(datastorage_reference_server::Auth::Off).await;
+    }
+
+    /// Starts the server on free loopback ports, authenticating as `auth` says.
+    pub async fn serve_with(&mut self, auth: datastorage_reference_server::Auth) {
         let listeners = datastorage_reference_server::Listeners::loopback().await.unwrap();
         self.server =
-            Some(datastorage_reference_server::start_on(&self.loaded, listeners).await.expect("start"));
+            Some(datastorage_reference_server::start_on(&self.loaded, listeners, auth).await.expect("start"));
     }
 
     pub fn url(&self, path: &str) -> String {
