@@ -165,24 +165,30 @@ mod tidy {
             if line.starts_with("```") {
                 in_code = !in_code;
             }
-            let Some(at) = line.find("cargo xtask ").filter(|_| in_code) else { continue };
-            let mut cmd = &line[at..];
-            for end in ["  #", ")\"", "`"] {
-                if let Some(i) = cmd.find(end) {
-                    cmd = &cmd[..i];
-                }
+            if !in_code {
+                continue;
             }
-            let mut plain = String::new();
-            let mut depth = 0;
-            for c in cmd.chars() {
-                match c {
-                    '[' => depth += 1,
-                    ']' => depth -= 1,
-                    _ if depth == 0 => plain.push(c),
-                    _ => {}
+            // Each command of a `a && b` line.
+            for part in line.split("&&") {
+                let Some(at) = part.find("cargo xtask ") else { continue };
+                let mut cmd = &part[at..];
+                for end in ["  #", ")\"", "`"] {
+                    if let Some(i) = cmd.find(end) {
+                        cmd = &cmd[..i];
+                    }
                 }
+                let mut plain = String::new();
+                let mut depth = 0;
+                for c in cmd.chars() {
+                    match c {
+                        '[' => depth += 1,
+                        ']' => depth -= 1,
+                        _ if depth == 0 => plain.push(c),
+                        _ => {}
+                    }
+                }
+                out.push(plain.trim().to_string());
             }
-            out.push(plain.trim().to_string());
         }
         out
     }

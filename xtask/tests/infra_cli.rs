@@ -282,7 +282,7 @@ fn sigkill_of_infra_up_takes_its_servers_along() {
     let up = stdout.lines().map_while(Result::ok).any(|l| l.starts_with("export DATASTORAGE_URL="));
     assert!(up, "infra up printed its endpoints");
     let servers = leftovers(state.path());
-    assert_eq!(servers.len(), 3, "postgres, redis and datastorage run: {servers:?}");
+    assert_eq!(servers.len(), 5, "postgres, redis, etcd, kube-apiserver and datastorage run: {servers:?}");
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
         .unwrap();
@@ -304,7 +304,10 @@ fn an_image_for_a_component_the_suite_lacks_is_refused_before_anything_starts() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "bad input: {err}");
     assert!(err.contains("--image mysql=") && err.contains("no component `mysql`"), "{err}");
-    assert!(err.contains("postgres, redis, migrations, datastorage"), "the components it has: {err}");
+    assert!(
+        err.contains("postgres, redis, migrations, kube-api, datastorage"),
+        "the components it has: {err}"
+    );
     let out = xtask(state.path(), &["infra", "up", "gateway", "--image", "postgres"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -658,4 +661,27 @@ fn on_a_terminal_nothing_interleaves_with_the_tests_output() {
         !tests.contains("snapshot") && !tests.chars().any(spinner),
         "xtask wrote into the tests' output:\n{tests}"
     );
+}
+
+/// A suite with `kube-api` on a machine without etcd and kube-apiserver: refused before anything
+/// starts, saying both ways to get them, with no run left.
+#[test]
+fn without_etcd_and_kube_apiserver_up_says_how_to_get_them_before_starting_anything() {
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let empty_cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["infra", "up", "workflowexecution", "--keep"])
+        .env("XTASK_STATE_DIR", state.path())
+        .env("KUBEBUILDER_ASSETS", "")
+        .env("XDG_CACHE_HOME", empty_cache.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("kube-api: no etcd and kube-apiserver"), "{err}");
+    assert!(err.contains("cargo xtask devcluster build") && err.contains("setup-envtest"), "{err}");
+    let runs: Vec<_> = std::fs::read_dir(state.path().join("runs")).into_iter().flatten().collect();
+    assert!(runs.is_empty(), "no run left: {runs:?}");
+    assert!(leftovers(state.path()).is_empty(), "nothing started: {:?}", leftovers(state.path()));
 }

@@ -314,6 +314,9 @@ fn probes(service: &Service, port: i32) -> Result<(Probe, Probe), InfraError> {
             }),
             ..Default::default()
         },
+        EndpointSpec::KubeApi { .. } => {
+            return Err(InfraError::Model("kube-api is not a pod: a cluster is its own API".into()));
+        }
         // A PING needs the password on redis-cli's command line: a TCP check keeps it out.
         EndpointSpec::Redis { .. } => Probe {
             tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), ..Default::default() }),

@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use datastorage::certs::Pair;
 
 use crate::error::InfraError;
 use crate::suite::Suite;
@@ -19,6 +22,12 @@ pub trait Component: Send + Sync + 'static {
 
     /// The components it cannot work without (their endpoints are published before it starts).
     fn needs(&self) -> &'static [&'static str];
+
+    /// The components it uses when the suite lists them, and waits for then: DataStorage and
+    /// `kube-api` (listed: every call is authenticated; not listed: none is).
+    fn uses(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// What it runs, rendered for `ctx`.
     fn workload(&self, ctx: &Ctx<'_>) -> Result<Workload, InfraError>;
@@ -109,6 +118,9 @@ pub enum Program {
     },
     /// A program on this machine.
     Path(PathBuf),
+    /// etcd and kube-apiserver from `KUBEBUILDER_ASSETS`, as envtest starts them, with the
+    /// identities the endpoint spec names.
+    KubeApi,
 }
 
 /// What a container backend runs for a service.
@@ -205,6 +217,14 @@ pub enum EndpointSpec {
         /// The `requirepass` password.
         password: Secret,
     },
+    /// A Kubernetes API that reviews tokens for DataStorage: its identity in `namespace`, and a
+    /// ServiceAccount bound to `data-storage-client` with a token for each of `clients`.
+    KubeApi {
+        /// DataStorage's namespace (`POD_NAMESPACE`).
+        namespace: String,
+        /// The ServiceAccounts that call DataStorage.
+        clients: Vec<String>,
+    },
     /// An HTTP service: ready when `GET ready_path` answers 200.
     Http {
         /// The readiness path, e.g. `/readyz`.
@@ -262,6 +282,15 @@ pub enum EndpointKind {
         /// Password.
         password: Secret,
     },
+    /// A Kubernetes API: DataStorage's kubeconfig (its own token, by file) and its clients' tokens.
+    KubeApi {
+        /// DataStorage's namespace.
+        namespace: String,
+        /// The kubeconfig DataStorage reviews tokens with (`KUBECONFIG`).
+        kubeconfig: PathBuf,
+        /// Each client ServiceAccount's token file (0600).
+        tokens: BTreeMap<String, PathBuf>,
+    },
     /// HTTP.
     Http {
         /// Where readiness is read from this machine (`http://127.0.0.1:<health port>/readyz`);
@@ -297,6 +326,7 @@ impl Endpoint {
                 format!("postgres://{user}:{}@{a}/{database}", password.expose())
             }
             EndpointKind::Redis { password } => format!("redis://:{}@{a}", password.expose()),
+            EndpointKind::KubeApi { .. } => format!("https://{a}"),
             EndpointKind::Http { .. } => format!("http://{a}"),
         })
     }
@@ -305,7 +335,7 @@ impl Endpoint {
     pub fn password(&self) -> Option<&Secret> {
         match &self.kind {
             EndpointKind::Postgres { password, .. } | EndpointKind::Redis { password } => Some(password),
-            EndpointKind::Http { .. } => None,
+            EndpointKind::Http { .. } | EndpointKind::KubeApi { .. } => None,
         }
     }
 }
@@ -411,6 +441,11 @@ impl Ctx<'_> {
         self.secrets.get(name)
     }
 
+    /// DataStorage's signing pair for this run (a placeholder in plans).
+    pub fn signing_pair(&self) -> Result<Pair, InfraError> {
+        self.secrets.signing_pair()
+    }
+
     /// The port for the service's named port `name`: the backend's choice, else `default`.
     pub fn named_port(&self, name: &str, default: u16) -> u16 {
         self.ports.get(name).copied().unwrap_or(default)
@@ -422,20 +457,80 @@ impl Ctx<'_> {
     }
 }
 
-/// The run's secrets: generated once per run, kept 0600 in the run directory.
+/// The run's secrets: passwords generated once per run, and DataStorage's signing pair.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Secrets(BTreeMap<String, Secret>);
+pub struct Secrets {
+    passwords: BTreeMap<String, Secret>,
+    #[serde(skip)]
+    signing: Option<Arc<Signing>>,
+}
+
+/// DataStorage's signing pair, generated on a thread of its own: an RSA key takes 0.3 to 1.5 s
+/// here, which overlaps with PostgreSQL and Redis starting instead of delaying the run.
+struct Signing {
+    pending: Mutex<Option<std::thread::JoinHandle<Result<Pair, datastorage::certs::CertError>>>>,
+    pair: OnceLock<Result<Pair, String>>,
+}
+
+impl fmt::Debug for Signing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signing(***)")
+    }
+}
 
 impl Secrets {
-    /// Generates every secret in `names`.
+    /// Generates every password in `names`.
     pub fn generate<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(names.into_iter().map(|n| (n.to_string(), Secret::generate())).collect())
+        Self {
+            passwords: names.into_iter().map(|n| (n.to_string(), Secret::generate())).collect(),
+            signing: None,
+        }
+    }
+
+    /// Starts generating DataStorage's signing pair (see [`Secrets::signing_pair`]).
+    pub fn with_signing(mut self) -> Self {
+        let pending = std::thread::Builder::new()
+            .name("signing-pair".into())
+            .spawn(datastorage::certs::signing_pair)
+            .map_err(|e| e.to_string());
+        let signing = Signing { pending: Mutex::new(None), pair: OnceLock::new() };
+        match pending {
+            Ok(handle) => *signing.pending.lock().expect("signing lock") = Some(handle),
+            Err(e) => {
+                let _ = signing.pair.set(Err(format!("starting its thread: {e}")));
+            }
+        }
+        self.signing = Some(Arc::new(signing));
+        self
+    }
+
+    /// The same passwords without the signing pair: what a plan renders with, so that planning
+    /// never waits for the key (a plan shows no secret's contents).
+    pub fn for_plan(&self) -> Self {
+        Self { passwords: self.passwords.clone(), signing: None }
+    }
+
+    /// DataStorage's signing pair for this run, waiting for its generation to finish; a fixed
+    /// placeholder when none was started (plans and dry runs).
+    pub fn signing_pair(&self) -> Result<Pair, InfraError> {
+        let Some(signing) = &self.signing else {
+            return Ok(Pair { cert: "<signing cert>".into(), key: "<signing key>".into() });
+        };
+        let pair = signing.pair.get_or_init(|| {
+            let handle = signing.pending.lock().expect("signing lock").take();
+            match handle.map(std::thread::JoinHandle::join) {
+                Some(Ok(generated)) => generated.map_err(|e| e.to_string()),
+                Some(Err(_)) => Err("its thread panicked".into()),
+                None => Err("generated twice".into()),
+            }
+        });
+        pair.clone().map_err(|e| InfraError::Model(format!("datastorage: generating the signing pair: {e}")))
     }
 
     /// Secret `name`; an unknown name is a programming error, answered with a fixed placeholder
     /// so a dry run can render without secrets.
     pub fn get(&self, name: &str) -> Secret {
-        self.0.get(name).cloned().unwrap_or_else(|| Secret::new(format!("<{name}>")))
+        self.passwords.get(name).cloned().unwrap_or_else(|| Secret::new(format!("<{name}>")))
     }
 }
 

@@ -97,15 +97,32 @@ impl Plan {
         for name in &run.suite.components {
             let component = run.component(name)?;
             let placement = backend.placement(run, name);
-            let needs: Vec<String> =
-                component.needs().iter().filter_map(|n| ready_step.get(*n).cloned()).collect();
-            let workload = run.workload(name, placement, &planned, None, Default::default())?;
+            let needs: Vec<String> = component
+                .needs()
+                .iter()
+                .chain(component.uses())
+                .filter_map(|n| ready_step.get(*n).cloned())
+                .collect();
+            let workload = run.planned_workload(name, placement, &planned)?;
             if let Workload::Manifests(_) = &workload
                 && !backend.kubernetes()
             {
                 skipped.push((
                     name.clone(),
                     format!("needs a Kubernetes backend (kind, cluster), not {}", backend.name()),
+                ));
+                continue;
+            }
+            if let Workload::Service(s) = &workload
+                && s.program == crate::model::Program::KubeApi
+                && !backend.runs_kube_api()
+            {
+                skipped.push((
+                    name.clone(),
+                    format!(
+                        "runs on the local backend so far, not {}: DataStorage runs without authentication here",
+                        backend.name()
+                    ),
                 ));
                 continue;
             }

@@ -143,6 +143,10 @@ pub fn exports(state: &RunState) -> String {
     let mut out = String::new();
     for (k, v) in &state.env {
         out.push_str(&format!("export {k}={}\n", shell_quote(v)));
+        // The token itself is read by the shell that evals this: it is never printed.
+        if k == crate::state::TOKEN_FILE_VAR {
+            out.push_str(&format!("export {}=\"$(cat {})\"\n", crate::state::TOKEN_VAR, shell_quote(v)));
+        }
     }
     out.push_str(&format!("export XTASK_RUN={}\n", shell_quote(&state.id)));
     out

@@ -52,7 +52,10 @@ impl Run {
         images: BTreeMap<String, String>,
         state: RunState,
     ) -> Self {
-        let secrets = Secrets::generate(["postgres", "redis"]);
+        let mut secrets = Secrets::generate(["postgres", "redis"]);
+        if suite.components.iter().any(|c| c == "datastorage") {
+            secrets = secrets.with_signing();
+        }
         Self {
             root: root.to_path_buf(),
             suite,
@@ -114,11 +117,21 @@ impl Run {
     pub fn publish(&self, component: &str, endpoint: Endpoint) -> Result<(), StepFailure> {
         let var = self.registry.get(component).and_then(|c| c.env_var());
         let url = endpoint.url(crate::model::View::Host);
+        // The tests' token goes to them by file: the value itself is never in the state or printed.
+        let token = match &endpoint.kind {
+            crate::model::EndpointKind::KubeApi { tokens, .. } => {
+                tokens.get(&crate::components::tests_account(&self.suite.name)).cloned()
+            }
+            _ => None,
+        };
         self.endpoints.lock().expect("endpoints lock").insert(component.to_string(), endpoint.clone());
         self.update(|s| {
             s.endpoints.insert(component.to_string(), endpoint);
             if let Some(var) = var {
                 s.env.insert(var.to_string(), url.expose().to_string());
+            }
+            if let Some(path) = token {
+                s.env.insert(crate::state::TOKEN_FILE_VAR.into(), path.display().to_string());
             }
         })
     }
@@ -148,13 +161,36 @@ impl Run {
         port: Option<u16>,
         ports: BTreeMap<String, u16>,
     ) -> Result<Workload, InfraError> {
+        self.render(component, placement, endpoints, port, ports, &self.secrets)
+    }
+
+    /// Renders `component`'s workload for the plan: as [`Run::workload`], with key material
+    /// replaced by placeholders so that planning waits for no key generation.
+    pub fn planned_workload(
+        &self,
+        component: &str,
+        placement: Placement,
+        endpoints: &BTreeMap<String, Endpoint>,
+    ) -> Result<Workload, InfraError> {
+        self.render(component, placement, endpoints, None, BTreeMap::new(), &self.secrets.for_plan())
+    }
+
+    fn render(
+        &self,
+        component: &str,
+        placement: Placement,
+        endpoints: &BTreeMap<String, Endpoint>,
+        port: Option<u16>,
+        ports: BTreeMap<String, u16>,
+        secrets: &Secrets,
+    ) -> Result<Workload, InfraError> {
         let c = self.component(component)?;
         let ctx = Ctx {
             suite: &self.suite,
             root: &self.root,
             placement,
             endpoints,
-            secrets: &self.secrets,
+            secrets,
             images: &self.images,
             port,
             ports,

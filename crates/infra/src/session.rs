@@ -135,6 +135,20 @@ pub fn plan(
     Plan::new(&run, &*backend)
 }
 
+/// What a plan needs from this machine that can be checked before anything starts: etcd and
+/// kube-apiserver for `kube-api`.
+fn preflight(plan: &Plan, backend: &dyn Backend) -> Result<(), InfraError> {
+    for (name, service) in &plan.services {
+        if service.program == crate::model::Program::KubeApi && backend.runs_kube_api() {
+            envtest::Assets::find().map_err(|e| InfraError::Backend {
+                backend: backend.name(),
+                message: format!("{name}: {e}"),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// A dry run's plan with what each step is expected to take on its backend.
 #[derive(Debug, serde::Serialize)]
 pub struct DryRun {
@@ -298,7 +312,7 @@ pub async fn up(
     };
     state.save().map_err(InfraError::io("saving the run state"))?;
     let run = Arc::new(new_run(root, suite, registry, &options, state));
-    let plan = match Plan::new(&run, &*backend) {
+    let plan = match Plan::new(&run, &*backend).and_then(|p| preflight(&p, &*backend).map(|()| p)) {
         Ok(p) => p,
         Err(e) => {
             let _ = teardown(&dir);
@@ -410,7 +424,7 @@ pub async fn run_tests(
     let mut std_cmd = procs::command(&argv[0]);
     procs::own_process_group(&mut std_cmd);
     let mut cmd = tokio::process::Command::from(std_cmd);
-    cmd.args(&argv[1..]).current_dir(root).envs(&state.env).env("XTASK_RUN", &state.id);
+    cmd.args(&argv[1..]).current_dir(root).envs(crate::state::test_env(state)?).env("XTASK_RUN", &state.id);
     if let Ok(me) = std::env::current_exe() {
         cmd.env("XTASK_BIN", me);
     }

@@ -9,6 +9,22 @@ use std::path::{Path, PathBuf};
 /// Environment variable overriding the state directory (default: `.xtask` at the workspace root).
 pub const STATE_DIR_ENV: &str = "XTASK_STATE_DIR";
 
+/// The variable naming the file that holds the tests' DataStorage token.
+pub const TOKEN_FILE_VAR: &str = "DATASTORAGE_TOKEN_FILE";
+/// The variable a test command gets the token itself in, read from that file when it starts.
+pub const TOKEN_VAR: &str = "DATASTORAGE_TOKEN";
+
+/// The environment a test command gets: the run's variables, and the token read from its file.
+pub fn test_env(state: &RunState) -> std::io::Result<BTreeMap<String, String>> {
+    let mut env = state.env.clone();
+    if let Some(path) = state.env.get(TOKEN_FILE_VAR) {
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("reading the tests' token {path}: {e}")))?;
+        env.insert(TOKEN_VAR.into(), token.trim().to_string());
+    }
+    Ok(env)
+}
+
 /// Something a run created, recorded before anything waits on it, removed in reverse order by
 /// the backend that created it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -427,8 +427,12 @@ fn dependency_order(listed: &[&str], registry: &Registry) -> Vec<String> {
     while !rest.is_empty() {
         let before = rest.len();
         rest.retain(|name| {
-            let ready =
-                registry.get(name).expect("listed").needs().iter().all(|n| out.iter().any(|o| o == n));
+            let c = registry.get(name).expect("listed");
+            let ready = c
+                .needs()
+                .iter()
+                .chain(c.uses().iter().filter(|u| listed.contains(*u)))
+                .all(|n| out.iter().any(|o| o == n));
             if ready {
                 out.push(name.to_string());
             }
@@ -506,7 +510,7 @@ mod tests {
     fn bad_suites_name_file_and_field() {
         assert_eq!(
             err(&GOOD.replace("redis, migrations]", "redis, migrations, mysql]")),
-            "suites/demo.yaml:2:56: components[4]: unknown component `mysql` (known: postgres, redis, migrations, datastorage, tekton, controller)"
+            "suites/demo.yaml:2:56: components[4]: unknown component `mysql` (known: postgres, redis, migrations, kube-api, datastorage, tekton, controller)"
         );
         assert_eq!(
             err(&GOOD.replace("postgres, redis, ", "")),

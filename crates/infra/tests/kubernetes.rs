@@ -30,7 +30,7 @@ fn objects(name: &str) -> (Vec<Object>, Vec<String>) {
             EndpointSpec::Postgres { password, .. } | EndpointSpec::Redis { password } => {
                 passwords.push(password.expose().to_string())
             }
-            EndpointSpec::Http { .. } => {}
+            EndpointSpec::Http { .. } | EndpointSpec::KubeApi { .. } => {}
         }
     }
     (out, passwords)

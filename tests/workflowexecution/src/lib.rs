@@ -75,24 +75,47 @@ pub fn event(kind: &str, outcome: &str, correlation_id: &str, execution: &str, e
     })
 }
 
-/// A DataStorage client.
+/// A DataStorage client: every call carries `Authorization: Bearer $DATASTORAGE_TOKEN` when the
+/// environment authenticates (a suite with `kube-api`), as the monorepo's clients send their
+/// ServiceAccount token.
 pub struct DataStorage {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl DataStorage {
-    /// A client for `$DATASTORAGE_URL`.
+    /// A client for `$DATASTORAGE_URL`, with `$DATASTORAGE_TOKEN` when it is set.
     pub fn from_env() -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        Self { base: endpoint("DATASTORAGE_URL"), http }
+        let token = std::env::var("DATASTORAGE_TOKEN").ok().filter(|t| !t.is_empty());
+        Self { base: endpoint("DATASTORAGE_URL"), http, token }
+    }
+
+    /// Whether the environment gave a token (DataStorage authenticates every call).
+    pub fn authenticates(&self) -> bool {
+        self.token.is_some()
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    /// `GET path` without a token: the status and the body.
+    pub async fn get_without_token(&self, path: &str) -> (u16, Value) {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET without a token");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Posts a batch; returns the status code and body.
     pub async fn write_batch(&self, events: &[Value]) -> (u16, Value) {
         let resp = self
-            .http
-            .post(format!("{}/api/v1/audit/events/batch", self.base))
+            .request(reqwest::Method::POST, "/api/v1/audit/events/batch")
             .json(events)
             .send()
             .await
@@ -108,8 +131,7 @@ impl DataStorage {
         let mut pause = Duration::from_millis(20);
         loop {
             let resp = self
-                .http
-                .get(format!("{}/api/v1/audit/events", self.base))
+                .request(reqwest::Method::GET, "/api/v1/audit/events")
                 .query(&[("correlation_id", correlation_id)])
                 .query(&[("limit", limit), ("offset", offset)])
                 .send()

@@ -95,3 +95,16 @@ async fn invalid_events_are_refused_naming_the_field() {
     assert_eq!(body["field_errors"]["events[1].event_data.container_image"], "missing", "{body}");
     assert!(ds.events(&id).await.is_empty(), "nothing of a refused batch is stored");
 }
+
+#[tokio::test]
+async fn without_a_token_the_api_refuses_when_the_environment_authenticates() {
+    let ds = DataStorage::from_env();
+    let (status, body) = ds.get_without_token("/api/v1/audit/events?limit=1").await;
+    if ds.authenticates() {
+        assert_eq!(status, 401, "DataStorage authenticates every call: {body}");
+        assert_eq!(body["detail"], "Missing Authorization header", "{body}");
+    } else {
+        // A backend without `kube-api` runs DataStorage without authentication (the plan says so).
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -913,6 +913,7 @@ fn describe_probe(spec: &crate::model::EndpointSpec) -> String {
     match spec {
         crate::model::EndpointSpec::Postgres { user, .. } => format!("a query as {user}"),
         crate::model::EndpointSpec::Redis { .. } => "PING after AUTH".into(),
+        crate::model::EndpointSpec::KubeApi { .. } => "the cluster's own API".into(),
         crate::model::EndpointSpec::Http { ready_path, ready_port: None, .. } => {
             format!("GET {ready_path} = 200")
         }

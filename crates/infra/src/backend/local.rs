@@ -55,6 +55,10 @@ impl Backend for Local {
         "local"
     }
 
+    fn runs_kube_api(&self) -> bool {
+        true
+    }
+
     fn placement(&self, run: &Run, component: &str) -> Placement {
         Placement::Host { dir: run.dir().join(component) }
     }
@@ -105,6 +109,12 @@ impl Backend for Local {
             }
             Program::Cargo { package } => vec![argv(&format!("target/debug/{package}"), service)],
             Program::Path(p) => vec![argv(&p.display().to_string(), service)],
+            Program::KubeApi => vec![format!(
+                "etcd + kube-apiserver from ${} in {}/ on free loopback ports; {}",
+                envtest::ASSETS_ENV,
+                dir.display(),
+                describe(&service.endpoint)
+            )],
         };
         if !service.ports.is_empty() {
             let names: Vec<&str> = service.ports.iter().map(|p| p.name.as_str()).collect();
@@ -141,6 +151,7 @@ impl Backend for Local {
             match service.program.clone() {
                 Program::Postgres => self.postgres(&run, &component, &service, &progress).await,
                 Program::Redis => self.redis(&run, &component, &service, &progress).await,
+                Program::KubeApi => self.kube_api(&run, &component, &service, &progress).await,
                 Program::Cargo { .. } | Program::Path(_) => {
                     // Its own port and its named ports, chosen together so that they differ.
                     let mut free = procs::free_ports(1 + service.ports.len()).map_err(failure)?.into_iter();
@@ -181,6 +192,10 @@ fn describe(spec: &EndpointSpec) -> String {
             format!("role {user} (password: per-run secret), database {database}")
         }
         EndpointSpec::Redis { .. } => "requirepass: per-run secret".into(),
+        EndpointSpec::KubeApi { namespace, clients } => format!(
+            "DataStorage's identity in namespace {namespace}; tokens (per run, 0600) for {}",
+            clients.join(", ")
+        ),
         EndpointSpec::Http { ready_path, ready_port: None, .. } => {
             format!("ready when GET {ready_path} answers 200")
         }
@@ -367,6 +382,74 @@ impl Local {
         Ok(Started { endpoint: ep, probe, summary: format!("127.0.0.1:{port}") })
     }
 
+    /// Starts the control plane, then puts DataStorage's identity and its clients on it and
+    /// writes their tokens (0600) and DataStorage's kubeconfig (by token file).
+    async fn kube_api(
+        &self,
+        run: &Arc<Run>,
+        component: &str,
+        service: &Service,
+        progress: &Progress,
+    ) -> Result<Started, StepFailure> {
+        let EndpointSpec::KubeApi { namespace, clients } = &service.endpoint else {
+            return Err(StepFailure::new(format!("{component}: a Kubernetes API needs its endpoint spec")));
+        };
+        let assets = envtest::Assets::find().map_err(failure)?;
+        let dir = run.dir().join(component);
+        progress.say("start etcd and kube-apiserver");
+        // Each process recorded as it starts, before anything waits on it: a Ctrl-C or a kill
+        // during the start leaves teardown everything to stop.
+        let unrecorded: Arc<Mutex<Option<StepFailure>>> = Arc::default();
+        let (r, c, d, u) = (run.clone(), component.to_string(), dir.clone(), unrecorded.clone());
+        let record = move |pid: u32, program: &'static str| {
+            let resource = Resource::Process {
+                component: c.clone(),
+                pid,
+                program: program.into(),
+                port: None,
+                log: Some(d.join(format!("{program}.log"))),
+            };
+            if let Err(e) = r.created(resource) {
+                *u.lock().expect("record lock") = Some(e);
+            }
+        };
+        let options = envtest::Options {
+            dir: Some(dir.clone()),
+            die_with_us: die_with_us(run),
+            detach: true,
+            timeout: Duration::from_secs(60),
+            on_spawn: Some(Arc::new(record)),
+        };
+        let plane = envtest::ControlPlane::start(&assets, options).await.map_err(failure)?;
+        if let Some(e) = unrecorded.lock().expect("record lock").take() {
+            return Err(e);
+        }
+        progress.say("identities and tokens");
+        let client = plane.client().await.map_err(failure)?;
+        let tokens = identities(&client, namespace, clients, &dir.join("tokens")).await.map_err(failure)?;
+        let kubeconfig = dir.join("datastorage.kubeconfig");
+        let text = envtest::kubeconfig::render(
+            "kube-api",
+            &plane.url(),
+            &plane.ca(),
+            datastorage::rbac::SERVICE_ACCOUNT,
+            &envtest::kubeconfig::Auth::TokenFile(tokens[datastorage::rbac::SERVICE_ACCOUNT].clone()),
+        );
+        procs::write_file(&kubeconfig, text.as_bytes(), 0o600).map_err(failure)?;
+        let port = plane.url().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
+        let summary = plane.url();
+        plane.keep_running();
+        let mut tokens = tokens;
+        tokens.remove(datastorage::rbac::SERVICE_ACCOUNT);
+        let ep = crate::model::Endpoint {
+            kind: crate::model::EndpointKind::KubeApi { namespace: namespace.clone(), kubeconfig, tokens },
+            host: loopback(port),
+            inside: loopback(port),
+        };
+        let probe = probe_for(&ep)?;
+        Ok(Started { endpoint: ep, probe, summary })
+    }
+
     async fn program(
         &self,
         run: &Arc<Run>,
@@ -414,6 +497,47 @@ impl Local {
         let probe = wait::ProcessProbe::new(Arc::new(Mutex::new(child)), command, log_path).until(ready);
         Ok(Started { endpoint: ep, probe: Box::new(probe), summary: format!("http://127.0.0.1:{port}") })
     }
+}
+
+/// Applies DataStorage's identity in `namespace` and a bound ServiceAccount for each client,
+/// and writes a token for each (DataStorage's included) into `dir`, 0600; returns the files by
+/// ServiceAccount.
+pub(crate) async fn identities(
+    client: &kube::Client,
+    namespace: &str,
+    clients: &[String],
+    dir: &Path,
+) -> Result<BTreeMap<String, std::path::PathBuf>, envtest::Error> {
+    use envtest::identity::{apply, token};
+    use kube::Api;
+    let ns = k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta { name: Some(namespace.into()), ..Default::default() },
+        ..Default::default()
+    };
+    apply(&Api::all(client.clone()), &ns).await?;
+    let id = datastorage::rbac::identity(namespace);
+    let accounts = Api::namespaced(client.clone(), namespace);
+    let bindings = Api::namespaced(client.clone(), namespace);
+    apply(&accounts, &id.service_account).await?;
+    apply(&Api::all(client.clone()), &id.auth_role).await?;
+    apply(&Api::all(client.clone()), &id.auth_binding).await?;
+    apply(&Api::all(client.clone()), &id.client_role).await?;
+    for name in clients {
+        let (sa, binding) = datastorage::rbac::client(namespace, name);
+        apply(&accounts, &sa).await?;
+        apply(&bindings, &binding).await?;
+    }
+    let mut files = BTreeMap::new();
+    let everyone =
+        std::iter::once(datastorage::rbac::SERVICE_ACCOUNT.to_string()).chain(clients.iter().cloned());
+    for name in everyone {
+        // A day: longer than any kept environment is used, short enough to be worthless later.
+        let value = token(client, namespace, &name, 24 * 3600).await?;
+        let path = dir.join(&name);
+        procs::write_file(&path, value.as_bytes(), 0o600)?;
+        files.insert(name, path);
+    }
+    Ok(files)
 }
 
 /// Where a run's PostgreSQL cluster comes from.

@@ -48,6 +48,11 @@ pub trait Backend: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether it runs the `kube-api` component (an envtest-style API server on this machine).
+    fn runs_kube_api(&self) -> bool {
+        false
+    }
+
     /// Whether it runs Kubernetes manifests (Tekton, a controller); other backends skip them.
     fn kubernetes(&self) -> bool {
         false
@@ -229,6 +234,12 @@ pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr, ready: Option<Add
             password: password.clone(),
         },
         EndpointSpec::Redis { password } => EndpointKind::Redis { password: password.clone() },
+        // Where a plan expects the files; the backend that starts it publishes the real ones.
+        EndpointSpec::KubeApi { namespace, clients } => EndpointKind::KubeApi {
+            namespace: namespace.clone(),
+            kubeconfig: "<kube-api>/datastorage.kubeconfig".into(),
+            tokens: clients.iter().map(|c| (c.clone(), format!("<kube-api>/tokens/{c}").into())).collect(),
+        },
         EndpointSpec::Http { ready_path, .. } => EndpointKind::Http {
             ready_url: Some(format!("http://{}{ready_path}", ready.as_ref().unwrap_or(&host))),
         },
@@ -243,6 +254,8 @@ pub fn probe_for(endpoint: &Endpoint) -> Result<Box<dyn wait::Probe>, StepFailur
     Ok(match &endpoint.kind {
         EndpointKind::Postgres { .. } => Box::new(wait::PostgresProbe::from_url(url.expose()).map_err(bad)?),
         EndpointKind::Redis { .. } => Box::new(wait::RedisProbe::from_url(url.expose()).map_err(bad)?),
+        // Started only once /readyz said ok: from then on, its port answering is enough.
+        EndpointKind::KubeApi { .. } => Box::new(wait::TcpProbe::new(endpoint.host.to_string())),
         EndpointKind::Http { ready_url } => {
             let ready = ready_url.clone().unwrap_or_else(|| url.expose().to_string());
             Box::new(wait::HttpProbe::get(&ready).map_err(bad)?.status(200))

@@ -38,6 +38,10 @@ impl Component for DataStorage {
         &["postgres", "redis", "migrations"]
     }
 
+    fn uses(&self) -> &'static [&'static str] {
+        &["kube-api"]
+    }
+
     fn replaceable(&self) -> bool {
         true
     }
@@ -60,6 +64,12 @@ impl Component for DataStorage {
         let port = ctx.port.unwrap_or(datastorage::API_PORT);
         let health = ctx.named_port("health", datastorage::HEALTH_PORT);
         let metrics = ctx.named_port("metrics", datastorage::METRICS_PORT);
+        // With a Kubernetes API (a suite that lists `kube-api`), DataStorage reviews tokens with
+        // it as itself; without one, the reference server serves without authentication.
+        let reviews = match ctx.endpoints.get("kube-api").map(|e| &e.kind) {
+            Some(EndpointKind::KubeApi { namespace, kubeconfig, .. }) => Some((namespace, kubeconfig)),
+            _ => None,
+        };
         let mut config = datastorage::Config::local(port, pg_addr.port, redis_addr.port);
         config.server.health_port = health;
         config.server.metrics_port = metrics;
@@ -81,6 +91,8 @@ impl Component for DataStorage {
                 db_password: db_password.expose().to_string(),
                 redis_password: redis_password.expose().to_string(),
             },
+            signing: ctx.signing_pair()?,
+            tls: None,
         };
         let bundle = ds.render(&layout).map_err(|e| InfraError::Model(format!("datastorage: {e}")))?;
         let files = bundle
@@ -120,13 +132,30 @@ impl Component for DataStorage {
         // The config path as an argument too lets teardown find a reference server by its run
         // directory; another DataStorage gets none, as its Deployment gives it none.
         let config_path = layout.config_dir.join(datastorage::CONFIG_FILE);
-        let args =
+        let mut args =
             if reference { vec!["--config".into(), config_path.display().to_string()] } else { vec![] };
+        let mut env = bundle.env;
+        match (reviews, &ctx.placement) {
+            (Some((namespace, kubeconfig)), Placement::Host { .. }) => {
+                env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+                env.push(("POD_NAMESPACE".into(), namespace.clone()));
+            }
+            (_, _) if reference => args.push("--auth=off".into()),
+            (None, Placement::Host { .. }) => {
+                return Err(InfraError::Model(
+                    "datastorage: today's DataStorage reviews every token with a Kubernetes API and does not \
+                     start without one: add `kube-api` to the suite's components"
+                        .into(),
+                ));
+            }
+            // On Kubernetes it finds the cluster's API by itself.
+            (_, Placement::Container) => {}
+        }
         Ok(Workload::Service(Box::new(Service {
             program,
             image,
             args,
-            env: bundle.env,
+            env,
             files,
             port,
             ports: vec![

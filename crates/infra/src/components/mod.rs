@@ -4,6 +4,7 @@
 
 mod controller;
 mod datastorage;
+mod kube_api;
 mod migrations;
 mod postgres;
 mod redis;
@@ -15,6 +16,7 @@ use crate::model::Component;
 
 pub use controller::Controller;
 pub use datastorage::{DataStorage, runnable};
+pub use kube_api::{KubeApi, NAMESPACE as KUBE_API_NAMESPACE, tests_account};
 pub use migrations::Migrations;
 pub use postgres::Postgres;
 pub use redis::Redis;
@@ -34,6 +36,7 @@ impl Registry {
                 Arc::new(Postgres),
                 Arc::new(Redis),
                 Arc::new(Migrations),
+                Arc::new(KubeApi),
                 Arc::new(DataStorage),
                 Arc::new(Tekton),
                 Arc::new(Controller),
