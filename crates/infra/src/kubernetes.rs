@@ -260,19 +260,21 @@ pub fn service_objects(
         }),
         ..Default::default()
     })));
+    // Named as its clients know it (DataStorage: `data-storage-service`), with every port of the
+    // service by name (DataStorage's health and metrics ports too, as the monorepo's Service).
+    let service_port = |name: &str, port: i32| ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some(TCP.into()),
+        ..Default::default()
+    };
+    let ports = std::iter::once(service_port("service", port))
+        .chain(service.ports.iter().map(|p| service_port(&p.name, i32::from(p.port))))
+        .collect();
     objects.push(Object::Service(ServiceObject {
-        metadata: meta(component, Some(namespace), labels),
-        spec: Some(ServiceSpec {
-            selector: Some(selector),
-            ports: Some(vec![ServicePort {
-                name: Some("service".into()),
-                port,
-                target_port: Some(IntOrString::String("service".into())),
-                protocol: Some(TCP.into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+        metadata: meta(service.dns_name(component), Some(namespace), labels),
+        spec: Some(ServiceSpec { selector: Some(selector), ports: Some(ports), ..Default::default() }),
         ..Default::default()
     }));
     Ok(objects)
@@ -365,6 +367,7 @@ mod tests {
             },
             user: Some("65532".into()),
             data: Some("/var/lib/svc".into()),
+            service_name: None,
         }
     }
 

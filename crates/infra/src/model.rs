@@ -93,6 +93,17 @@ pub struct Service {
     /// Where the container keeps what must survive a restart of the service (PostgreSQL's data
     /// directory): a volume that outlives the container on Kubernetes.
     pub data: Option<PathBuf>,
+    /// The name other workloads reach it by (its Kubernetes Service, its network alias), when
+    /// clients know it by another name than the component's: DataStorage's
+    /// `data-storage-service`.
+    pub service_name: Option<String>,
+}
+
+impl Service {
+    /// The name other workloads reach it by: [`Service::service_name`], else `component`.
+    pub fn dns_name<'a>(&'a self, component: &'a str) -> &'a str {
+        self.service_name.as_deref().unwrap_or(component)
+    }
 }
 
 /// A port a service listens on besides its main one.

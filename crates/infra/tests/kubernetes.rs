@@ -56,7 +56,7 @@ fn workflowexecution_objects() {
             "ConfigMap/datastorage-config",
             "Secret/datastorage-secrets",
             "Deployment/datastorage",
-            "Service/datastorage",
+            "Service/data-storage-service",
             "Secret/postgres-secrets",
             "Deployment/postgres",
             "Service/postgres",

@@ -32,6 +32,7 @@ impl Component for Echo {
             endpoint: EndpointSpec::Http { ready_path: "/ready".into(), ready_port: None, live_path: None },
             user: None,
             data: None,
+            service_name: None,
         })))
     }
 }

@@ -179,7 +179,7 @@ pub trait Backend: Send + Sync + 'static {
 pub(crate) fn container_addrs(component: &str, service: &Service) -> (Addr, Addr) {
     (
         Addr { host: "127.0.0.1".into(), port: service.port },
-        Addr { host: component.to_string(), port: service.port },
+        Addr { host: service.dns_name(component).to_string(), port: service.port },
     )
 }
 

@@ -115,7 +115,7 @@ fn spec(run: &Run, component: &str, service: &Service) -> ContainerSpec {
         name: container_name(&id, component),
         image: image_ref(run, component, service),
         network: Some(network(&id)),
-        aliases: vec![component.to_string()],
+        aliases: std::iter::once(component.to_string()).chain(service.service_name.clone()).collect(),
         labels: labels(run, Some(component)),
         env: service.env.clone(),
         // Every port the service has, so readiness on a health port is probed from here too.

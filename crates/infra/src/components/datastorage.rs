@@ -169,6 +169,7 @@ impl Component for DataStorage {
             },
             user: None,
             data: None,
+            service_name: Some(datastorage::rbac::SERVICE_NAME.into()),
         })))
     }
 }

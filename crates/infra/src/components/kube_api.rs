@@ -49,6 +49,7 @@ impl Component for KubeApi {
             endpoint: EndpointSpec::KubeApi { namespace: NAMESPACE.into(), clients },
             user: None,
             data: None,
+            service_name: None,
         })))
     }
 }

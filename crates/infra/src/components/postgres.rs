@@ -56,6 +56,7 @@ impl Component for Postgres {
             user: None,
             ports: vec![],
             data: Some(DATA_DIR.into()),
+            service_name: None,
         })))
     }
 }

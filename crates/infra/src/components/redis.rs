@@ -48,6 +48,7 @@ impl Component for Redis {
             user: None,
             ports: vec![],
             data: Some("/data".into()),
+            service_name: None,
         })))
     }
 }
