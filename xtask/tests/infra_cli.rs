@@ -353,6 +353,7 @@ fn doctor_names_what_is_missing_and_how_to_get_it() {
         .env("XTASK_CONTAINER_ENGINE", "/nonexistent/podman")
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env("KIND", "/nonexistent/kind")
+        .env("KUBEBUILDER_ASSETS", "/nonexistent/assets")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -361,6 +362,7 @@ fn doctor_names_what_is_missing_and_how_to_get_it() {
         ("MISS PostgreSQL server binaries", "apt-get install postgresql"),
         ("MISS redis-server", "apt-get install redis-server"),
         ("MISS container engine `/nonexistent/podman`", "apt-get install podman runc"),
+        ("MISS etcd + kube-apiserver", "cargo xtask devcluster build"),
     ] {
         let at = text.find(missing).unwrap_or_else(|| panic!("{missing}: {text}"));
         assert!(text[at..].lines().nth(1).unwrap().contains(hint), "{hint} follows {missing}: {text}");

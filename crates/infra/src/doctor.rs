@@ -189,10 +189,24 @@ pub fn examine(registry: &Registry) -> Report {
         cluster,
         "set KUBECONFIG (or pass --kubeconfig) to a running cluster's; on this repository's machines: cargo xtask devcluster up, then eval \"$(cargo xtask devcluster env)\"",
     ));
+    checks.push(check(
+        "etcd + kube-apiserver (kube-api: DataStorage's token reviews on the local backend; KUBEBUILDER_ASSETS)",
+        envtest::Assets::find().map(|a| a.dir().display().to_string()).map_err(|e| e.to_string()),
+        "cargo xtask devcluster build (once; Kubernetes from Debian's source package), or set KUBEBUILDER_ASSETS to a folder from setup-envtest",
+    ));
+    let kube_api = checks.len() - 1;
+    let kube_api_ok = checks[kube_api].ok;
     let missing = |idx: &[usize]| -> Vec<String> {
         idx.iter().filter(|i| !checks[**i].ok).map(|i| checks[*i].what.clone()).collect()
     };
-    let local = missing(&[0, 1]);
+    let local = missing(&[0, 1, kube_api]);
+    let local_fix = match (checks[0].ok && checks[1].ok, kube_api_ok) {
+        (true, false) => "cargo xtask devcluster build (or KUBEBUILDER_ASSETS): the suites list kube-api",
+        (false, false) => {
+            "apt-get install postgresql redis-server (or set PG_BINDIR and REDIS_SERVER), and cargo xtask devcluster build (or KUBEBUILDER_ASSETS)"
+        }
+        _ => "apt-get install postgresql redis-server (or set PG_BINDIR and REDIS_SERVER)",
+    };
     let mut podman = missing(&[2]);
     let pull_what =
         "images: none can be pulled and XTASK_IMAGE_POSTGRES/XTASK_IMAGE_REDIS name none".to_string();
@@ -223,11 +237,7 @@ pub fn examine(registry: &Registry) -> Report {
         missing,
     };
     let backends = vec![
-        backend(
-            "local",
-            local,
-            "apt-get install postgresql redis-server (or set PG_BINDIR and REDIS_SERVER)",
-        ),
+        backend("local", local, local_fix),
         backend(
             "podman",
             podman,
