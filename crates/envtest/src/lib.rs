@@ -330,6 +330,11 @@ impl ControlPlane {
         }
     }
 
+    /// The API server's loopback port.
+    pub fn port(&self) -> u16 {
+        self.api_port
+    }
+
     /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.api_port)

@@ -52,10 +52,7 @@ impl Run {
         images: BTreeMap<String, String>,
         state: RunState,
     ) -> Self {
-        let mut secrets = Secrets::generate(["postgres", "redis"]);
-        if suite.components.iter().any(|c| c == "datastorage") {
-            secrets = secrets.with_signing();
-        }
+        let secrets = Secrets::generate(["postgres", "redis"]);
         Self {
             root: root.to_path_buf(),
             suite,
@@ -68,6 +65,15 @@ impl Run {
             endpoints: Mutex::new(BTreeMap::new()),
             artifacts: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Starts generating DataStorage's signing pair when the suite runs DataStorage: for a run
+    /// that starts things, not for a plan or a dry run (they render placeholders).
+    pub fn with_signing(mut self) -> Self {
+        if self.suite.components.iter().any(|c| c == "datastorage") {
+            self.secrets = self.secrets.with_signing();
+        }
+        self
     }
 
     /// The migrated template (see [`crate::cache`]) the run's database was copied from, if

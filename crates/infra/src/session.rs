@@ -311,7 +311,7 @@ pub async fn up(
         ..Default::default()
     };
     state.save().map_err(InfraError::io("saving the run state"))?;
-    let run = Arc::new(new_run(root, suite, registry, &options, state));
+    let run = Arc::new(new_run(root, suite, registry, &options, state).with_signing());
     let plan = match Plan::new(&run, &*backend).and_then(|p| preflight(&p, &*backend).map(|()| p)) {
         Ok(p) => p,
         Err(e) => {

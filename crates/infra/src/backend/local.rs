@@ -436,8 +436,7 @@ impl Local {
             &envtest::kubeconfig::Auth::TokenFile(tokens[datastorage::rbac::SERVICE_ACCOUNT].clone()),
         );
         procs::write_file(&kubeconfig, text.as_bytes(), 0o600).map_err(failure)?;
-        let port = plane.url().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default();
-        let summary = plane.url();
+        let (port, summary) = (plane.port(), plane.url());
         plane.keep_running();
         let mut tokens = tokens;
         tokens.remove(datastorage::rbac::SERVICE_ACCOUNT);
