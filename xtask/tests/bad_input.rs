@@ -89,7 +89,7 @@ const CASES: &[Case] = &[
         files: &[("m/001_a.sql", "-- +goose Up\nCREATE TABL a (id int);\n")],
         args: &["migrate", "lint", "--dir", "{dir}/m"],
         code: 2,
-        says: &["{dir}/m/001_a.sql:2: error: Up: SQL does not parse: syntax error at or near \"TABL\""],
+        says: &["{dir}/m/001_a.sql:2:8: error: Up: SQL does not parse: syntax error at or near \"TABL\""],
     },
     Case {
         name: "migration: folder that does not exist",

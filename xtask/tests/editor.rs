@@ -75,7 +75,7 @@ fn problem(file: &Path, line: Option<usize>, column: Option<usize>, severity: &s
 }
 
 #[test]
-fn a_lint_error_opens_at_its_file_and_line() {
+fn a_lint_error_opens_at_its_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("001_a.sql");
     let b = dir.path().join("002_b.sql");
@@ -87,7 +87,7 @@ fn a_lint_error_opens_at_its_file_and_line() {
         [
             problem(&a, Some(2), None, "error"),
             problem(&b, None, None, "warning"),
-            problem(&b, Some(2), None, "error"),
+            problem(&b, Some(2), Some(8), "error"),
         ],
         "in:\n{output}"
     );

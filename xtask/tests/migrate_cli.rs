@@ -166,7 +166,7 @@ fn lint_reports_every_problem_with_file_and_line() {
             "{d}/002_concurrently.sql:2: error: Up: CREATE INDEX CONCURRENTLY cannot run inside a transaction"
         ),
         format!(
-            "{d}/003_down_typo.sql:4: error: Down: SQL does not parse: syntax error at or near \"DROPP\""
+            "{d}/003_down_typo.sql:4:1: error: Down: SQL does not parse: syntax error at or near \"DROPP\""
         ),
         format!("{d}/004_block.sql:2: error: '-- +goose StatementBegin' has no matching"),
         format!("{d}/005_noup.sql:1: warning: no goose annotations: applied whole as its Up section"),

@@ -332,16 +332,14 @@ pub fn check_plan(set: &MigrationSet, plan: &Plan) -> Result<(), Error> {
         // way `lint` checks it, before any of it runs.
         if plan.direction == Direction::Down {
             for stmt in statements.iter().filter(|s| !s.envsubst) {
-                if let Err(e) = pg_query::parse(&stmt.sql, 0) {
-                    let message = e.to_string();
-                    let message = message
-                        .trim_start_matches("Error parsing query: ")
-                        .trim_start_matches("Invalid statement: ");
+                if let Some(e) = crate::lint::syntax_error(&stmt.sql) {
+                    let (line, column) = stmt.position_after(&stmt.sql[..e.offset]);
                     return Err(Error::Unparsable {
                         file: m.path.clone(),
-                        line: stmt.line,
+                        line,
+                        column,
                         direction,
-                        message: message.to_string(),
+                        message: e.message,
                     });
                 }
             }
@@ -446,12 +444,9 @@ async fn execute(
     f.detail = db.detail().map(str::to_string);
     f.hint = db.hint().map(str::to_string);
     if let Some(ErrorPosition::Original(pos)) = db.position() {
-        let before: String = sql.chars().take((*pos as usize).saturating_sub(1)).collect();
         // PostgreSQL counts characters from 1 within the statement as sent.
-        let (line, column) = match before.rsplit_once('\n') {
-            Some((above, last)) => (stmt.line + above.matches('\n').count() + 1, last.chars().count() + 1),
-            None => (stmt.line, stmt.column + before.chars().count()),
-        };
+        let before: String = sql.chars().take((*pos as usize).saturating_sub(1)).collect();
+        let (line, column) = stmt.position_after(&before);
         f.error_line = Some(line);
         f.error_column = Some(column);
     }

@@ -98,14 +98,16 @@ pub enum Error {
     /// A statement of a section about to run does not parse (PostgreSQL's own parser), found
     /// before anything runs: a rollback whose Down is broken is refused as `lint` refuses it.
     #[error(
-        "{}:{line}: {direction}: SQL does not parse: {message}; nothing was run",
+        "{}:{line}:{column}: {direction}: SQL does not parse: {message}; nothing was run",
         .file.display()
     )]
     Unparsable {
         /// The file.
         file: PathBuf,
-        /// The statement's line.
+        /// The line of the point where parsing failed, as PostgreSQL would report it.
         line: usize,
+        /// Its column.
+        column: usize,
         /// `Up` or `Down`.
         direction: &'static str,
         /// The parser's message.
@@ -212,9 +214,9 @@ impl Error {
         let message = |text: String, file: &std::path::Path| {
             let prefix = file.display().to_string();
             let text = text.strip_prefix(&prefix).unwrap_or(&text);
-            // What remains is `: message` or `:line: message`; the diagnostic carries the line.
-            let text = text.trim_start_matches(':').trim_start_matches(|c: char| c.is_ascii_digit());
-            text.trim_start_matches(':').trim_start().to_string()
+            // What remains is `: message`, `:line: message` or `:line:column: message`; the
+            // diagnostic carries the place.
+            text.trim_start_matches(|c: char| c == ':' || c.is_ascii_digit()).trim_start().to_string()
         };
         let d = match self {
             Error::Io { path, .. } => Diagnostic::error(path, message(self.to_string(), path)),
@@ -225,10 +227,11 @@ impl Error {
             Error::Parse { file, source } => {
                 Diagnostic::error(file, source.to_string()).at(source.line(), None)
             }
-            Error::UnsetVariable { file, line, .. }
-            | Error::NeedsNoTransaction { file, line, .. }
-            | Error::Unparsable { file, line, .. } => {
+            Error::UnsetVariable { file, line, .. } | Error::NeedsNoTransaction { file, line, .. } => {
                 Diagnostic::error(file, message(self.to_string(), file)).at(Some(*line), None)
+            }
+            Error::Unparsable { file, line, column, .. } => {
+                Diagnostic::error(file, message(self.to_string(), file)).at(Some(*line), Some(*column))
             }
             Error::ChecksumMismatch { file, .. } | Error::NoDown { file, .. } => {
                 Diagnostic::error(file, message(self.to_string(), file))

@@ -31,31 +31,31 @@ pub fn lint(dir: &std::path::Path) -> Result<Vec<Finding>, Error> {
 
 fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
     let path = file.path.clone();
-    let mut push = |line: Option<usize>, severity, message: String| {
-        out.push(Finding { severity, ..Finding::error(&path, message).at(line, None) })
+    let mut push = |(line, column): (Option<usize>, Option<usize>), severity, message: String| {
+        out.push(Finding { severity, ..Finding::error(&path, message).at(line, column) })
     };
     let m: Migration = match file.parse() {
         Ok(m) => m,
         Err(Error::Parse { source, .. }) => {
-            push(source.line(), Severity::Error, source.to_string());
+            push((source.line(), None), Severity::Error, source.to_string());
             return;
         }
         Err(e) => {
-            push(None, Severity::Error, e.to_string());
+            push((None, None), Severity::Error, e.to_string());
             return;
         }
     };
     for (line, text) in &m.parsed.unknown_annotations {
-        push(Some(*line), Severity::Warning, unknown_annotation_message(text));
+        push((Some(*line), None), Severity::Warning, unknown_annotation_message(text));
     }
     if !m.parsed.annotated {
-        push(Some(1), Severity::Warning, crate::parse::UNANNOTATED.into());
+        push((Some(1), None), Severity::Warning, crate::parse::UNANNOTATED.into());
     } else if m.parsed.up.statements.is_empty() {
-        push(Some(m.parsed.up.line), Severity::Warning, "the Up section has no statements".into());
+        push((Some(m.parsed.up.line), None), Severity::Warning, "the Up section has no statements".into());
     }
     if m.parsed.down.is_none() && m.parsed.annotated {
         push(
-            None,
+            (None, None),
             Severity::Warning,
             "no '-- +goose Down' section: this migration cannot be rolled back".into(),
         );
@@ -68,7 +68,7 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
                     Ok(s) => s,
                     Err(unset) => {
                         push(
-                            Some(stmt.line),
+                            (Some(stmt.line), None),
                             Severity::Warning,
                             format!("{dir}: {unset} here, statement not checked"),
                         );
@@ -78,23 +78,24 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
             } else {
                 stmt.sql.clone()
             };
-            let parsed = match pg_query::parse(&sql, 0) {
-                Ok(p) => p,
-                Err(e) => {
-                    let msg = e.to_string();
-                    let msg = msg
-                        .trim_start_matches("Error parsing query: ")
-                        .trim_start_matches("Invalid statement: ");
-                    push(Some(stmt.line), Severity::Error, format!("{dir}: SQL does not parse: {msg}"));
-                    continue;
-                }
+            let Ok(parsed) = pg_query::parse(&sql, 0) else {
+                let e = syntax_error(&sql).expect("a statement that does not parse has a syntax error");
+                // Where PostgreSQL will say it is at run time: the failing token, not the
+                // statement's first line.
+                let (line, column) = stmt.position_after(&sql[..e.offset]);
+                push(
+                    (Some(line), Some(column)),
+                    Severity::Error,
+                    format!("{dir}: SQL does not parse: {}", e.message),
+                );
+                continue;
             };
             if m.parsed.no_transaction {
                 continue;
             }
             for what in refused_kinds(&parsed) {
                 push(
-                    Some(stmt.line),
+                    (Some(stmt.line), None),
                     Severity::Error,
                     format!(
                         "{dir}: {what} cannot run inside a transaction: add '-- +goose NO TRANSACTION' (and keep such statements in their own file)"
@@ -103,6 +104,51 @@ fn lint_file(file: SourceFile, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// Why a statement does not parse, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyntaxError {
+    /// The parser's message, e.g. `syntax error at or near "TABL"`.
+    pub message: String,
+    /// The byte offset in the statement of the token the parser stopped at (its end for `at end
+    /// of input`): the position PostgreSQL reports for the same statement.
+    pub offset: usize,
+}
+
+/// The syntax error of `sql`, if it does not parse. The parser names the token it stopped at
+/// but not its place; that is found as the shortest run of the statement's tokens that
+/// already fails before its end (the parser reads left to right, so every longer run fails
+/// at the same token), by bisection: a few parses of a statement's prefixes.
+pub(crate) fn syntax_error(sql: &str) -> Option<SyntaxError> {
+    let message = |e: pg_query::Error| {
+        let text = e.to_string();
+        text.trim_start_matches("Error parsing query: ").trim_start_matches("Invalid statement: ").to_string()
+    };
+    let whole = message(pg_query::parse(sql, 0).err()?);
+    let end = SyntaxError { message: whole.clone(), offset: sql.len() };
+    let Ok(tokens) = pg_query::scan_tokens(sql) else { return Some(end) };
+    let fails_inside = |n: usize| {
+        let upto = usize::try_from(tokens[n - 1].end).unwrap_or(usize::MAX).min(sql.len());
+        match pg_query::parse(&sql[..upto], 0) {
+            Ok(_) => false,
+            Err(e) => !message(e).ends_with("at end of input"),
+        }
+    };
+    if tokens.is_empty() || !fails_inside(tokens.len()) {
+        return Some(end);
+    }
+    let (mut lo, mut hi) = (1, tokens.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fails_inside(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let offset = usize::try_from(tokens[hi - 1].start).unwrap_or(0).min(sql.len());
+    Some(SyntaxError { message: whole, offset })
 }
 
 /// The warning for a `+goose` line that is not one of goose's annotations.
@@ -151,6 +197,19 @@ fn needs_no_transaction(node: &NodeEnum) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_syntax_error_is_placed_at_the_token_the_parser_stopped_at() {
+        let sql = "ALTER TABLE t\n  DROP COLUMN a,\n  DROP COLUMN b\n  DROP COLUMN c";
+        let e = syntax_error(sql).unwrap();
+        assert_eq!(e.message, "syntax error at or near \"DROP\"");
+        // The third DROP, not the first word that reads the same.
+        assert_eq!(&sql[e.offset..], "DROP COLUMN c");
+        let end = syntax_error("CREATE TABLE t (id int").unwrap();
+        assert!(end.message.ends_with("at end of input"), "{}", end.message);
+        assert_eq!(end.offset, "CREATE TABLE t (id int".len());
+        assert_eq!(syntax_error("SELECT 1"), None);
+    }
 
     #[test]
     fn envsubst_is_named_as_goose_spells_it() {

@@ -29,6 +29,18 @@ pub struct Statement {
     pub envsubst: bool,
 }
 
+impl Statement {
+    /// The file line and column of the point in the statement after `before`, a prefix of the
+    /// text sent (the statement's own, or after `${VAR}` substitution): how a position
+    /// PostgreSQL reports, or `lint` finds, becomes a place in the file.
+    pub fn position_after(&self, before: &str) -> (usize, usize) {
+        match before.rsplit_once('\n') {
+            Some((above, last)) => (self.line + above.matches('\n').count() + 1, last.chars().count() + 1),
+            None => (self.line, self.column + before.chars().count()),
+        }
+    }
+}
+
 /// The statements of one direction of a migration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Section {

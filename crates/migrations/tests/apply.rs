@@ -326,8 +326,12 @@ async fn a_down_that_does_not_parse_is_refused_before_anything_rolls_back() {
     let p = Project::new(&[("001_a.sql", CREATE_A), ("002_c.sql", broken)]);
     assert_eq!(versions(&up(&db, &p, Selection::All).await.unwrap()), [1, 2]);
     let err = down(&db, &p, Some(0)).await.unwrap_err();
-    let Error::Unparsable { file, line, direction, message } = &err else { panic!("{err}") };
-    assert_eq!((file.file_name().unwrap().to_str().unwrap(), *line, *direction), ("002_c.sql", 4, "Down"));
+    let Error::Unparsable { file, line, column, direction, message } = &err else { panic!("{err}") };
+    assert_eq!(
+        (file.file_name().unwrap().to_str().unwrap(), *line, *column, *direction),
+        ("002_c.sql", 4, 6, "Down"),
+        "at TABL, where PostgreSQL would say"
+    );
     assert!(message.contains("syntax error"), "{message}");
     assert!(err.is_bad_input(), "{err}");
     assert_eq!(
@@ -335,4 +339,22 @@ async fn a_down_that_does_not_parse_is_refused_before_anything_rolls_back() {
         "t",
         "nothing rolled back"
     );
+}
+
+/// `lint` places a statement that does not parse where PostgreSQL places it at run time (the
+/// token the parser stopped at, several lines into the statement), not at the statement's
+/// first line; in the Up section and, with `down`, in the Down section.
+#[tokio::test]
+async fn lint_places_a_syntax_error_where_postgresql_does() {
+    let db = Db::start();
+    let broken = "-- +goose Up\nCREATE TABLE e (\n  id int,\n  n text\n  m text\n);\n";
+    let p = Project::new(&[("001_e.sql", broken)]);
+    let Error::Statement(at_run_time) = up(&db, &p, Selection::All).await.unwrap_err() else { panic!() };
+    assert_eq!((at_run_time.error_line, at_run_time.error_column), (Some(5), Some(3)), "{at_run_time:?}");
+    let findings = migrations::lint::lint(p.path()).unwrap();
+    let errors: Vec<_> =
+        findings.iter().filter(|f| f.severity == migrations::lint::Severity::Error).collect();
+    assert_eq!(errors.len(), 1, "{findings:?}");
+    assert_eq!((errors[0].line, errors[0].column), (at_run_time.error_line, at_run_time.error_column));
+    assert!(errors[0].message.contains("syntax error at or near \"m\""), "{}", errors[0].message);
 }
