@@ -63,6 +63,41 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
 
+    /// Whether `kubectl ARGS` succeeds (`auth can-i` answers with its status).
+    fn kubectl_status(&self, args: &[&str]) -> bool {
+        Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// `authenticated username` of a TokenReview of `token`, which goes by stdin, never argv.
+    fn token_review(&self, token: &str) -> String {
+        use std::io::Write;
+        let review = serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token},
+        });
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["create", "-f", "-", "-o", "jsonpath={.status.authenticated} {.status.user.username}"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(review.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "TokenReview: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The run's namespace while it exists and is not being deleted.
     fn namespace_live(&self, run: &str) -> bool {
         let phase = self.kubectl(&[
@@ -117,8 +152,10 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// `--keep` leaves the run up on the cluster; `restart postgres` brings it back in place;
-/// `down` removes the run's namespace with everything in it.
+/// `--keep` leaves the run up on the cluster; DataStorage runs as its own ServiceAccount and the
+/// tests' token is one the cluster authenticates and the client role admits; `restart postgres`
+/// brings PostgreSQL back in place; `down` removes the run's namespace with everything in it, and
+/// the garbage collector the cluster-wide roles the namespace owns.
 #[test]
 fn a_kept_run_restarts_postgres_and_down_removes_its_namespace() {
     let Some(c) = cluster() else { return };
@@ -132,6 +169,56 @@ fn a_kept_run_restarts_postgres_and_down_removes_its_namespace() {
     let deployments = c.kubectl(&["get", "deploy", "-n", &ns, "-o", "name"]);
     assert!(deployments.contains(&"deployment.apps/postgres".to_string()), "{deployments:?}");
 
+    let account = c.kubectl(&[
+        "get",
+        "deploy/datastorage",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.template.spec.serviceAccountName}",
+    ]);
+    assert_eq!(account, ["data-storage-sa"]);
+    // TLS on its API port (the suite's default): the pair from its Secret, the CA for clients.
+    let tls = c.kubectl(&["get", "secret/datastorage-tls", "-n", &ns, "-o", "jsonpath={.type}"]);
+    assert_eq!(tls, ["kubernetes.io/tls"]);
+    let ca = c.kubectl(&["get", "configmap/inter-service-ca", "-n", &ns, "-o", "jsonpath={.data.ca\\.crt}"]);
+    assert!(ca.first().is_some_and(|l| l.starts_with("-----BEGIN CERTIFICATE-----")), "{ca:?}");
+    let binding = format!("data-storage-auth-middleware-{ns}");
+    let owner = c.kubectl(&[
+        "get",
+        "clusterrolebinding",
+        &binding,
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].name}",
+    ]);
+    assert_eq!(owner.first(), Some(&ns), "the run's namespace owns its cluster-wide binding");
+    let env = c.xtask(state.path(), &["infra", "env", &run]);
+    let exports = String::from_utf8_lossy(&env.stdout).to_string();
+    let token_file = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export DATASTORAGE_TOKEN_FILE="))
+        .map(|v| PathBuf::from(v.trim_matches('\'')))
+        .unwrap_or_else(|| panic!("no token file in:\n{exports}"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let review = c.token_review(&std::fs::read_to_string(&token_file).unwrap());
+    let user = format!("system:serviceaccount:{ns}:gateway-e2e-sa");
+    assert_eq!(review, format!("true {user}"), "the cluster authenticates the tests' token");
+    let can = |who: &str| {
+        c.kubectl_status(&[
+            "auth",
+            "can-i",
+            "create",
+            "services/data-storage-service",
+            "-n",
+            &ns,
+            "--as",
+            who,
+        ])
+    };
+    assert!(can(&user), "{user} is bound to the client role");
+    assert!(!can(&format!("system:serviceaccount:{ns}:default")), "an unbound account is not");
+
     let restart = c.xtask(state.path(), &["infra", "restart", "postgres"]);
     assert!(restart.status.success(), "{}", text(&restart));
 
@@ -139,6 +226,14 @@ fn a_kept_run_restarts_postgres_and_down_removes_its_namespace() {
     assert!(down.status.success(), "{}", text(&down));
     assert!(!c.namespace_live(&run), "the namespace is gone or going");
     assert!(!state.path().join("runs").join(&run).exists());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c
+        .kubectl(&["get", "clusterrolebinding", "-l", &format!("xtask.run={run}"), "-o", "name"])
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the run's ClusterRoleBinding outlived its namespace by a minute");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// xtask interrupted (SIGINT) or killed (SIGKILL) while the environment comes up: afterwards

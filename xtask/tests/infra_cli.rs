@@ -40,16 +40,11 @@ fn runs(state: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn http_get(url: &str) -> String {
-    // A minimal HTTP/1.0 GET, so this test needs no client library.
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+/// `GET path` of DataStorage at `base` without a token, trusting `ca` (the suites' own client):
+/// the status and the body.
+fn datastorage_get(base: &str, ca: Option<&str>, path: &str) -> (u16, serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(workflowexecution_suite::DataStorage::new(base, ca, None).get_without_token(path))
 }
 
 /// Tears down whatever a test left running, also when an assertion failed half-way.
@@ -69,9 +64,14 @@ fn up_keep_status_down() {
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
     let v: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     let ds = v["env"]["DATASTORAGE_URL"].as_str().unwrap();
-    // The real service serves readiness on its API port too.
-    let health = http_get(&format!("{ds}/readyz"));
-    assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
+    // TLS by default, as in the monorepo's end-to-end runs: the run's own CA, handed over as a file.
+    let ca = v["env"]["DATASTORAGE_CA_FILE"].as_str().expect("a CA file beside the URL");
+    assert!(ds.starts_with("https://127.0.0.1:"), "{ds}");
+    // The real service serves readiness on its API port too, open without a token.
+    assert_eq!(datastorage_get(ds, Some(ca), "/readyz"), (200, serde_json::json!({"status": "ready"})));
+    // A client that does not trust the run's CA is refused by TLS itself.
+    let untrusting = std::panic::catch_unwind(|| datastorage_get(ds, None, "/readyz"));
+    assert!(untrusting.is_err(), "a TLS handshake without the run's CA must fail");
     assert!(v["env"]["DATABASE_URL"].as_str().unwrap().starts_with("postgres://slm_user:"));
     let steps: Vec<&str> =
         v["report"]["critical_path"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
@@ -429,8 +429,8 @@ fn a_datastorage_binary_named_by_flag_runs_from_config_path_alone() {
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
     let v: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
     let ds = v["env"]["DATASTORAGE_URL"].as_str().unwrap();
-    let ready = http_get(&format!("{ds}/readyz"));
-    assert!(ready.contains(" 200 ") && ready.ends_with(r#"{"status":"ready"}"#), "{ready}");
+    let ca = v["env"]["DATASTORAGE_CA_FILE"].as_str();
+    assert_eq!(datastorage_get(ds, ca, "/readyz"), (200, serde_json::json!({"status": "ready"})));
 
     let run = &runs(state.path())[0];
     let saved: serde_json::Value = serde_json::from_str(

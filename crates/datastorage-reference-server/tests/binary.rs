@@ -30,7 +30,7 @@ async fn the_binary_serves_from_config_path_and_stops_on_sigterm() {
     let server = &env.loaded.config.server;
     let base = format!("http://127.0.0.1:{}", server.port);
     let health = format!("http://127.0.0.1:{}", server.health_port);
-    let http = reqwest::Client::new();
+    let http = workflowexecution_suite::http_client();
     eventually(Duration::from_secs(30), "GET /readyz on the health port answers 200", || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the server exited early: {status}");

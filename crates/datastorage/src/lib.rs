@@ -38,9 +38,9 @@ use std::path::PathBuf;
 pub use duration::GoDuration;
 pub use load::{Loaded, load, load_from_env};
 pub use model::{
-    API_PORT, CONTAINER_CONFIG_DIR, CONTAINER_SIGNER_DIR, CONTAINER_TLS_DIR, Config, DEFAULT_SIGNER_CERT_DIR,
-    DatabaseConfig, HEALTH_PORT, LIVE_PATH, LogLevel, LoggingConfig, METRICS_PORT, Problem, READY_PATH,
-    RedisConfig, SSL_MODES, ServerConfig, TlsConfig,
+    API_PORT, CA_CONFIG_MAP, CONTAINER_CONFIG_DIR, CONTAINER_SIGNER_DIR, CONTAINER_TLS_DIR, Config,
+    DEFAULT_SIGNER_CERT_DIR, DatabaseConfig, HEALTH_PORT, LIVE_PATH, LogLevel, LoggingConfig, METRICS_PORT,
+    Problem, READY_PATH, RedisConfig, SIGNING_SECRET, SSL_MODES, ServerConfig, TLS_SECRET, TlsConfig,
 };
 pub use render::{
     Bundle, CONFIG_FILE, CONFIG_PATH_ENV, DB_SECRETS_FILE, DataStorage, FileKind, Layout, REDIS_SECRETS_FILE,

@@ -26,6 +26,12 @@ pub const DEFAULT_SIGNER_CERT_DIR: &str = "/etc/certs";
 pub const CONTAINER_SIGNER_DIR: &str = "/etc/signing-certs";
 /// Where the monorepo's manifests mount the API port's TLS pair (Secret `datastorage-tls`).
 pub const CONTAINER_TLS_DIR: &str = "/etc/tls";
+/// The Secret (type `kubernetes.io/tls`) the signing pair is mounted from on Kubernetes.
+pub const SIGNING_SECRET: &str = "datastorage-signing";
+/// The Secret (type `kubernetes.io/tls`) the API port's TLS pair is mounted from on Kubernetes.
+pub const TLS_SECRET: &str = "datastorage-tls";
+/// The ConfigMap (key `ca.crt`) that hands clients on Kubernetes the CA of DataStorage's TLS.
+pub const CA_CONFIG_MAP: &str = "inter-service-ca";
 /// DataStorage's readiness path, served on the health port (and the API port).
 pub const READY_PATH: &str = "/readyz";
 /// DataStorage's liveness path, served on the health port.

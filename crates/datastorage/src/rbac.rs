@@ -111,20 +111,49 @@ pub fn identity(namespace: &str) -> Identity {
     }
 }
 
+impl Identity {
+    /// The same identity with its cluster-wide objects (the two ClusterRoles and the binding)
+    /// named `<name>-<suffix>`: on a cluster several runs share, each run's DataStorage is bound
+    /// by its own objects, and removing one run's never takes another's permissions away.
+    #[must_use]
+    pub fn scoped(mut self, suffix: &str) -> Self {
+        let rename = |meta: &mut ObjectMeta| {
+            meta.name = meta.name.take().map(|n| format!("{n}-{suffix}"));
+        };
+        rename(&mut self.auth_role.metadata);
+        rename(&mut self.auth_binding.metadata);
+        rename(&mut self.client_role.metadata);
+        self.auth_binding.role_ref.name = self.auth_role.metadata.name.clone().unwrap_or_default();
+        self
+    }
+
+    /// The namespace DataStorage runs in.
+    pub fn namespace(&self) -> &str {
+        self.service_account.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    /// A client's ServiceAccount `name` in DataStorage's namespace, and the RoleBinding
+    /// `<name>-data-storage-client` that binds it to this identity's client role.
+    pub fn client(&self, name: &str) -> (ServiceAccount, RoleBinding) {
+        let namespace = self.namespace();
+        let sa = ServiceAccount { metadata: meta(name, Some(namespace)), ..Default::default() };
+        let binding = RoleBinding {
+            metadata: meta(&format!("{name}-{CLIENT_ROLE}"), Some(namespace)),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: self.client_role.metadata.name.clone().unwrap_or_default(),
+            },
+            subjects: Some(vec![service_account_subject(namespace, name)]),
+        };
+        (sa, binding)
+    }
+}
+
 /// A client's ServiceAccount `name` in `namespace` (DataStorage's), and the RoleBinding
 /// `<name>-data-storage-client` that lets it call DataStorage.
 pub fn client(namespace: &str, name: &str) -> (ServiceAccount, RoleBinding) {
-    let sa = ServiceAccount { metadata: meta(name, Some(namespace)), ..Default::default() };
-    let binding = RoleBinding {
-        metadata: meta(&format!("{name}-{CLIENT_ROLE}"), Some(namespace)),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: CLIENT_ROLE.into(),
-        },
-        subjects: Some(vec![service_account_subject(namespace, name)]),
-    };
-    (sa, binding)
+    identity(namespace).client(name)
 }
 
 #[cfg(test)]
@@ -145,6 +174,20 @@ mod tests {
             (subject.name.as_str(), subject.namespace.as_deref()),
             ("workflowexecution-controller", Some("kubernaut-system"))
         );
+    }
+
+    #[test]
+    fn a_scoped_identity_binds_its_own_roles_and_its_clients_to_them() {
+        let id = identity("xtask-run-1").scoped("xtask-run-1");
+        assert_eq!(id.auth_role.metadata.name.as_deref(), Some("data-storage-auth-middleware-xtask-run-1"));
+        assert_eq!(id.auth_binding.metadata.name, id.auth_role.metadata.name);
+        assert_eq!(Some(&id.auth_binding.role_ref.name), id.auth_role.metadata.name.as_ref());
+        let (_, binding) = id.client("tests");
+        assert_eq!(binding.role_ref.name, "data-storage-client-xtask-run-1");
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("xtask-run-1"));
+        // Namespaced objects keep the monorepo's names: the namespace keeps runs apart.
+        assert_eq!(id.service_account.metadata.name.as_deref(), Some(SERVICE_ACCOUNT));
+        assert_eq!(binding.metadata.name.as_deref(), Some("tests-data-storage-client"));
     }
 
     #[test]

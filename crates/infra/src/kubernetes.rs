@@ -8,17 +8,21 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Capabilities, ResourceRequirements, SecurityContext};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
     HTTPGetAction, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret as SecretObject,
     SecretVolumeSource, Service as ServiceObject, ServicePort, ServiceSpec, TCPSocketAction, Volume,
     VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::error::InfraError;
-use crate::model::{EndpointSpec, FileKind, Service};
+use crate::model::{EndpointSpec, File, FileKind, Service};
 
 /// The label every object of a run carries, as containers carry it on podman.
 pub const RUN_LABEL: &str = "xtask.run";
@@ -44,6 +48,14 @@ pub enum Object {
     Deployment(Box<Deployment>),
     /// A service's stable address in the namespace.
     Service(ServiceObject),
+    /// An identity a workload runs as or a client calls with.
+    ServiceAccount(ServiceAccount),
+    /// Permissions across the cluster (DataStorage's to review tokens, its clients').
+    ClusterRole(ClusterRole),
+    /// Gives a ClusterRole to DataStorage's ServiceAccount.
+    ClusterRoleBinding(ClusterRoleBinding),
+    /// Gives the client role to a client's ServiceAccount in DataStorage's namespace.
+    RoleBinding(RoleBinding),
 }
 
 impl Object {
@@ -55,8 +67,33 @@ impl Object {
             Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
             Object::Deployment(o) => ("Deployment", &o.metadata),
             Object::Service(o) => ("Service", &o.metadata),
+            Object::ServiceAccount(o) => ("ServiceAccount", &o.metadata),
+            Object::ClusterRole(o) => ("ClusterRole", &o.metadata),
+            Object::ClusterRoleBinding(o) => ("ClusterRoleBinding", &o.metadata),
+            Object::RoleBinding(o) => ("RoleBinding", &o.metadata),
         };
         format!("{kind}/{}", meta.name.as_deref().unwrap_or_default())
+    }
+
+    /// Its metadata, to label it or give it an owner.
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Namespace(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::Deployment(o) => &mut o.metadata,
+            Object::Service(o) => &mut o.metadata,
+            Object::ServiceAccount(o) => &mut o.metadata,
+            Object::ClusterRole(o) => &mut o.metadata,
+            Object::ClusterRoleBinding(o) => &mut o.metadata,
+            Object::RoleBinding(o) => &mut o.metadata,
+        }
+    }
+
+    /// Whether it lives outside any namespace, so that removing the run's namespace does not
+    /// remove it.
+    pub fn cluster_scoped(&self) -> bool {
+        matches!(self, Object::Namespace(_) | Object::ClusterRole(_) | Object::ClusterRoleBinding(_))
     }
 
     /// The object as YAML, secret values replaced by `<redacted>`, for `--dry-run --render`.
@@ -76,6 +113,10 @@ impl Object {
             Object::ConfigMap(o) => yaml(serde_saphyr::to_string(o)),
             Object::Deployment(o) => yaml(serde_saphyr::to_string(o)),
             Object::Service(o) => yaml(serde_saphyr::to_string(o)),
+            Object::ServiceAccount(o) => yaml(serde_saphyr::to_string(o)),
+            Object::ClusterRole(o) => yaml(serde_saphyr::to_string(o)),
+            Object::ClusterRoleBinding(o) => yaml(serde_saphyr::to_string(o)),
+            Object::RoleBinding(o) => yaml(serde_saphyr::to_string(o)),
         }
     }
 }
@@ -100,13 +141,51 @@ fn meta(name: &str, namespace: Option<&str>, labels: BTreeMap<String, String>) -
     }
 }
 
+/// DataStorage's identity and, for each of `clients`, a ServiceAccount bound to its client role,
+/// labelled as the run's. With `owner` (the run's Namespace), the cluster-wide objects are
+/// owned by it, so that the garbage collector removes them with the namespace, also when the
+/// run is removed by hand (`kubectl delete namespace`).
+pub fn identity_objects(
+    run: &str,
+    identity: &datastorage::rbac::Identity,
+    clients: &[String],
+    owner: Option<&OwnerReference>,
+) -> Vec<Object> {
+    let mut objects = vec![
+        Object::ServiceAccount(identity.service_account.clone()),
+        Object::ClusterRole(identity.auth_role.clone()),
+        Object::ClusterRoleBinding(identity.auth_binding.clone()),
+        Object::ClusterRole(identity.client_role.clone()),
+    ];
+    for name in clients {
+        let (account, binding) = identity.client(name);
+        objects.push(Object::ServiceAccount(account));
+        objects.push(Object::RoleBinding(binding));
+    }
+    for object in &mut objects {
+        let cluster_scoped = object.cluster_scoped();
+        let meta = object.metadata_mut();
+        meta.labels.get_or_insert_default().extend(labels(run, None));
+        if let (true, Some(owner)) = (cluster_scoped, owner) {
+            meta.owner_references = Some(vec![owner.clone()]);
+        }
+    }
+    objects
+}
+
+/// DataStorage's identity in a run's namespace `ns` on a cluster: the cluster-wide objects named
+/// after the namespace, since several runs may share the cluster.
+pub fn cluster_identity(ns: &str) -> datastorage::rbac::Identity {
+    datastorage::rbac::identity(ns).scoped(ns)
+}
+
 /// The run's namespace.
 pub fn namespace(name: &str, run: &str) -> Object {
     Object::Namespace(Namespace { metadata: meta(name, None, labels(run, None)), ..Default::default() })
 }
 
 /// A service's objects: its ConfigMap and Secret (when it has such files), Deployment and
-/// Service, in the order they are applied. `image` is the reference the cluster pulls or was
+/// Service, in the order they are applied; for `kube-api`, what goes on the cluster's own API. `image` is the reference the cluster pulls or was
 /// loaded with.
 pub fn service_objects(
     namespace: &str,
@@ -115,31 +194,45 @@ pub fn service_objects(
     service: &Service,
     image: &str,
 ) -> Result<Vec<Object>, InfraError> {
+    if let EndpointSpec::KubeApi { clients, .. } = &service.endpoint {
+        // The cluster is the API: what goes on it is DataStorage's identity and its clients.
+        return Ok(identity_objects(run, &cluster_identity(namespace), clients, None));
+    }
     let labels = labels(run, Some(component));
     let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), component.to_string())]);
     let mut objects = Vec::new();
     let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
-    for kind in [FileKind::Config, FileKind::Secret] {
-        let files: Vec<_> = service.files.iter().filter(|f| f.kind == kind).collect();
-        if files.is_empty() {
-            continue;
+    // The component's own ConfigMap and Secret first, then each group's Secret of its own.
+    type Group<'a> = ((FileKind, Option<String>), Vec<&'a File>);
+    let mut groups: Vec<Group> = Vec::new();
+    for f in &service.files {
+        let key = (f.kind, f.group.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, files)) => files.push(f),
+            None => groups.push((key, vec![f])),
         }
-        let (suffix, volume) = match kind {
-            FileKind::Config => ("config", "config"),
-            FileKind::Secret => ("secrets", "secrets"),
+    }
+    groups.sort_by_key(|((kind, group), _)| (group.is_some(), *kind == FileKind::Secret, group.clone()));
+    for ((kind, group), files) in groups {
+        let suffix = match kind {
+            FileKind::Config => "config",
+            FileKind::Secret => "secrets",
         };
-        let name = format!("{component}-{suffix}");
+        let (name, volume) = match &group {
+            Some(group) => (group.clone(), group.clone()),
+            None => (format!("{component}-{suffix}"), suffix.to_string()),
+        };
         let mut data = BTreeMap::new();
         for f in &files {
             let key = f.name().to_string();
             if key.is_empty() || data.insert(key.clone(), f.contents.clone()).is_some() {
                 return Err(InfraError::Model(format!(
-                    "{component}: two {suffix} files named `{key}`; a {} needs unique file names",
+                    "{component}: two {suffix} files named `{key}` in {name}; a {} needs unique file names",
                     if kind == FileKind::Config { "ConfigMap" } else { "Secret" }
                 )));
             }
             mounts.push(VolumeMount {
-                name: volume.into(),
+                name: volume.clone(),
                 mount_path: f.path.display().to_string(),
                 sub_path: Some(key),
                 read_only: Some(true),
@@ -149,7 +242,7 @@ pub fn service_objects(
         match kind {
             FileKind::Config => {
                 volumes.push(Volume {
-                    name: volume.into(),
+                    name: volume,
                     config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..Default::default() }),
                     ..Default::default()
                 });
@@ -161,7 +254,7 @@ pub fn service_objects(
             }
             FileKind::Secret => {
                 volumes.push(Volume {
-                    name: volume.into(),
+                    name: volume,
                     secret: Some(SecretVolumeSource {
                         secret_name: Some(name.clone()),
                         default_mode: Some(0o444),
@@ -169,14 +262,24 @@ pub fn service_objects(
                     }),
                     ..Default::default()
                 });
+                // A certificate and its key: the type that tells tools (and people) what it is.
+                let tls = data.len() == 2 && data.contains_key("tls.crt") && data.contains_key("tls.key");
                 objects.push(Object::Secret(SecretObject {
                     metadata: meta(&name, Some(namespace), labels.clone()),
                     data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
-                    type_: Some("Opaque".into()),
+                    type_: Some(if tls { "kubernetes.io/tls" } else { "Opaque" }.into()),
                     ..Default::default()
                 }));
             }
         }
+    }
+    // Clients in the cluster find the CA of its TLS where the monorepo's do.
+    if let EndpointSpec::Http { ca: Some(ca), .. } = &service.endpoint {
+        objects.push(Object::ConfigMap(ConfigMap {
+            metadata: meta(datastorage::CA_CONFIG_MAP, Some(namespace), labels.clone()),
+            data: Some(BTreeMap::from([(datastorage::certs::CA_FILE.to_string(), ca.clone())])),
+            ..Default::default()
+        }));
     }
     if let Some(data) = &service.data {
         // An emptyDir lives as long as the pod: a restarted container finds its data again.
@@ -234,6 +337,26 @@ pub fn service_objects(
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         readiness_probe: Some(readiness),
         liveness_probe: Some(liveness),
+        resources: service.production.as_ref().map(|p| {
+            let amounts = |cpu: &str, memory: &str| {
+                BTreeMap::from([
+                    ("cpu".to_string(), Quantity(cpu.into())),
+                    ("memory".to_string(), Quantity(memory.into())),
+                ])
+            };
+            ResourceRequirements {
+                requests: Some(amounts(&p.cpu_request, &p.memory_request)),
+                limits: Some(amounts(&p.cpu_limit, &p.memory_limit)),
+                ..Default::default()
+            }
+        }),
+        security_context: service.production.as_ref().map(|p| SecurityContext {
+            run_as_non_root: Some(true),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(p.read_only_root),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     objects.push(Object::Deployment(Box::new(Deployment {
@@ -247,6 +370,7 @@ pub fn service_objects(
                 metadata: Some(ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    service_account_name: service.account.clone(),
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     security_context: run_as_user.map(|uid| PodSecurityContext {
                         run_as_user: Some(uid),
@@ -290,7 +414,7 @@ fn probes(service: &Service, port: i32) -> Result<(Probe, Probe), InfraError> {
     };
     let mut live_action = None;
     let action = match &service.endpoint {
-        EndpointSpec::Http { ready_path, ready_port, live_path } => {
+        EndpointSpec::Http { ready_path, ready_port, live_path, .. } => {
             let port = match ready_port {
                 None => IntOrString::Int(port),
                 Some(name) if service.ports.iter().any(|p| &p.name == name) => {
@@ -338,7 +462,6 @@ fn probes(service: &Service, port: i32) -> Result<(Probe, Probe), InfraError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::File;
 
     fn service() -> Service {
         Service {
@@ -351,11 +474,13 @@ mod tests {
                     path: "/etc/svc/config.yaml".into(),
                     contents: "a: 1\n".into(),
                     kind: FileKind::Config,
+                    group: None,
                 },
                 File {
                     path: "/etc/svc/secrets/db.yaml".into(),
                     contents: "pw: hunter2\n".into(),
                     kind: FileKind::Secret,
+                    group: None,
                 },
             ],
             port: 8080,
@@ -364,10 +489,13 @@ mod tests {
                 ready_path: "/readyz".into(),
                 ready_port: Some("health".into()),
                 live_path: Some("/healthz".into()),
+                ca: None,
             },
             user: Some("65532".into()),
             data: Some("/var/lib/svc".into()),
             service_name: None,
+            account: None,
+            production: None,
         }
     }
 
@@ -404,6 +532,7 @@ mod tests {
             path: "/other/config.yaml".into(),
             contents: String::new(),
             kind: FileKind::Config,
+            group: None,
         });
         let err = service_objects("ns", "r", "svc", &s, "i").unwrap_err();
         assert!(err.to_string().contains("two config files named `config.yaml`"), "{err}");

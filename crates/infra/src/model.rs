@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use datastorage::certs::Pair;
+use datastorage::certs::{Pair, Tls};
 
 use crate::error::InfraError;
 use crate::suite::Suite;
@@ -97,6 +97,28 @@ pub struct Service {
     /// clients know it by another name than the component's: DataStorage's
     /// `data-storage-service`.
     pub service_name: Option<String>,
+    /// The identity it runs as where it runs in a cluster (its pod's ServiceAccount, whose token
+    /// the pod mounts): DataStorage's `data-storage-sa`. `None`: the namespace's default.
+    pub account: Option<String>,
+    /// What a production chart sets for its container on Kubernetes. `None`: the image's own
+    /// defaults (the PostgreSQL and Redis images start as root to hand their data to their user).
+    pub production: Option<Production>,
+}
+
+/// Requests, limits and a locked-down security context (non-root, no privilege escalation, no
+/// capabilities), as a production chart sets them for a service's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Production {
+    /// CPU requested, e.g. `250m`.
+    pub cpu_request: String,
+    /// Memory requested, e.g. `512Mi`.
+    pub memory_request: String,
+    /// CPU limit.
+    pub cpu_limit: String,
+    /// Memory limit: above it the container is killed (OOMKilled), as in production.
+    pub memory_limit: String,
+    /// Whether the root filesystem is read-only (where the image writes nowhere else).
+    pub read_only_root: bool,
 }
 
 impl Service {
@@ -192,6 +214,10 @@ pub struct File {
     pub contents: String,
     /// Configuration or secret.
     pub kind: FileKind,
+    /// On Kubernetes, the Secret that holds it when it is not the component's own: a pair the
+    /// monorepo mounts from a Secret of its own (DataStorage's `datastorage-signing` and
+    /// `datastorage-tls`, both `tls.crt` + `tls.key`).
+    pub group: Option<String>,
 }
 
 impl fmt::Debug for File {
@@ -208,6 +234,16 @@ impl File {
     /// The file name alone.
     pub fn name(&self) -> &str {
         self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    }
+
+    /// A name unique among the service's files, where the files of a service are kept side by
+    /// side (podman's secret store, the run directory): the group's name before the file's, as
+    /// two pairs both have a `tls.crt`.
+    pub fn key(&self) -> String {
+        match &self.group {
+            Some(group) => format!("{group}-{}", self.name()),
+            None => self.name().to_string(),
+        }
     }
 }
 
@@ -245,6 +281,9 @@ pub enum EndpointSpec {
         /// The liveness path on the same port, when the service has one apart from readiness
         /// (a liveness probe on readiness would restart a service whose database is down).
         live_path: Option<String>,
+        /// The CA (PEM, public) its API port's certificate is signed by, when it serves HTTPS;
+        /// readiness stays plain HTTP on its `ready_port`.
+        ca: Option<String>,
     },
 }
 
@@ -297,8 +336,10 @@ pub enum EndpointKind {
     KubeApi {
         /// DataStorage's namespace.
         namespace: String,
-        /// The kubeconfig DataStorage reviews tokens with (`KUBECONFIG`).
-        kubeconfig: PathBuf,
+        /// The kubeconfig DataStorage reviews tokens with (`KUBECONFIG`); `None` where
+        /// DataStorage runs in that cluster and reviews them as its ServiceAccount.
+        #[serde(default)]
+        kubeconfig: Option<PathBuf>,
         /// Each client ServiceAccount's token file (0600).
         tokens: BTreeMap<String, PathBuf>,
     },
@@ -308,6 +349,9 @@ pub enum EndpointKind {
         /// kept in the run's state so a restart waits on the same thing `up` did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ready_url: Option<String>,
+        /// The CA (PEM, public) its API port's certificate is signed by, when it serves HTTPS.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca: Option<String>,
     },
 }
 
@@ -338,7 +382,8 @@ impl Endpoint {
             }
             EndpointKind::Redis { password } => format!("redis://:{}@{a}", password.expose()),
             EndpointKind::KubeApi { .. } => format!("https://{a}"),
-            EndpointKind::Http { .. } => format!("http://{a}"),
+            EndpointKind::Http { ca: Some(_), .. } => format!("https://{a}"),
+            EndpointKind::Http { ca: None, .. } => format!("http://{a}"),
         })
     }
 
@@ -457,6 +502,11 @@ impl Ctx<'_> {
         self.secrets.signing_pair()
     }
 
+    /// DataStorage's TLS for this run (a placeholder in plans); see [`Secrets::tls`].
+    pub fn tls(&self, names: &[String], ips: &[std::net::IpAddr]) -> Result<Tls, InfraError> {
+        self.secrets.tls(names, ips)
+    }
+
     /// The port for the service's named port `name`: the backend's choice, else `default`.
     pub fn named_port(&self, name: &str, default: u16) -> u16 {
         self.ports.get(name).copied().unwrap_or(default)
@@ -474,6 +524,10 @@ pub struct Secrets {
     passwords: BTreeMap<String, Secret>,
     #[serde(skip)]
     signing: Option<Arc<Signing>>,
+    /// DataStorage's TLS (a CA and the serving pair it signed), made on first use: every
+    /// rendering of the run's workloads, and the CA its clients get, share one.
+    #[serde(skip)]
+    tls: Option<Arc<OnceLock<Result<Tls, String>>>>,
 }
 
 /// DataStorage's signing pair, generated on a thread of its own: an RSA key takes 0.3 to 1.5 s
@@ -495,6 +549,7 @@ impl Secrets {
         Self {
             passwords: names.into_iter().map(|n| (n.to_string(), Secret::generate())).collect(),
             signing: None,
+            tls: None,
         }
     }
 
@@ -512,13 +567,30 @@ impl Secrets {
             }
         }
         self.signing = Some(Arc::new(signing));
+        self.tls = Some(Arc::default());
         self
+    }
+
+    /// DataStorage's TLS for this run, for `names` and `ips`: made by the first call (an ECDSA
+    /// pair takes milliseconds), the same for every later one; a fixed placeholder when the run
+    /// starts nothing (plans and dry runs).
+    pub fn tls(&self, names: &[String], ips: &[std::net::IpAddr]) -> Result<Tls, InfraError> {
+        let Some(tls) = &self.tls else {
+            let placeholder = |what: &str| format!("<tls {what}>");
+            return Ok(Tls {
+                ca: placeholder("ca"),
+                server: Pair { cert: placeholder("cert"), key: placeholder("key") },
+            });
+        };
+        tls.get_or_init(|| datastorage::certs::tls(names, ips).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| InfraError::Model(format!("datastorage: generating the TLS pair: {e}")))
     }
 
     /// The same passwords without the signing pair: what a plan renders with, so that planning
     /// never waits for the key (a plan shows no secret's contents).
     pub fn for_plan(&self) -> Self {
-        Self { passwords: self.passwords.clone(), signing: None }
+        Self { passwords: self.passwords.clone(), signing: None, tls: None }
     }
 
     /// DataStorage's signing pair for this run, waiting for its generation to finish; a fixed

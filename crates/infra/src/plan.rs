@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::backend::{self, Backend};
+use crate::backend::Backend;
 use crate::error::InfraError;
 use crate::model::{Endpoint, Image, Manifests, Workload};
 use crate::run::Run;
@@ -120,7 +120,7 @@ impl Plan {
                 skipped.push((
                     name.clone(),
                     format!(
-                        "runs on the local backend so far, not {}: DataStorage runs without authentication here",
+                        "runs on the local, kind and cluster backends so far, not {}: DataStorage runs without authentication here",
                         backend.name()
                     ),
                 ));
@@ -165,8 +165,7 @@ impl Plan {
                 Workload::Service(service) => {
                     let mut start_needs = image_steps(None, Some(&service));
                     start_needs.extend(needs);
-                    let (host, inside) = backend.planned_addr(name, &service);
-                    planned.insert(name.clone(), backend::endpoint(&service.endpoint, host, inside, None));
+                    planned.insert(name.clone(), backend.planned_endpoint(run, name, &service));
                     steps.push(Step {
                         id: name.clone(),
                         needs: start_needs,

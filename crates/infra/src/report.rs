@@ -163,11 +163,13 @@ pub fn reach(state: &RunState) -> Vec<String> {
     let kubeconfig = shell_quote(&kubeconfig.display().to_string());
     state
         .endpoints
-        .iter()
-        .map(|(component, e)| {
+        .values()
+        // The cluster's own API is reached directly, not through a forward.
+        .filter(|e| !matches!(e.kind, crate::model::EndpointKind::KubeApi { .. }))
+        .map(|e| {
             format!(
-                "kubectl --kubeconfig {kubeconfig}{context} -n {ns} port-forward service/{component} {}:{} &",
-                e.host.port, e.inside.port
+                "kubectl --kubeconfig {kubeconfig}{context} -n {ns} port-forward service/{} {}:{} &",
+                e.inside.host, e.host.port, e.inside.port
             )
         })
         .collect()
@@ -339,12 +341,34 @@ mod tests {
                 inside: Addr { host: "postgres".into(), port: 5432 },
             },
         );
+        state.endpoints.insert(
+            "datastorage".into(),
+            Endpoint {
+                kind: EndpointKind::Http { ready_url: None, ca: None },
+                host: Addr { host: "127.0.0.1".into(), port: 40112 },
+                inside: Addr { host: "data-storage-service".into(), port: 8080 },
+            },
+        );
+        state.endpoints.insert(
+            "kube-api".into(),
+            Endpoint {
+                kind: EndpointKind::KubeApi {
+                    namespace: "xtask-we-1".into(),
+                    kubeconfig: None,
+                    tokens: Default::default(),
+                },
+                host: Addr { host: "10.0.0.1".into(), port: 6443 },
+                inside: Addr { host: "kubernetes.default.svc".into(), port: 443 },
+            },
+        );
         let lines = reach(&state);
+        let kubectl = "kubectl --kubeconfig '/home/me/.xtask/runs/we-1/kubeconfig' --context 'kind-xtask' -n xtask-we-1";
+        // Each through its Service by the name clients know it by; the cluster's API needs none.
         assert_eq!(
             lines,
             [
-                "kubectl --kubeconfig '/home/me/.xtask/runs/we-1/kubeconfig' --context 'kind-xtask' -n xtask-we-1 \
-              port-forward service/postgres 40111:5432 &"
+                format!("{kubectl} port-forward service/data-storage-service 40112:8080 &"),
+                format!("{kubectl} port-forward service/postgres 40111:5432 &"),
             ]
         );
         assert!(!lines.concat().contains("hunter2"));

@@ -130,11 +130,24 @@ impl Run {
             }
             _ => None,
         };
+        // A service on TLS: its clients get the CA as a file beside its URL (`DATASTORAGE_CA_FILE`).
+        let ca = match (&endpoint.kind, var) {
+            (crate::model::EndpointKind::Http { ca: Some(ca), .. }, Some(var)) => {
+                let path = self.dir().join(format!("{component}-ca.crt"));
+                procs::write_file(&path, ca.as_bytes(), 0o644)
+                    .map_err(|e| StepFailure::new(format!("writing {component}'s CA: {e}")))?;
+                Some((ca_var(var), path))
+            }
+            _ => None,
+        };
         self.endpoints.lock().expect("endpoints lock").insert(component.to_string(), endpoint.clone());
         self.update(|s| {
             s.endpoints.insert(component.to_string(), endpoint);
             if let Some(var) = var {
                 s.env.insert(var.to_string(), url.expose().to_string());
+            }
+            if let Some((var, path)) = ca {
+                s.env.insert(var, path.display().to_string());
             }
             if let Some(path) = token {
                 s.env.insert(crate::state::TOKEN_FILE_VAR.into(), path.display().to_string());
@@ -203,6 +216,12 @@ impl Run {
         };
         c.workload(&ctx)
     }
+}
+
+/// The variable a TLS service's CA file is published in, beside its URL's: `DATASTORAGE_URL`
+/// gives `DATASTORAGE_CA_FILE`.
+pub fn ca_var(url_var: &str) -> String {
+    format!("{}_CA_FILE", url_var.strip_suffix("_URL").unwrap_or(url_var))
 }
 
 #[cfg(test)]

@@ -139,7 +139,11 @@ pub fn plan(
 /// kube-apiserver for `kube-api`.
 fn preflight(plan: &Plan, backend: &dyn Backend) -> Result<(), InfraError> {
     for (name, service) in &plan.services {
-        if service.program == crate::model::Program::KubeApi && backend.runs_kube_api() {
+        // On Kubernetes the cluster is the API: nothing to find on this machine.
+        if service.program == crate::model::Program::KubeApi
+            && backend.runs_kube_api()
+            && !backend.kubernetes()
+        {
             envtest::Assets::find().map_err(|e| InfraError::Backend {
                 backend: backend.name(),
                 message: format!("{name}: {e}"),

@@ -53,6 +53,10 @@ pub struct Suite {
     pub ready_timeout: Duration,
     /// The controller under test, for suites that list the `controller` component.
     pub controller: Option<ControllerSpec>,
+    /// Whether DataStorage serves its API over TLS, with a CA generated per run and handed to
+    /// clients (`DATASTORAGE_CA_FILE`, ConfigMap `inter-service-ca` on Kubernetes). `tls:` in
+    /// the suite file; on by default, as in the monorepo's end-to-end runs.
+    pub tls: bool,
 }
 
 /// The controller under test as the suite file names it: where its image and manifests come
@@ -123,6 +127,8 @@ struct Raw {
     builds: BTreeMap<String, RawBuild>,
     #[serde(default)]
     controller: Option<RawController>,
+    #[serde(default)]
+    tls: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +378,7 @@ fn validate(raw: Raw, path: &Path, registry: &Registry) -> Result<Suite, SuiteEr
         },
         ready_timeout: raw.ready_timeout.map_or(Duration::from_secs(120), |d| d.get()),
         controller,
+        tls: raw.tls.unwrap_or(true),
     })
 }
 
@@ -455,6 +462,15 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tls_is_on_unless_the_suite_turns_it_off() {
+        let load = |text: &str| parse(text, Path::new("suites/demo.yaml"), &Registry::builtin()).unwrap();
+        assert!(load(GOOD).tls, "on by default, as in the monorepo's end-to-end runs");
+        assert!(!load(&format!("{GOOD}tls: false\n")).tls);
+        let e = err(&format!("{GOOD}tls: sometimes\n"));
+        assert!(e.contains("suites/demo.yaml") && e.contains("tls"), "{e}");
     }
 
     #[test]

@@ -97,7 +97,15 @@ fn the_kind_plan_puts_tekton_and_the_image_builds_off_the_critical_path() {
     assert_eq!(needs("load-datastorage"), ["setup", "build-datastorage"]);
     assert_eq!(needs("postgres"), ["setup"]);
     assert_eq!(needs("migrations"), ["postgres"]);
-    assert_eq!(needs("datastorage"), ["setup", "load-datastorage", "postgres", "redis", "migrations"]);
+    assert_eq!(
+        needs("datastorage"),
+        ["setup", "load-datastorage", "postgres", "redis", "migrations", "kube-api"]
+    );
+    assert_eq!(
+        needs("kube-api"),
+        ["setup"],
+        "the cluster is the API: its identities go on once the namespace is there"
+    );
     assert_eq!(needs("tekton-api"), ["setup"]);
     assert_eq!(needs("tekton"), ["tekton-api"]);
     // The controller needs Tekton's API (its CRDs), not its webhook: that stays off the path.
@@ -203,7 +211,11 @@ fn render_writes_every_object_kubernetes_accepts() {
     assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
     let names: Vec<String> =
         rendered.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names.len(), 14 + 76, "the run's 14 objects and the release's 76");
+    assert_eq!(
+        names.len(),
+        25 + 76,
+        "the run's 25 objects (8 of them identities, 3 its signing and TLS pairs and CA) and the release's 76"
+    );
     assert_eq!(names[0], "01-namespace-xtask-workflowexecution-dry-run.yaml");
     assert!(
         names.iter().any(|n| n.ends_with("-deployment-tekton-pipelines-tekton-pipelines-webhook.yaml")),

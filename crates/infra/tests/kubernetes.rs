@@ -14,24 +14,30 @@ fn root() -> &'static Path {
 /// Every object of suite `name`, rendered from the plan's services with in-cluster addresses,
 /// and the run's generated passwords.
 fn objects(name: &str) -> (Vec<Object>, Vec<String>) {
+    objects_with(name, true)
+}
+
+/// [`objects`] with the suite's `tls:` setting as given.
+fn objects_with(name: &str, tls: bool) -> (Vec<Object>, Vec<String>) {
     let registry = Registry::builtin();
-    let suite = infra::suite::load(&infra::suite::path(root(), name), &registry).unwrap();
-    let state = RunState { id: format!("{name}-RUN"), backend: "podman".into(), ..Default::default() };
+    let mut suite = infra::suite::load(&infra::suite::path(root(), name), &registry).unwrap();
+    suite.tls = tls;
+    let state = RunState { id: format!("{name}-RUN"), backend: "cluster".into(), ..Default::default() };
     let run = infra::run::Run::new(root(), suite, registry, Default::default(), state);
     // Container placement: services see each other by name, as in a namespace.
-    let plan = Plan::new(&run, &*infra::backend::for_name("podman").unwrap()).unwrap();
-    let ns = format!("xtask-{name}-run");
-    let mut out = vec![namespace(&ns, &format!("{name}-RUN"))];
+    let plan = Plan::new(&run, &*infra::backend::for_name("cluster").unwrap()).unwrap();
+    let ns = infra::backend::kube::namespace_name(&run.id());
+    let mut out = vec![namespace(&ns, &run.id())];
     let mut passwords = Vec::new();
     for (component, service) in &plan.services {
-        let image = infra::backend::kube::planned_image(&service.image);
-        out.extend(service_objects(&ns, &format!("{name}-RUN"), component, service, &image).unwrap());
         match &service.endpoint {
             EndpointSpec::Postgres { password, .. } | EndpointSpec::Redis { password } => {
                 passwords.push(password.expose().to_string())
             }
             EndpointSpec::Http { .. } | EndpointSpec::KubeApi { .. } => {}
         }
+        let image = infra::backend::kube::planned_image(&service.image);
+        out.extend(service_objects(&ns, &run.id(), component, service, &image).unwrap());
     }
     (out, passwords)
 }
@@ -55,8 +61,23 @@ fn workflowexecution_objects() {
             "Namespace/xtask-workflowexecution-run",
             "ConfigMap/datastorage-config",
             "Secret/datastorage-secrets",
+            // The signing pair and the API port's TLS, each from a Secret of its own as the
+            // monorepo mounts them, and the CA clients in the namespace verify it with.
+            "Secret/datastorage-signing",
+            "Secret/datastorage-tls",
+            "ConfigMap/inter-service-ca",
             "Deployment/datastorage",
             "Service/data-storage-service",
+            // kube-api: the cluster's own API reviews DataStorage's tokens; the cluster-wide
+            // objects are named after the run's namespace (runs may share a cluster).
+            "ServiceAccount/data-storage-sa",
+            "ClusterRole/data-storage-auth-middleware-xtask-workflowexecution-run",
+            "ClusterRoleBinding/data-storage-auth-middleware-xtask-workflowexecution-run",
+            "ClusterRole/data-storage-client-xtask-workflowexecution-run",
+            "ServiceAccount/workflowexecution-e2e-sa",
+            "RoleBinding/workflowexecution-e2e-sa-data-storage-client",
+            "ServiceAccount/workflowexecution-controller",
+            "RoleBinding/workflowexecution-controller-data-storage-client",
             "Secret/postgres-secrets",
             "Deployment/postgres",
             "Service/postgres",
@@ -82,10 +103,57 @@ fn workflowexecution_objects() {
     insta::assert_snapshot!("workflowexecution_objects", text);
 }
 
+/// TLS is one suite setting: on, DataStorage's API port gets its pair from `datastorage-tls`
+/// (type `kubernetes.io/tls`) at `/etc/tls` and clients the CA; off, neither exists and the
+/// config names no TLS directory.
+#[test]
+fn tls_is_one_suite_setting() {
+    let deployment = |objects: &[Object]| match objects.iter().find(|o| o.id() == "Deployment/datastorage") {
+        Some(Object::Deployment(d)) => d.spec.clone().unwrap().template.spec.unwrap().containers[0].clone(),
+        _ => panic!("no DataStorage Deployment"),
+    };
+    let (on, _) = objects_with("workflowexecution", true);
+    let Some(Object::Secret(tls)) = on.iter().find(|o| o.id() == "Secret/datastorage-tls") else {
+        panic!("no TLS Secret")
+    };
+    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+    let keys: Vec<&String> = tls.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["tls.crt", "tls.key"]);
+    let mounts: Vec<String> =
+        deployment(&on).volume_mounts.unwrap().iter().map(|m| m.mount_path.clone()).collect();
+    assert!(mounts.contains(&"/etc/tls/tls.crt".to_string()), "{mounts:?}");
+    let Some(Object::ConfigMap(ca)) = on.iter().find(|o| o.id() == "ConfigMap/inter-service-ca") else {
+        panic!("no CA ConfigMap")
+    };
+    assert!(ca.data.as_ref().unwrap()["ca.crt"].contains("tls ca"), "the plan's placeholder CA");
+
+    let (off, _) = objects_with("workflowexecution", false);
+    let ids: Vec<String> = off.iter().map(Object::id).collect();
+    assert!(
+        !ids.iter().any(|id| id.contains("datastorage-tls") || id.contains("inter-service-ca")),
+        "{ids:?}"
+    );
+    let Some(Object::ConfigMap(config)) = off.iter().find(|o| o.id() == "ConfigMap/datastorage-config")
+    else {
+        panic!("no config")
+    };
+    let yaml = &config.data.as_ref().unwrap()["config.yaml"];
+    assert!(!yaml.contains("/etc/tls"), "no TLS directory in the config:\n{yaml}");
+    // The container is hardened either way, with the monorepo's requests and limits.
+    let container = deployment(&off);
+    let security = container.security_context.unwrap();
+    assert_eq!(
+        (security.run_as_non_root, security.allow_privilege_escalation, security.read_only_root_filesystem),
+        (Some(true), Some(false), Some(true))
+    );
+    let limits = container.resources.unwrap().limits.unwrap();
+    assert_eq!(limits["memory"].0, "1Gi");
+}
+
 #[test]
 fn objects_survive_a_round_trip_through_the_kubernetes_types() {
     // What `--render` writes must parse back as the same typed objects.
-    for o in objects("gateway").0 {
+    for o in objects("gateway").0.into_iter().chain(objects("workflowexecution").0) {
         let text = o.to_redacted_yaml().unwrap();
         match &o {
             Object::Deployment(d) => {
@@ -99,6 +167,23 @@ fn objects_survive_a_round_trip_through_the_kubernetes_types() {
             Object::ConfigMap(c) => {
                 let back: k8s_openapi::api::core::v1::ConfigMap = serde_saphyr::from_str(&text).unwrap();
                 assert_eq!(&back, c);
+            }
+            Object::ServiceAccount(a) => {
+                let back: k8s_openapi::api::core::v1::ServiceAccount = serde_saphyr::from_str(&text).unwrap();
+                assert_eq!(&back, a);
+            }
+            Object::ClusterRole(r) => {
+                let back: k8s_openapi::api::rbac::v1::ClusterRole = serde_saphyr::from_str(&text).unwrap();
+                assert_eq!(&back, r);
+            }
+            Object::ClusterRoleBinding(b) => {
+                let back: k8s_openapi::api::rbac::v1::ClusterRoleBinding =
+                    serde_saphyr::from_str(&text).unwrap();
+                assert_eq!(&back, b);
+            }
+            Object::RoleBinding(b) => {
+                let back: k8s_openapi::api::rbac::v1::RoleBinding = serde_saphyr::from_str(&text).unwrap();
+                assert_eq!(&back, b);
             }
             Object::Namespace(_) | Object::Secret(_) => {}
         }

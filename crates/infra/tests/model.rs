@@ -29,10 +29,17 @@ impl Component for Echo {
             files: vec![],
             port: 9000,
             ports: vec![],
-            endpoint: EndpointSpec::Http { ready_path: "/ready".into(), ready_port: None, live_path: None },
+            endpoint: EndpointSpec::Http {
+                ready_path: "/ready".into(),
+                ready_port: None,
+                live_path: None,
+                ca: None,
+            },
             user: None,
             data: None,
             service_name: None,
+            account: None,
+            production: None,
         })))
     }
 }

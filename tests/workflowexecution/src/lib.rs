@@ -85,11 +85,28 @@ pub struct DataStorage {
 }
 
 impl DataStorage {
-    /// A client for `$DATASTORAGE_URL`, with `$DATASTORAGE_TOKEN` when it is set.
+    /// A client for `$DATASTORAGE_URL`, with `$DATASTORAGE_TOKEN` when it is set, trusting the
+    /// CA in `$DATASTORAGE_CA_FILE` (and only it) when DataStorage serves TLS.
     pub fn from_env() -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
-        let token = std::env::var("DATASTORAGE_TOKEN").ok().filter(|t| !t.is_empty());
-        Self { base: endpoint("DATASTORAGE_URL"), http, token }
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::new(
+            &endpoint("DATASTORAGE_URL"),
+            var("DATASTORAGE_CA_FILE").as_deref(),
+            var("DATASTORAGE_TOKEN"),
+        )
+    }
+
+    /// A client for DataStorage at `base`, trusting only the CA in `ca_file` when it serves
+    /// TLS, calling with `token` when given.
+    pub fn new(base: &str, ca_file: Option<&str>, token: Option<String>) -> Self {
+        ring_by_default();
+        let builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let builder = match ca_file {
+            Some(path) => builder.tls_backend_preconfigured(trusting(path)),
+            None => builder,
+        };
+        let http = builder.build().expect("http client");
+        Self { base: base.to_string(), http, token }
     }
 
     /// Whether the environment gave a token (DataStorage authenticates every call).
@@ -188,4 +205,35 @@ impl DataStorage {
             pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
+}
+
+/// A client for plain HTTP (a DataStorage without TLS, its health port), as the tests of this
+/// workspace make them: reqwest's TLS, unused here, is built on ring like every TLS of the
+/// workspace, so the process's default provider must be ring before any client is built.
+pub fn http_client() -> reqwest::Client {
+    ring_by_default();
+    reqwest::Client::new()
+}
+
+/// Makes ring the process's default TLS provider, unless one is set already.
+fn ring_by_default() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A TLS client configuration that trusts the CA certificates in `path` and nothing else, as a
+/// client in the monorepo's end-to-end runs trusts `inter-service-ca`.
+fn trusting(path: &str) -> rustls::ClientConfig {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).unwrap_or_else(|e| panic!("DATASTORAGE_CA_FILE {path}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.unwrap_or_else(|e| panic!("DATASTORAGE_CA_FILE {path}: not a PEM certificate: {e}"));
+        roots.add(cert).unwrap_or_else(|e| panic!("DATASTORAGE_CA_FILE {path}: {e}"));
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.2 and 1.3 with ring")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }

@@ -91,7 +91,15 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         ds.write_for_process(dir.path()).expect("render the config");
         let loaded = datastorage::load(&dir.path().join("config.yaml")).expect("load the rendered config");
-        Self { pg, redis, dir, loaded, db_password, server: None, http: reqwest::Client::new() }
+        Self {
+            pg,
+            redis,
+            dir,
+            loaded,
+            db_password,
+            server: None,
+            http: workflowexecution_suite::http_client(),
+        }
     }
 
     /// The service role's connection URL.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use container::Engine;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, AttachParams, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::{Client, Config};
@@ -21,7 +22,9 @@ use super::forward::{self, Forward};
 use super::{Backend, Blocking, Started, endpoint, probe_for};
 use crate::error::InfraError;
 use crate::kubernetes::{FIELD_MANAGER, Object, namespace, service_objects};
-use crate::model::{Addr, Image, Manifests, Placement, Service, Workload};
+use crate::model::{
+    Addr, Endpoint, EndpointKind, EndpointSpec, Image, Manifests, Placement, Service, Workload,
+};
 use crate::plan::{Step, StepKind};
 use crate::run::{Artifact, Run};
 use crate::runner::{BoxFuture, Progress, StepFailure};
@@ -72,6 +75,8 @@ pub struct Kube {
     engine: Engine,
     blocking: Blocking,
     client: OnceCell<Client>,
+    /// The API server's address, from the kubeconfig: where `kube-api` is reached.
+    api: std::sync::OnceLock<Addr>,
     tekton: OnceCell<tekton::Release>,
     forwards: Mutex<Vec<Forward>>,
 }
@@ -142,6 +147,7 @@ impl Kube {
             engine: Engine::from_env(),
             blocking: Blocking::new(),
             client: OnceCell::new(),
+            api: std::sync::OnceLock::new(),
             tekton: OnceCell::new(),
             forwards: Mutex::new(Vec::new()),
         }
@@ -180,7 +186,55 @@ impl Kube {
     }
 
     async fn connect(&self, kubeconfig: &Path, context: Option<&str>) -> Result<Client, StepFailure> {
-        client_for(kubeconfig, context).await.map_err(failure)
+        let config = config_for(kubeconfig, context).await.map_err(failure)?;
+        let url = &config.cluster_url;
+        let port = url.port_u16().unwrap_or(if url.scheme_str() == Some("http") { 80 } else { 443 });
+        let _ = self.api.set(Addr { host: url.host().unwrap_or_default().to_string(), port });
+        Client::try_from(config).map_err(|e| failure(format!("{}: {e}", kubeconfig.display())))
+    }
+
+    /// DataStorage's identity in the run's namespace, its clients bound to it, and a token for
+    /// the suite's tests: the cluster's own API reviews them (`kube-api` on Kubernetes).
+    async fn kube_api(
+        &self,
+        run: &Run,
+        component: &str,
+        service: &Service,
+        progress: &Progress,
+    ) -> Result<Started, StepFailure> {
+        let EndpointSpec::KubeApi { clients, .. } = &service.endpoint else {
+            return Err(StepFailure::new(format!("{component}: a Kubernetes API needs its endpoint spec")));
+        };
+        let client = self.client()?;
+        let ns = namespace_name(&run.id());
+        let owner = namespace_owner(&client, &ns).await?;
+        progress.say(format!("DataStorage's identity and its clients in {ns}"));
+        let identity = crate::kubernetes::cluster_identity(&ns);
+        let objects = crate::kubernetes::identity_objects(&run.id(), &identity, clients, Some(&owner));
+        super::identity::put(&client, &objects).await?;
+        // The controller runs in the cluster and mounts its own token; only the tests need one.
+        let tests = crate::components::tests_account(&run.suite.name);
+        let dir = run.dir().join(component).join("tokens");
+        let tokens = super::identity::tokens(&client, &ns, [tests], &dir).await?;
+        let api = self
+            .api
+            .get()
+            .cloned()
+            .ok_or_else(|| StepFailure::new("no API server address: the setup step did not run"))?;
+        let endpoint = Endpoint {
+            kind: EndpointKind::KubeApi { namespace: ns.clone(), kubeconfig: None, tokens },
+            host: api.clone(),
+            inside: Addr { host: "kubernetes.default.svc".into(), port: 443 },
+        };
+        let probe = probe_for(&endpoint)?;
+        Ok(Started {
+            endpoint,
+            probe,
+            summary: format!(
+                "the cluster's API at {api}: {} objects applied in {ns}, a token for the tests",
+                objects.len()
+            ),
+        })
     }
 
     async fn release(&self, progress: &Progress) -> Result<tekton::Release, StepFailure> {
@@ -207,6 +261,12 @@ pub fn planned_image(image: &Image) -> String {
 
 /// A client for `context` (or the current one) of `kubeconfig`.
 pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<Client, InfraError> {
+    let config = config_for(kubeconfig, context).await?;
+    Client::try_from(config).map_err(|e| InfraError::Invalid(format!("{}: {e}", kubeconfig.display())))
+}
+
+/// The client configuration of `context` (or the current one) of `kubeconfig`.
+async fn config_for(kubeconfig: &Path, context: Option<&str>) -> Result<Config, InfraError> {
     let bad = |e: &dyn std::fmt::Display| InfraError::Invalid(format!("{}: {e}", kubeconfig.display()));
     // kube's own message names the path again, quoted twice ('"/p"').
     if !kubeconfig.exists() {
@@ -215,8 +275,23 @@ pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<Clie
     let file = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| bad(&e))?;
     let options =
         kube::config::KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
-    let config = Config::from_custom_kubeconfig(file, &options).await.map_err(|e| bad(&e))?;
-    Client::try_from(config).map_err(|e| bad(&e))
+    Config::from_custom_kubeconfig(file, &options).await.map_err(|e| bad(&e))
+}
+
+/// An owner reference to the run's namespace, for the objects of the run that live outside it:
+/// the garbage collector removes them once the namespace is gone.
+async fn namespace_owner(client: &Client, ns: &str) -> Result<OwnerReference, StepFailure> {
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get(ns)
+        .await
+        .map_err(|e| failure(format!("reading namespace {ns}: {}", error_chain(&e))))?;
+    Ok(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        name: ns.into(),
+        uid: namespace.metadata.uid.unwrap_or_default(),
+        ..Default::default()
+    })
 }
 
 /// The pinned Tekton release if it is on this machine (`explicit`, else the cache), verified;
@@ -293,6 +368,14 @@ pub async fn apply_object(client: &Client, object: &Object) -> Result<(), kube::
             put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, &**o).await
         }
         Object::Service(o) => put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, o).await,
+        Object::ServiceAccount(o) => {
+            put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, o).await
+        }
+        Object::RoleBinding(o) => {
+            put(Api::namespaced(c, &ns(&o.metadata)), &name(&o.metadata), &params, o).await
+        }
+        Object::ClusterRole(o) => put(Api::all(c), &name(&o.metadata), &params, o).await,
+        Object::ClusterRoleBinding(o) => put(Api::all(c), &name(&o.metadata), &params, o).await,
     }
 }
 
@@ -398,6 +481,21 @@ impl Backend for Kube {
 
     fn kubernetes(&self) -> bool {
         true
+    }
+
+    fn runs_kube_api(&self) -> bool {
+        true
+    }
+
+    fn planned_endpoint(&self, run: &Run, component: &str, service: &Service) -> Endpoint {
+        let (host, inside) = self.planned_addr(component, service);
+        let mut planned = endpoint(&service.endpoint, host, inside, None);
+        if let EndpointKind::KubeApi { namespace, kubeconfig, tokens } = &mut planned.kind {
+            *namespace = namespace_name(&run.id());
+            *kubeconfig = None;
+            tokens.retain(|name, _| *name == crate::components::tests_account(&run.suite.name));
+        }
+        planned
     }
 
     fn placement(&self, _run: &Run, _component: &str) -> Placement {
@@ -632,13 +730,25 @@ impl Backend for Kube {
     fn render(&self, run: &Run, component: &str, service: &Service) -> Vec<String> {
         let ns = namespace_name(&run.id());
         let image = Self::image_ref(run, component, &service.image);
-        let mut lines = match service_objects(&ns, &run.id(), component, service, &image) {
+        let objects = service_objects(&ns, &run.id(), component, service, &image);
+        let mut lines = match &objects {
             Ok(objects) => vec![format!(
                 "server-side apply (field manager {FIELD_MANAGER}): {}",
                 objects.iter().map(Object::id).collect::<Vec<_>>().join(", ")
             )],
             Err(e) => vec![format!("cannot render: {e}")],
         };
+        if let EndpointSpec::KubeApi { .. } = &service.endpoint {
+            lines.extend([
+                "the ClusterRoles and their binding owned by the run's namespace: removed with it".into(),
+                format!(
+                    "TokenRequest for ServiceAccount {}, {} h, written 0600 (the controller mounts its own)",
+                    crate::components::tests_account(&run.suite.name),
+                    super::identity::TOKEN_SECONDS / 3600
+                ),
+            ]);
+            return lines;
+        }
         lines.push(format!("image {image}"));
         lines.push(format!(
             "ready: Deployment/{component} available (fails at once on ImagePullBackOff, ErrImageNeverPull, \
@@ -664,6 +774,9 @@ impl Backend for Kube {
             let Workload::Service(service) = workload else {
                 return Err(StepFailure::new(format!("{component} is not a service")));
             };
+            if service.program == crate::model::Program::KubeApi {
+                return self.kube_api(&run, &component, &service, &progress).await;
+            }
             let ns = namespace_name(&run.id());
             let image = Self::image_ref(&run, &component, &service.image);
             let objects = service_objects(&ns, &run.id(), &component, &service, &image).map_err(failure)?;
@@ -685,7 +798,7 @@ impl Backend for Kube {
             let ep = endpoint(
                 &service.endpoint,
                 Addr { host: "127.0.0.1".into(), port },
-                Addr { host: component.clone(), port: service.port },
+                Addr { host: service.dns_name(&component).to_string(), port: service.port },
                 ready,
             );
             let ready = probe_for(&ep)?;

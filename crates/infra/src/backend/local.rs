@@ -426,7 +426,13 @@ impl Local {
         }
         progress.say("identities and tokens");
         let client = plane.client().await.map_err(failure)?;
-        let tokens = identities(&client, namespace, clients, &dir.join("tokens")).await.map_err(failure)?;
+        let identity = datastorage::rbac::identity(namespace);
+        let mut objects = vec![crate::kubernetes::namespace(namespace, &run.id())];
+        objects.extend(crate::kubernetes::identity_objects(&run.id(), &identity, clients, None));
+        super::identity::put(&client, &objects).await?;
+        let everyone =
+            std::iter::once(datastorage::rbac::SERVICE_ACCOUNT.to_string()).chain(clients.iter().cloned());
+        let tokens = super::identity::tokens(&client, namespace, everyone, &dir.join("tokens")).await?;
         let kubeconfig = dir.join("datastorage.kubeconfig");
         let text = envtest::kubeconfig::render(
             "kube-api",
@@ -441,7 +447,11 @@ impl Local {
         let mut tokens = tokens;
         tokens.remove(datastorage::rbac::SERVICE_ACCOUNT);
         let ep = crate::model::Endpoint {
-            kind: crate::model::EndpointKind::KubeApi { namespace: namespace.clone(), kubeconfig, tokens },
+            kind: crate::model::EndpointKind::KubeApi {
+                namespace: namespace.clone(),
+                kubeconfig: Some(kubeconfig),
+                tokens,
+            },
             host: loopback(port),
             inside: loopback(port),
         };
@@ -496,47 +506,6 @@ impl Local {
         let probe = wait::ProcessProbe::new(Arc::new(Mutex::new(child)), command, log_path).until(ready);
         Ok(Started { endpoint: ep, probe: Box::new(probe), summary: format!("http://127.0.0.1:{port}") })
     }
-}
-
-/// Applies DataStorage's identity in `namespace` and a bound ServiceAccount for each client,
-/// and writes a token for each (DataStorage's included) into `dir`, 0600; returns the files by
-/// ServiceAccount.
-pub(crate) async fn identities(
-    client: &kube::Client,
-    namespace: &str,
-    clients: &[String],
-    dir: &Path,
-) -> Result<BTreeMap<String, std::path::PathBuf>, envtest::Error> {
-    use envtest::identity::{apply, token};
-    use kube::Api;
-    let ns = k8s_openapi::api::core::v1::Namespace {
-        metadata: kube::api::ObjectMeta { name: Some(namespace.into()), ..Default::default() },
-        ..Default::default()
-    };
-    apply(&Api::all(client.clone()), &ns).await?;
-    let id = datastorage::rbac::identity(namespace);
-    let accounts = Api::namespaced(client.clone(), namespace);
-    let bindings = Api::namespaced(client.clone(), namespace);
-    apply(&accounts, &id.service_account).await?;
-    apply(&Api::all(client.clone()), &id.auth_role).await?;
-    apply(&Api::all(client.clone()), &id.auth_binding).await?;
-    apply(&Api::all(client.clone()), &id.client_role).await?;
-    for name in clients {
-        let (sa, binding) = datastorage::rbac::client(namespace, name);
-        apply(&accounts, &sa).await?;
-        apply(&bindings, &binding).await?;
-    }
-    let mut files = BTreeMap::new();
-    let everyone =
-        std::iter::once(datastorage::rbac::SERVICE_ACCOUNT.to_string()).chain(clients.iter().cloned());
-    for name in everyone {
-        // A day: longer than any kept environment is used, short enough to be worthless later.
-        let value = token(client, namespace, &name, 24 * 3600).await?;
-        let path = dir.join(&name);
-        procs::write_file(&path, value.as_bytes(), 0o600)?;
-        files.insert(name, path);
-    }
-    Ok(files)
 }
 
 /// Where a run's PostgreSQL cluster comes from.

@@ -4,6 +4,7 @@
 //! in [`for_name`].
 
 mod forward;
+mod identity;
 pub mod kube;
 pub mod local;
 pub mod podman;
@@ -38,6 +39,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The address a service is planned at, before it runs (dry runs show these).
     fn planned_addr(&self, component: &str, service: &Service) -> (Addr, Addr);
 
+    /// The endpoint a service is planned to publish, for its dependents' planned workloads:
+    /// what [`endpoint`] makes of its spec at its planned address, unless the backend publishes
+    /// something else (a cluster's own API instead of envtest's).
+    fn planned_endpoint(&self, _run: &Run, component: &str, service: &Service) -> Endpoint {
+        let (host, inside) = self.planned_addr(component, service);
+        endpoint(&service.endpoint, host, inside, None)
+    }
+
     /// A step that must run before any service starts (podman: the run's network).
     fn setup(&self) -> Option<String> {
         None
@@ -48,7 +57,8 @@ pub trait Backend: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Whether it runs the `kube-api` component (an envtest-style API server on this machine).
+    /// Whether it provides the `kube-api` component: an envtest-style API server on this
+    /// machine (local), or the cluster it runs everything in (kind, cluster).
     fn runs_kube_api(&self) -> bool {
         false
     }
@@ -237,11 +247,12 @@ pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr, ready: Option<Add
         // Where a plan expects the files; the backend that starts it publishes the real ones.
         EndpointSpec::KubeApi { namespace, clients } => EndpointKind::KubeApi {
             namespace: namespace.clone(),
-            kubeconfig: "<kube-api>/datastorage.kubeconfig".into(),
+            kubeconfig: Some("<kube-api>/datastorage.kubeconfig".into()),
             tokens: clients.iter().map(|c| (c.clone(), format!("<kube-api>/tokens/{c}").into())).collect(),
         },
-        EndpointSpec::Http { ready_path, .. } => EndpointKind::Http {
+        EndpointSpec::Http { ready_path, ca, .. } => EndpointKind::Http {
             ready_url: Some(format!("http://{}{ready_path}", ready.as_ref().unwrap_or(&host))),
+            ca: ca.clone(),
         },
     };
     Endpoint { kind, host, inside }
@@ -256,7 +267,7 @@ pub fn probe_for(endpoint: &Endpoint) -> Result<Box<dyn wait::Probe>, StepFailur
         EndpointKind::Redis { .. } => Box::new(wait::RedisProbe::from_url(url.expose()).map_err(bad)?),
         // Started only once /readyz said ok: from then on, its port answering is enough.
         EndpointKind::KubeApi { .. } => Box::new(wait::TcpProbe::new(endpoint.host.to_string())),
-        EndpointKind::Http { ready_url } => {
+        EndpointKind::Http { ready_url, .. } => {
             let ready = ready_url.clone().unwrap_or_else(|| url.expose().to_string());
             Box::new(wait::HttpProbe::get(&ready).map_err(bad)?.status(200))
         }

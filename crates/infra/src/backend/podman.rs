@@ -99,13 +99,13 @@ fn spec(run: &Run, component: &str, service: &Service) -> ContainerSpec {
     for f in &service.files {
         match f.kind {
             FileKind::Config => mounts.push(Mount {
-                source: files_dir.join(f.name()),
+                source: files_dir.join(f.key()),
                 target: f.path.clone(),
                 read_only: true,
             }),
             // Only the container's own processes see its mounts; its user may be any uid.
             FileKind::Secret => secrets.push(SecretMount {
-                secret: secret_name(&id, component, f.name()),
+                secret: secret_name(&id, component, &f.key()),
                 target: f.path.clone(),
                 mode: 0o444,
             }),
@@ -221,14 +221,14 @@ impl Backend for Podman {
             match f.kind {
                 FileKind::Config => lines.push(format!(
                     "file {} (0644), mounted read-only at {}:\n{}",
-                    run.dir().join(component).join("files").join(f.name()).display(),
+                    run.dir().join(component).join("files").join(f.key()).display(),
                     f.path.display(),
                     indent(&f.contents)
                 )),
                 FileKind::Secret => lines.push(format!(
                     "{} secret create {} - <secret on stdin>",
                     self.engine.program(),
-                    secret_name(&id, component, f.name())
+                    secret_name(&id, component, &f.key())
                 )),
             }
         }
@@ -256,10 +256,10 @@ impl Backend for Podman {
             for f in &service.files {
                 match f.kind {
                     FileKind::Config => {
-                        write_config(&files_dir.join(f.name()), &f.contents).map_err(failure)?
+                        write_config(&files_dir.join(f.key()), &f.contents).map_err(failure)?
                     }
                     FileKind::Secret => {
-                        let name = secret_name(&id, &component, f.name());
+                        let name = secret_name(&id, &component, &f.key());
                         run.created(Resource::Secret { name: name.clone() })?;
                         let (engine, data, l) =
                             (self.engine.clone(), f.contents.clone(), labels(&run, Some(&component)));

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use crate::error::InfraError;
 use crate::model::{
-    Component, Ctx, EndpointKind, EndpointSpec, File, FileKind, Image, NamedPort, Placement, Program,
-    Service, Workload,
+    Component, Ctx, EndpointKind, EndpointSpec, File, FileKind, Image, NamedPort, Placement, Production,
+    Program, Service, Workload,
 };
 
 /// The workspace package of the reference server the local backend runs and images are built from.
@@ -67,7 +67,9 @@ impl Component for DataStorage {
         // With a Kubernetes API (a suite that lists `kube-api`), DataStorage reviews tokens with
         // it as itself; without one, the reference server serves without authentication.
         let reviews = match ctx.endpoints.get("kube-api").map(|e| &e.kind) {
-            Some(EndpointKind::KubeApi { namespace, kubeconfig, .. }) => Some((namespace, kubeconfig)),
+            Some(EndpointKind::KubeApi { namespace, kubeconfig, .. }) => {
+                Some((namespace, kubeconfig.as_ref()))
+            }
             _ => None,
         };
         let mut config = datastorage::Config::local(port, pg_addr.port, redis_addr.port);
@@ -84,6 +86,22 @@ impl Component for DataStorage {
                 datastorage::Layout::container()
             }
         };
+        let tls = if ctx.suite.tls {
+            // Every name clients reach it by: its Service (short, in its namespace, fully
+            // qualified) and, through a port-forward or a published port, this machine.
+            let service = datastorage::rbac::SERVICE_NAME;
+            let namespace = reviews.map_or(crate::components::KUBE_API_NAMESPACE, |(ns, _)| ns.as_str());
+            let names = vec![
+                service.to_string(),
+                format!("{service}.{namespace}"),
+                format!("{service}.{namespace}.svc"),
+                format!("{service}.{namespace}.svc.cluster.local"),
+                "localhost".to_string(),
+            ];
+            Some(ctx.tls(&names, &[std::net::Ipv4Addr::LOCALHOST.into()])?)
+        } else {
+            None
+        };
         let ds = datastorage::DataStorage {
             config,
             credentials: datastorage::Credentials {
@@ -92,7 +110,7 @@ impl Component for DataStorage {
                 redis_password: redis_password.expose().to_string(),
             },
             signing: ctx.signing_pair()?,
-            tls: None,
+            tls: tls.as_ref().map(|t| t.server.clone()),
         };
         let bundle = ds.render(&layout).map_err(|e| InfraError::Model(format!("datastorage: {e}")))?;
         let files = bundle
@@ -104,6 +122,14 @@ impl Component for DataStorage {
                 kind: match f.kind {
                     datastorage::FileKind::Config => FileKind::Config,
                     datastorage::FileKind::Secret => FileKind::Secret,
+                },
+                // The two pairs, each from a Secret of its own on Kubernetes, as the monorepo mounts them.
+                group: if f.path.parent() == Some(&layout.signer_dir) {
+                    Some(datastorage::SIGNING_SECRET.into())
+                } else if f.path.parent() == Some(&layout.tls_dir) {
+                    Some(datastorage::TLS_SECRET.into())
+                } else {
+                    None
                 },
             })
             .collect();
@@ -135,20 +161,28 @@ impl Component for DataStorage {
         let mut args =
             if reference { vec!["--config".into(), config_path.display().to_string()] } else { vec![] };
         let mut env = bundle.env;
+        let mut account = None;
         match (reviews, &ctx.placement) {
-            (Some((namespace, kubeconfig)), Placement::Host { .. }) => {
+            (Some((namespace, Some(kubeconfig))), Placement::Host { .. }) => {
                 env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
                 env.push(("POD_NAMESPACE".into(), namespace.clone()));
             }
+            // In the cluster that reviews the tokens: as its own ServiceAccount, whose token the
+            // pod mounts, and through the in-cluster configuration, as the monorepo deploys it.
+            (Some((namespace, None)), Placement::Container) => {
+                env.push(("POD_NAMESPACE".into(), namespace.clone()));
+                account = Some(datastorage::rbac::SERVICE_ACCOUNT.to_string());
+            }
             (_, _) if reference => args.push("--auth=off".into()),
-            (None, Placement::Host { .. }) => {
+            (_, Placement::Host { .. }) => {
                 return Err(InfraError::Model(
                     "datastorage: today's DataStorage reviews every token with a Kubernetes API and does not \
                      start without one: add `kube-api` to the suite's components"
                         .into(),
                 ));
             }
-            // On Kubernetes it finds the cluster's API by itself.
+            // Another DataStorage in a container without a Kubernetes API to review with (podman
+            // has none yet): it is run as given, and says itself why it cannot start.
             (_, Placement::Container) => {}
         }
         Ok(Workload::Service(Box::new(Service {
@@ -166,10 +200,21 @@ impl Component for DataStorage {
                 ready_path: datastorage::READY_PATH.into(),
                 ready_port: Some("health".into()),
                 live_path: Some(datastorage::LIVE_PATH.into()),
+                ca: tls.map(|t| t.ca),
             },
             user: None,
             data: None,
             service_name: Some(datastorage::rbac::SERVICE_NAME.into()),
+            account,
+            // The monorepo's deployment: requests 250m/512Mi, limits 500m/1Gi; its chart runs it
+            // non-root on a read-only root filesystem.
+            production: Some(Production {
+                cpu_request: "250m".into(),
+                memory_request: "512Mi".into(),
+                cpu_limit: "500m".into(),
+                memory_limit: "1Gi".into(),
+                read_only_root: true,
+            }),
         })))
     }
 }

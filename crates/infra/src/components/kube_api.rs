@@ -50,6 +50,8 @@ impl Component for KubeApi {
             user: None,
             data: None,
             service_name: None,
+            account: None,
+            production: None,
         })))
     }
 }

@@ -50,6 +50,7 @@ impl Component for Postgres {
                 path: PASSWORD_FILE.into(),
                 contents: password.expose().to_string(),
                 kind: FileKind::Secret,
+                group: None,
             }],
             port: 5432,
             endpoint: EndpointSpec::Postgres { user: USER.into(), database: DATABASE.into(), password },
@@ -57,6 +58,8 @@ impl Component for Postgres {
             ports: vec![],
             data: Some(DATA_DIR.into()),
             service_name: None,
+            account: None,
+            production: None,
         })))
     }
 }

@@ -42,6 +42,7 @@ impl Component for Redis {
                     password.expose()
                 ),
                 kind: FileKind::Secret,
+                group: None,
             }],
             port: 6379,
             endpoint: EndpointSpec::Redis { password },
@@ -49,6 +50,8 @@ impl Component for Redis {
             ports: vec![],
             data: Some("/data".into()),
             service_name: None,
+            account: None,
+            production: None,
         })))
     }
 }
