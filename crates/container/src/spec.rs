@@ -33,6 +33,14 @@ pub struct ContainerSpec {
     pub entrypoint: Option<String>,
     /// Arguments after the image: the command, or the entrypoint's arguments.
     pub args: Vec<String>,
+    /// Run it as a production pod runs: without capabilities, unable to gain privileges.
+    pub locked_down: bool,
+    /// Its root filesystem is read-only (it writes only to its mounts).
+    pub read_only: bool,
+    /// Memory limit in bytes: above it the container is killed.
+    pub memory: Option<u64>,
+    /// CPU limit in thousandths of a CPU (`500`: half a CPU).
+    pub millicpus: Option<u32>,
 }
 
 /// A host path bind-mounted into the container.
@@ -100,6 +108,19 @@ impl ContainerSpec {
         }
         if let Some(entrypoint) = &self.entrypoint {
             flag("--entrypoint", entrypoint.clone());
+        }
+        if self.locked_down {
+            flag("--cap-drop", "ALL".into());
+            flag("--security-opt", "no-new-privileges".into());
+        }
+        if self.read_only {
+            argv.push("--read-only".into());
+        }
+        if let Some(bytes) = self.memory {
+            argv.extend(["--memory".into(), format!("{bytes}b")]);
+        }
+        if let Some(m) = self.millicpus {
+            argv.extend(["--cpus".into(), format!("{}.{:03}", m / 1000, m % 1000)]);
         }
         argv.push(self.image.clone());
         argv.extend(self.args.iter().cloned());

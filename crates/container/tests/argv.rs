@@ -29,6 +29,10 @@ fn spec() -> ContainerSpec {
         user: Some("999:999".into()),
         entrypoint: None,
         args: vec!["postgres".into(), "-c".into(), "log_min_messages=warning".into()],
+        locked_down: true,
+        read_only: true,
+        memory: Some(1 << 30),
+        millicpus: Some(500),
     }
 }
 

@@ -293,3 +293,29 @@ fn a_missing_image_that_cannot_be_pulled_is_named() {
     let hint = format!("hint: image {image} is not present locally and could not be pulled; build it first");
     assert!(err.ends_with(&hint), "{err}");
 }
+
+/// A locked-down spec runs as a production pod does: the root filesystem refuses writes, the
+/// process has no capabilities, and the engine holds the memory and CPU limits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_down_container_cannot_write_its_root_and_has_no_capabilities() {
+    let Some((engine, image)) = setup() else { return };
+    let mut cleanup = Cleanup::new(&engine);
+    // Exit 3 only when both hold: 10 if the root took a write, 11 if any capability is left.
+    let script = "touch /written 2>/dev/null && exit 10; \
+                  grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/self/status || exit 11; exit 3";
+    let mut spec = cleanup.spec("locked", &image, &["sh", "-c", script]);
+    spec.locked_down = true;
+    spec.read_only = true;
+    spec.memory = Some(256 << 20);
+    spec.millicpus = Some(500);
+    cleanup.run(&spec);
+    let mut probe = ContainerProbe::new(engine.clone(), spec.name.clone());
+    let reason = wait(&mut probe).await.unwrap_err();
+    assert!(reason.contains("exit code 3,"), "{reason}");
+    let sh = xshell::Shell::new().unwrap();
+    let (program, name) = (engine.program(), &spec.name);
+    let format = "{{.HostConfig.Memory}}/{{.HostConfig.NanoCpus}}";
+    let limits =
+        xshell::cmd!(sh, "{program} container inspect --format {format} {name}").quiet().read().unwrap();
+    assert_eq!(limits.trim(), format!("{}/{}", 256u64 << 20, 500_000_000));
+}

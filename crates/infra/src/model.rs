@@ -121,6 +121,43 @@ pub struct Production {
     pub read_only_root: bool,
 }
 
+impl Production {
+    /// The memory limit in bytes, from a Kubernetes quantity (`1Gi`, `512Mi`, `500M`, `1000`);
+    /// `None` for a form this does not read (fractions, exponents).
+    pub fn memory_limit_bytes(&self) -> Option<u64> {
+        let q = self.memory_limit.trim();
+        let units: [(&str, u64); 8] = [
+            ("Ki", 1 << 10),
+            ("Mi", 1 << 20),
+            ("Gi", 1 << 30),
+            ("Ti", 1 << 40),
+            ("k", 1_000),
+            ("M", 1_000_000),
+            ("G", 1_000_000_000),
+            ("T", 1_000_000_000_000),
+        ];
+        let (digits, unit) = units
+            .iter()
+            .find_map(|(suffix, unit)| q.strip_suffix(suffix).map(|d| (d, *unit)))
+            .unwrap_or((q, 1));
+        digits.parse::<u64>().ok()?.checked_mul(unit)
+    }
+
+    /// The CPU limit in thousandths of a CPU, from a Kubernetes quantity (`500m`, `1`, `0.5`).
+    pub fn cpu_limit_millis(&self) -> Option<u32> {
+        let q = self.cpu_limit.trim();
+        if let Some(m) = q.strip_suffix('m') {
+            return m.parse().ok();
+        }
+        let (whole, fraction) = q.split_once('.').unwrap_or((q, ""));
+        if fraction.len() > 3 || !fraction.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let fraction: u32 = format!("{fraction:0<3}").parse().ok()?;
+        whole.parse::<u32>().ok()?.checked_mul(1000)?.checked_add(fraction)
+    }
+}
+
 impl Service {
     /// The name other workloads reach it by: [`Service::service_name`], else `component`.
     pub fn dns_name<'a>(&'a self, component: &'a str) -> &'a str {
@@ -620,6 +657,24 @@ impl Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubernetes_quantities_become_podman_limits() {
+        let p = |cpu: &str, memory: &str| Production {
+            cpu_request: String::new(),
+            memory_request: String::new(),
+            cpu_limit: cpu.into(),
+            memory_limit: memory.into(),
+            read_only_root: true,
+        };
+        let ds = p("500m", "1Gi");
+        assert_eq!((ds.cpu_limit_millis(), ds.memory_limit_bytes()), (Some(500), Some(1 << 30)));
+        assert_eq!(p("2", "512Mi").cpu_limit_millis(), Some(2000));
+        assert_eq!(p("0.25", "500M").cpu_limit_millis(), Some(250));
+        assert_eq!(p("1", "500M").memory_limit_bytes(), Some(500_000_000));
+        assert_eq!(p("a lot", "1e9").cpu_limit_millis(), None);
+        assert_eq!(p("1", "1e9").memory_limit_bytes(), None);
+    }
 
     #[test]
     fn secrets_never_show() {

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Backend, Blocking, Started, endpoint, probe_for};
 use crate::error::InfraError;
-use crate::model::{Addr, FileKind, Image, Placement, Service, Workload};
+use crate::model::{Addr, FileKind, Image, Placement, Production, Service, Workload};
 use crate::run::{Artifact, Run};
 use crate::runner::{BoxFuture, Progress, StepFailure};
 use crate::state::Resource;
@@ -125,6 +125,12 @@ fn spec(run: &Run, component: &str, service: &Service) -> ContainerSpec {
         user: service.user.clone(),
         entrypoint: None,
         args: service.args.clone(),
+        // As its pod runs on Kubernetes: the same limits and lock-down (requests have no
+        // counterpart that matters for one container on a workstation).
+        locked_down: service.production.is_some(),
+        read_only: service.production.as_ref().is_some_and(|p| p.read_only_root),
+        memory: service.production.as_ref().and_then(Production::memory_limit_bytes),
+        millicpus: service.production.as_ref().and_then(Production::cpu_limit_millis),
     }
 }
 
