@@ -59,6 +59,24 @@ enum MigrateCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Accept the edited file of an applied migration as it is now, with a recorded reason.
+    ///
+    /// For when an applied file had to change and the database already matches it (a comment,
+    /// a fix already applied by hand): its checksum replaces the recorded one, and the repair is
+    /// kept in goose_db_version_repair (version, both checksums, reason, who, when). Nothing of
+    /// the file runs. Anything else deserves a new migration instead.
+    #[command(after_help = "Example:
+  cargo xtask migrate repair 14 --reason 'comment typo fixed; no schema change'")]
+    Repair {
+        /// The applied version whose file was edited.
+        #[arg(value_name = "VERSION")]
+        version: i64,
+        /// Why the edit is accepted (kept with the repair).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// How long a run waits for another's migration lock unless told.
@@ -127,9 +145,19 @@ impl Migrate {
             Some(MigrateCommand::Lint { common }) => {
                 (self.common.clone().merge(common.clone()), "xtask.migrate-lint/1")
             }
+            Some(MigrateCommand::Repair { common, .. }) => {
+                (self.common.clone().merge(common.clone()), "xtask.migrate-repair/1")
+            }
         };
         let planned = common.dry_run
-            && !matches!(self.command, Some(MigrateCommand::Status { .. } | MigrateCommand::Lint { .. }));
+            && !matches!(
+                self.command,
+                Some(
+                    MigrateCommand::Status { .. }
+                        | MigrateCommand::Lint { .. }
+                        | MigrateCommand::Repair { .. }
+                )
+            );
         common.json.then_some(if planned { "xtask.migrate-plan/1" } else { schema })
     }
 
@@ -145,6 +173,9 @@ impl Migrate {
             Some(MigrateCommand::Status { common }) => status(self.common.merge(common)).await,
             Some(MigrateCommand::Down { to, common }) => down(self.common.merge(common), to).await,
             Some(MigrateCommand::Lint { common }) => lint(self.common.merge(common)),
+            Some(MigrateCommand::Repair { version, reason, common }) => {
+                repair(self.common.merge(common), version, reason).await
+            }
             None => {
                 let selection = if self.all {
                     Selection::All
@@ -303,6 +334,53 @@ async fn down(common: Common, to: Option<i64>) -> anyhow::Result<ExitCode> {
     } else {
         let names: Vec<&str> = report.done.iter().map(|d| d.name.as_str()).collect();
         println!("rolled back {} migration(s): {}", names.len(), names.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn repair(common: Common, version: i64, reason: String) -> anyhow::Result<ExitCode> {
+    if reason.trim().is_empty() {
+        return Err(BadInput(
+            "--reason: say why the edited file is accepted (it is kept with the repair)".into(),
+        )
+        .into());
+    }
+    let set = load(&common)?;
+    let client = connect(&common).await?;
+    let repair = if common.dry_run {
+        let applied = client.explained(migrations::store::applied(&client).await).await?;
+        migrations::plan_repair(&set, &applied, version)?
+    } else {
+        client
+            .explained(
+                migrations::repair(
+                    &client,
+                    &set,
+                    version,
+                    &reason,
+                    &common.options(),
+                    &mut progress(common.json),
+                )
+                .await,
+            )
+            .await?
+    };
+    let done = !common.dry_run;
+    if common.json {
+        println!(
+            "{}",
+            json!({ "schema": "xtask.migrate-repair/1", "ok": true, "dry_run": common.dry_run, "repair": repair, "reason": reason })
+        );
+    } else {
+        let verb = if done { "recorded" } else { "would record" };
+        println!(
+            "{verb} the repair of version {} ({}): checksum {} replaces {}, reason kept in {}",
+            repair.version,
+            repair.file,
+            repair.actual,
+            repair.recorded,
+            migrations::store::REPAIR_TABLE
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@ fn every_subcommand_has_stable_help() {
     for args in [
         &[][..],
         &["migrate"],
+        &["migrate", "repair"],
         &["infra"],
         &["infra", "up"],
         &["infra", "down"],

@@ -230,6 +230,52 @@ fn dry_run_refuses_an_edited_applied_file_like_a_real_run() {
     }
 }
 
+/// The way forward from an edited applied file, as a user takes it: the refusal names `migrate
+/// repair`; a repair without a reason is refused (exit 2); `--dry-run` says what it would
+/// record and records nothing; the repair records it, and `--all` goes on.
+#[test]
+fn repair_accepts_an_edited_applied_file_with_a_reason() {
+    let pg = PgServer::start().unwrap();
+    pg.create_database("app").unwrap();
+    let url = pg.url("app");
+    let dir = folder(&[("001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")]);
+    let d = s(dir.path());
+    assert!(xtask(&["migrate", "--all", "--dir", d], Some(&url)).status.success());
+    std::fs::write(
+        dir.path().join("001_a.sql"),
+        "-- +goose Up\n-- owner: audit team\nCREATE TABLE a (id int);\n",
+    )
+    .unwrap();
+    let refused = xtask(&["migrate", "--all", "--dir", d], Some(&url));
+    assert!(text(&refused).1.contains("cargo xtask migrate repair 1 --reason TEXT"), "{}", text(&refused).1);
+
+    let no_reason = xtask(&["migrate", "repair", "1", "--reason", " ", "--dir", d], Some(&url));
+    assert_eq!(no_reason.status.code(), Some(2), "{}", text(&no_reason).1);
+    let dry =
+        xtask(&["migrate", "repair", "1", "--reason", "comment only", "--dry-run", "--dir", d], Some(&url));
+    assert!(
+        dry.status.success() && text(&dry).0.starts_with("would record the repair of version 1"),
+        "{:?}",
+        text(&dry)
+    );
+    assert!(
+        !xtask(&["migrate", "--all", "--dir", d], Some(&url)).status.success(),
+        "a dry run records nothing"
+    );
+
+    let done =
+        xtask(&["migrate", "repair", "1", "--reason", "comment only", "--json", "--dir", d], Some(&url));
+    assert!(done.status.success(), "{}", text(&done).1);
+    let doc: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(
+        (doc["schema"].as_str(), doc["repair"]["version"].as_i64()),
+        (Some("xtask.migrate-repair/1"), Some(1))
+    );
+    assert!(xtask(&["migrate", "--all", "--dir", d], Some(&url)).status.success(), "the next run goes on");
+    let again = xtask(&["migrate", "repair", "1", "--reason", "again", "--dir", d], Some(&url));
+    assert_eq!(again.status.code(), Some(2), "nothing to repair: {}", text(&again).1);
+}
+
 /// The monorepo's folder as it is: plain SQL files next to goose ones, applied by `--all`;
 /// lint, status and the dry run say goose itself would refuse the plain ones; a transactional
 /// CONCURRENTLY stops the run at its file and line, as a file error (exit 2).

@@ -238,6 +238,65 @@ pub async fn down(
     release_lock(client, result).await
 }
 
+/// What `repair` accepted: an applied migration's edited file, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Repair {
+    /// The version.
+    pub version: i64,
+    /// Its file's name.
+    pub file: String,
+    /// The checksum recorded when it was applied.
+    pub recorded: String,
+    /// The file's checksum now, recorded in its place.
+    pub actual: String,
+}
+
+/// What a repair of `version` would record, or why there is nothing to repair: read-only, for
+/// `repair --dry-run` and for [`repair`] itself.
+pub fn plan_repair(
+    set: &MigrationSet,
+    applied: &std::collections::BTreeMap<i64, store::AppliedVersion>,
+    version: i64,
+) -> Result<Repair, Error> {
+    let m = set.get(version).ok_or(Error::UnknownVersion { version })?;
+    let row = applied.get(&version).ok_or(Error::NotApplied { version })?;
+    match &row.checksum {
+        Some(recorded) if *recorded != m.checksum => Ok(Repair {
+            version,
+            file: m.name.clone(),
+            recorded: recorded.clone(),
+            actual: m.checksum.clone(),
+        }),
+        // Matching, or applied by goose without one (adopted on the next run).
+        _ => Err(Error::NothingToRepair { file: m.path.clone(), version }),
+    }
+}
+
+/// Accepts the edited file of applied `version` as it is now, for `reason`: nothing of its SQL
+/// runs (the caller says the database already matches it); its checksum is replaced and the
+/// repair recorded in [`store::REPAIR_TABLE`], in one transaction under the migration lock.
+pub async fn repair(
+    client: &Client,
+    set: &MigrationSet,
+    version: i64,
+    reason: &str,
+    options: &Options,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Repair, Error> {
+    if set.get(version).is_none() {
+        return Err(Error::UnknownVersion { version });
+    }
+    take_lock(client, options, on_event).await?;
+    let result = async {
+        store::ensure_tables(client).await?;
+        let repair = plan_repair(set, &store::applied(client).await?, version)?;
+        store::record_repair(client, version, &repair.file, &repair.recorded, &repair.actual, reason).await?;
+        Ok(repair)
+    }
+    .await;
+    release_lock(client, result).await
+}
+
 async fn take_lock(
     client: &Client,
     options: &Options,

@@ -68,7 +68,7 @@ pub enum Error {
     },
     /// An already-applied migration file was edited.
     #[error(
-        "{}: version {version} was applied with checksum {recorded} but the file now has {actual}: an applied migration must not be edited; add a new migration instead (or restore the file)",
+        "{}: version {version} was applied with checksum {recorded} but the file now has {actual}: an applied migration must not be edited; add a new migration instead (or restore the file); if the database already matches the edited file, record that: cargo xtask migrate repair {version} --reason TEXT",
         .file.display()
     )]
     ChecksumMismatch {
@@ -80,6 +80,20 @@ pub enum Error {
         recorded: String,
         /// The file's checksum now.
         actual: String,
+    },
+    /// `repair` of a version that is not applied.
+    #[error("version {version} is not applied: nothing to repair (a pending migration runs as it is)")]
+    NotApplied {
+        /// The version.
+        version: i64,
+    },
+    /// `repair` of an applied version whose file still has its recorded checksum.
+    #[error("{}: version {version} has the checksum recorded when it was applied: nothing to repair", .file.display())]
+    NothingToRepair {
+        /// The file.
+        file: PathBuf,
+        /// Its version.
+        version: i64,
     },
     /// A `--tables` name that no migration touches.
     #[error("no migration touches table {table}; tables the migrations know: {known}")]
@@ -205,6 +219,8 @@ impl Error {
                 | Error::NoDown { .. }
                 | Error::Unparsable { .. }
                 | Error::NeedsNoTransaction { .. }
+                | Error::NotApplied { .. }
+                | Error::NothingToRepair { .. }
         )
     }
 
@@ -233,9 +249,9 @@ impl Error {
             Error::Unparsable { file, line, column, .. } => {
                 Diagnostic::error(file, message(self.to_string(), file)).at(Some(*line), Some(*column))
             }
-            Error::ChecksumMismatch { file, .. } | Error::NoDown { file, .. } => {
-                Diagnostic::error(file, message(self.to_string(), file))
-            }
+            Error::ChecksumMismatch { file, .. }
+            | Error::NoDown { file, .. }
+            | Error::NothingToRepair { file, .. } => Diagnostic::error(file, message(self.to_string(), file)),
             Error::Statement(f) => f.diagnostic(),
             Error::ConnectionLost { reason, during } => {
                 let d = during.diagnostic()?;
@@ -245,6 +261,7 @@ impl Error {
             Error::DirNotFound { .. }
             | Error::UnknownTable { .. }
             | Error::UnknownVersion { .. }
+            | Error::NotApplied { .. }
             | Error::Connect { .. }
             | Error::LockTimeout { .. }
             | Error::Db { .. } => return None,

@@ -26,7 +26,10 @@ pub mod source;
 pub mod status;
 pub mod store;
 
-pub use apply::{Connection, Event, Options, Report, check_checksums, check_plan, connect, down, up};
+pub use apply::{
+    Connection, Event, Options, Repair, Report, check_checksums, check_plan, connect, down, plan_repair,
+    repair, up,
+};
 pub use error::{Error, StatementFailure};
 pub use plan::{Direction, Plan, Selection};
 pub use source::{Migration, MigrationSet};

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Db, Project, down, up, versions};
+use common::{Db, Project, down, repair, up, versions};
 use migrations::{Error, Selection};
 
 const CREATE_A: &str = "-- +goose Up\nCREATE TABLE a (id int PRIMARY KEY);\n-- +goose Down\nDROP TABLE a;\n";
@@ -103,6 +103,39 @@ async fn edited_applied_file_is_an_error_naming_it() {
     let text = err.to_string();
     assert!(text.contains("001_a.sql") && text.contains("must not be edited"), "{text}");
     assert_eq!(db.query("SELECT to_regclass('b') IS NULL"), "t", "nothing is applied after a checksum error");
+}
+
+/// An edited applied file has a way forward that is explicit and recorded: `repair` accepts it
+/// as it is now with a reason, runs none of it, and the next run goes on; a second repair, a
+/// pending version and an unknown one are refused, saying why.
+#[tokio::test]
+async fn an_edited_applied_file_is_repaired_with_a_recorded_reason() {
+    let db = Db::start();
+    let p = Project::new(&[("001_a.sql", CREATE_A)]);
+    up(&db, &p, Selection::All).await.unwrap();
+    p.write("001_a.sql", &format!("-- a comment, added after it was applied\n{CREATE_A}"));
+    p.write("002_b.sql", CREATE_B);
+    let err = up(&db, &p, Selection::All).await.unwrap_err();
+    assert!(err.to_string().contains("migrate repair 1 --reason"), "the way forward is named: {err}");
+
+    let done = repair(&db, &p, 1, "comment only").await.unwrap();
+    assert_eq!((done.version, done.file.as_str()), (1, "001_a.sql"));
+    assert_ne!(done.recorded, done.actual);
+    assert_eq!(
+        db.query("SELECT file_name || ' ' || reason || ' ' || (new_checksum <> recorded_checksum) FROM goose_db_version_repair"),
+        "001_a.sql comment only true"
+    );
+    assert_eq!(db.query("SELECT to_regclass('b') IS NULL"), "t", "a repair runs nothing");
+    assert_eq!(versions(&up(&db, &p, Selection::All).await.unwrap()), [2], "the next run goes on");
+
+    let again = repair(&db, &p, 1, "again").await.unwrap_err();
+    assert!(matches!(again, Error::NothingToRepair { version: 1, .. }), "{again}");
+    p.write("003_c.sql", "-- +goose Up\nCREATE TABLE c (id int);\n");
+    let pending = repair(&db, &p, 3, "why").await.unwrap_err();
+    assert!(matches!(pending, Error::NotApplied { version: 3 }), "{pending}");
+    let unknown = repair(&db, &p, 9, "why").await.unwrap_err();
+    assert!(matches!(unknown, Error::UnknownVersion { version: 9 }) && unknown.is_bad_input(), "{unknown}");
+    assert_eq!(db.query("SELECT count(*) FROM goose_db_version_repair"), "1", "refusals record nothing");
 }
 
 #[tokio::test]

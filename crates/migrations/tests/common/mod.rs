@@ -72,6 +72,17 @@ pub async fn down(db: &Db, project: &Project, to: Option<i64>) -> Result<Report,
     migrations::down(&client, &project.set(), to, &Options::default(), &mut |_: Event| {}).await
 }
 
+pub async fn repair(
+    db: &Db,
+    project: &Project,
+    version: i64,
+    reason: &str,
+) -> Result<migrations::Repair, migrations::Error> {
+    let client = db.client().await;
+    migrations::repair(&client, &project.set(), version, reason, &Options::default(), &mut |_: Event| {})
+        .await
+}
+
 pub fn versions(report: &Report) -> Vec<i64> {
     report.done.iter().map(|d| d.version).collect()
 }
