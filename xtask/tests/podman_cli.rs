@@ -2,8 +2,9 @@
 //! killed xtask or a container that will not start leaves behind.
 //!
 //! Images cannot be pulled on every machine: these tests use the images named by
-//! `XTASK_IMAGE_POSTGRES`/`XTASK_IMAGE_REDIS` (README's test command sets them through
-//! `.ci/with-env`) and are skipped, saying so, without them or without podman.
+//! `XTASK_IMAGE_POSTGRES`/`XTASK_IMAGE_REDIS`/`XTASK_IMAGE_ETCD`/`XTASK_IMAGE_KUBE_API`
+//! (README's test command sets them through `.ci/with-env` and `.ci/with-cluster`) and are
+//! skipped, saying so, without them or without podman.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::BufRead;
@@ -25,8 +26,9 @@ fn podman_here() -> bool {
         eprintln!("skipping: podman is not installed");
         return false;
     }
-    if std::env::var_os("XTASK_IMAGE_POSTGRES").is_none() || std::env::var_os("XTASK_IMAGE_REDIS").is_none() {
-        eprintln!("skipping: XTASK_IMAGE_POSTGRES/REDIS are not set (run under .ci/with-env)");
+    let images = ["XTASK_IMAGE_POSTGRES", "XTASK_IMAGE_REDIS", "XTASK_IMAGE_ETCD", "XTASK_IMAGE_KUBE_API"];
+    if let Some(missing) = images.iter().find(|v| std::env::var_os(v).is_none()) {
+        eprintln!("skipping: {missing} is not set (run under .ci/with-env .ci/with-cluster)");
         return false;
     }
     true
@@ -129,6 +131,63 @@ fn after_xtask_is_killed_down_all_finds_the_leftovers_by_label() {
     assert_eq!(kept, [format!("network xtask-{other}")], "another checkout's run is left alone");
 }
 
+/// DataStorage in a container reviews every token with the run's own Kubernetes API, itself two
+/// containers (etcd, kube-apiserver) on the run's network: the test's token is accepted and a
+/// call without one gets 401; DataStorage finds the API by its kubeconfig, mounted with its
+/// token as files, never in its environment or arguments; the API's port is published on
+/// loopback only; `down` removes both containers with the rest.
+#[test]
+fn datastorage_in_a_container_reviews_tokens_with_the_runs_own_api() {
+    if !podman_here() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let up = xtask(state.path(), &["infra", "up", "gateway", "--backend", "podman", "--keep", "--json"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    let env = |name: &str| v["env"][name].as_str().unwrap_or_else(|| panic!("{name} in {v}")).to_string();
+    let id = v["run"].as_str().unwrap().to_string();
+    let (url, ca) = (env("DATASTORAGE_URL"), env("DATASTORAGE_CA_FILE"));
+    let token_file = env("DATASTORAGE_TOKEN_FILE");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{token_file}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = workflowexecution_suite::DataStorage::new(&url, Some(&ca), Some(token.trim().to_string()));
+    let correlation = format!("podman-auth-{}", std::process::id());
+    let event = workflowexecution_suite::event(
+        "workflow.started",
+        "success",
+        &correlation,
+        "podman-auth",
+        serde_json::json!({}),
+    );
+    let (status, body) = runtime.block_on(client.write_batch(&[event]));
+    assert_eq!(status, 201, "the test's token is accepted: {body}");
+    let path = format!("/api/v1/audit/events?correlation_id={correlation}");
+    let (status, body) = runtime.block_on(client.get_without_token(&path));
+    assert_eq!(status, 401, "{body}");
+
+    let containers = podman(&["ps", "--filter", &format!("label=xtask.run={id}"), "--format", "{{.Names}}"]);
+    for name in ["kube-api", "kube-api-etcd", "datastorage"] {
+        let want = format!("xtask-{id}-{name}");
+        assert!(containers.lines().any(|l| l == want), "{want} runs: {containers}");
+    }
+    let ports = podman(&["port", &format!("xtask-{id}-kube-api")]);
+    assert!(ports.lines().all(|l| l.contains("-> 127.0.0.1:")), "loopback only: {ports}");
+    let ds = podman(&["inspect", &format!("xtask-{id}-datastorage")]);
+    assert!(ds.contains("KUBECONFIG=/etc/kube-api/kubeconfig"), "{ds}");
+    assert!(ds.contains("POD_NAMESPACE=kubernaut-system"), "{ds}");
+    assert!(!ds.contains(token.trim()), "no token in the container's configuration");
+
+    let down = xtask(state.path(), &["infra", "down", &id]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert_eq!(labelled(&id), Vec::<String>::new(), "nothing of run {id} is left");
+}
+
 /// A container that exits during start-up fails the step at once (not at the readiness
 /// deadline), names the exit code and the container's own last words, keeps its log in the run
 /// directory, and removes the containers.
@@ -212,12 +271,14 @@ fn seed_002_datastorage_starts_only_after_migrations_and_no_write_fails() {
     }
     let state = tempfile::tempdir().unwrap();
     let _cleanup = Cleanup(state.path());
-    // The suite as it is, but on plain HTTP: the writer below posts from the moment the
-    // container exists, before the run has published the CA a TLS client would need.
+    // The suite as it is, but on plain HTTP and without authentication: the writer below posts
+    // from the moment the container exists, before the run has published the CA and the token
+    // a client would need.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let original = std::fs::read_to_string(root.join("manifests/suites/workflowexecution.yaml")).unwrap();
+    assert!(original.contains("kube-api, "), "the suite lists kube-api: {original}");
     let suite = state.path().join("workflowexecution.yaml");
-    std::fs::write(&suite, format!("{original}\ntls: false\n")).unwrap();
+    std::fs::write(&suite, format!("{}\ntls: false\n", original.replacen("kube-api, ", "", 1))).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["infra", "up", suite.to_str().unwrap(), "--backend", "podman", "--json"])
         .env("XTASK_STATE_DIR", state.path())

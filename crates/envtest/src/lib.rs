@@ -113,6 +113,14 @@ impl Assets {
     fn bin(&self, program: &str) -> PathBuf {
         self.dir.join(program)
     }
+
+    /// Whether its kube-apiserver is older than 1.24 (`--version` says `Kubernetes v1.MINOR...`);
+    /// a version it cannot read counts as newer.
+    fn apiserver_before_1_24(&self) -> bool {
+        let out = procs::command(self.bin("kube-apiserver")).arg("--version").output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        minor_version(&text).is_some_and(|minor| minor < 24)
+    }
 }
 
 /// Told each process's pid and program as soon as it is started, before anything waits on it
@@ -197,17 +205,7 @@ impl ControlPlane {
     }
 
     fn write_pki(&self) -> Result<(), Error> {
-        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let serving = pki::Leaf {
-            stem: "apiserver",
-            common_name: "kube-apiserver".into(),
-            organization: None,
-            names: vec!["localhost".into(), "kubernetes".into(), "kubernetes.default".into()],
-            ips: vec![loopback],
-            client: false,
-        };
-        let admin = pki::Leaf::client("admin", "envtest-admin", Some("system:masters"));
-        pki::make(&self.pki(), "envtest-ca", &[serving, admin])
+        pki::make(&self.pki(), "envtest-ca", &leaves(&[]))
     }
 
     fn pki(&self) -> PathBuf {
@@ -250,44 +248,23 @@ impl ControlPlane {
         // A name of its own: readiness asks the etcd answering on the port for it, so an etcd of
         // another control plane that took the port first is never mistaken for ours.
         let name = format!("envtest-{}-{client_port}", std::process::id());
-        let etcd_argv = vec![
-            assets.bin("etcd").display().to_string(),
-            format!("--name={name}"),
-            format!("--data-dir={}", data.display()),
-            format!("--listen-client-urls={etcd_url}"),
-            format!("--advertise-client-urls={etcd_url}"),
-            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster={name}=http://127.0.0.1:{peer_port}"),
-            "--log-level=warn".into(),
-        ];
+        let mut etcd_argv = vec![assets.bin("etcd").display().to_string()];
+        etcd_argv.extend(etcd_flags(&name, &data, &etcd_url, &etcd_url, peer_port));
         self.etcd = Some(self.spawn("etcd", &etcd_argv, options)?);
         self.ready("etcd", &etcd_argv, member(&etcd_url, &name)?, deadline).await?;
 
-        let pki = |name: &str| self.pki().join(name).display().to_string();
-        let api_argv = vec![
-            assets.bin("kube-apiserver").display().to_string(),
-            format!("--etcd-servers={etcd_url}"),
+        let mut api_argv = vec![assets.bin("kube-apiserver").display().to_string()];
+        api_argv.extend(apiserver_flags(&etcd_url, api_port, &self.pki()));
+        api_argv.extend([
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
-            format!("--secure-port={api_port}"),
-            "--insecure-port=0".into(),
-            format!("--tls-cert-file={}", pki("apiserver.crt")),
-            format!("--tls-private-key-file={}", pki("apiserver.key")),
-            format!("--client-ca-file={}", pki("ca.crt")),
-            "--authorization-mode=RBAC".into(),
-            format!("--service-account-issuer={ISSUER}"),
-            format!("--api-audiences={ISSUER}"),
-            format!("--service-account-key-file={}", pki("sa.pub")),
-            format!("--service-account-signing-key-file={}", pki("sa.key")),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
-            // No controllers run: nothing would give a pod its token, so pods are not admitted
-            // for one (envtest does the same).
-            "--disable-admission-plugins=ServiceAccount".into(),
-            "--enable-priority-and-fairness=false".into(),
             format!("--cert-dir={}", self.dir.path().join("apiserver").display()),
-            "--profiling=false".into(),
-        ];
+        ]);
+        // Before 1.24 an insecure port also listened, on 8080 by default: a second control
+        // plane on this machine would fail to take it. Later versions refuse the flag.
+        if assets.apiserver_before_1_24() {
+            api_argv.push("--insecure-port=0".into());
+        }
         procs::write_file(
             &self.kubeconfig(),
             kubeconfig::render(
@@ -307,7 +284,7 @@ impl ControlPlane {
         self.apiserver = Some(self.spawn("kube-apiserver", &api_argv, options)?);
         // Ready also means usable: the API server makes namespace `default` a moment after
         // /readyz first says ok, and a caller's first object often goes there.
-        let ready = Usable { api: ApiReady(client.clone()), namespaces: kube::Api::all(client) };
+        let ready = Usable::new(client);
         self.ready("kube-apiserver", &api_argv, ready, deadline).await
     }
 
@@ -394,6 +371,68 @@ impl Drop for ControlPlane {
     }
 }
 
+/// The certificates a control plane needs besides its CA: the API server's serving pair
+/// (`apiserver`: `localhost`, `kubernetes`, `kubernetes.default`, 127.0.0.1 and `names`, where
+/// it is reached by others, such as a container's network alias) and the administrator's client
+/// pair (`admin`, group `system:masters`).
+pub fn leaves(names: &[&str]) -> Vec<pki::Leaf> {
+    let serving = pki::Leaf {
+        stem: "apiserver",
+        common_name: "kube-apiserver".into(),
+        organization: None,
+        names: ["localhost", "kubernetes", "kubernetes.default"]
+            .iter()
+            .chain(names)
+            .map(|n| n.to_string())
+            .collect(),
+        ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        client: false,
+    };
+    vec![serving, pki::Leaf::client("admin", "envtest-admin", Some("system:masters"))]
+}
+
+/// etcd's flags for a single member `name` storing in `data`, serving clients on `listen`
+/// (advertised as `advertise`) and its peer port on loopback: the same on this machine and in
+/// a container.
+pub fn etcd_flags(name: &str, data: &Path, listen: &str, advertise: &str, peer_port: u16) -> Vec<String> {
+    vec![
+        format!("--name={name}"),
+        format!("--data-dir={}", data.display()),
+        format!("--listen-client-urls={listen}"),
+        format!("--advertise-client-urls={advertise}"),
+        format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+        format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+        format!("--initial-cluster={name}=http://127.0.0.1:{peer_port}"),
+        "--log-level=warn".into(),
+    ]
+}
+
+/// kube-apiserver's flags on `secure_port` with etcd at `etcd_url` and the certificates of
+/// [`pki::make`] with [`leaves`] in `pki`: the same on this machine and in a container (where
+/// they are mounted), and accepted by every version from 1.20 on (no `--insecure-port`, which
+/// 1.24 removed; the caller adds where it binds).
+pub fn apiserver_flags(etcd_url: &str, secure_port: u16, pki: &Path) -> Vec<String> {
+    let pki = |name: &str| pki.join(name).display().to_string();
+    vec![
+        format!("--etcd-servers={etcd_url}"),
+        format!("--secure-port={secure_port}"),
+        format!("--tls-cert-file={}", pki("apiserver.crt")),
+        format!("--tls-private-key-file={}", pki("apiserver.key")),
+        format!("--client-ca-file={}", pki("ca.crt")),
+        "--authorization-mode=RBAC".into(),
+        format!("--service-account-issuer={ISSUER}"),
+        format!("--api-audiences={ISSUER}"),
+        format!("--service-account-key-file={}", pki("sa.pub")),
+        format!("--service-account-signing-key-file={}", pki("sa.key")),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // No controllers run: nothing would give a pod its token, so pods are not admitted
+        // for one (envtest does the same).
+        "--disable-admission-plugins=ServiceAccount".into(),
+        "--enable-priority-and-fairness=false".into(),
+        "--profiling=false".into(),
+    ]
+}
+
 /// etcd answering at `etcd_url` as the member called `name`.
 fn member(etcd_url: &str, name: &str) -> Result<wait::HttpProbe, Error> {
     wait::HttpProbe::post(&format!("{etcd_url}/v3/cluster/member/list"), serde_json::json!({}))
@@ -425,9 +464,16 @@ impl Probe for ApiReady {
 }
 
 /// `/readyz` ok and namespace `default` made (controller-runtime's envtest waits the same).
-struct Usable {
+pub struct Usable {
     api: ApiReady,
     namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace>,
+}
+
+impl Usable {
+    /// The probe, asking through `client`.
+    pub fn new(client: kube::Client) -> Self {
+        Self { api: ApiReady(client.clone()), namespaces: kube::Api::all(client) }
+    }
 }
 
 impl Probe for Usable {
@@ -448,6 +494,12 @@ impl Probe for Usable {
             }
         })
     }
+}
+
+/// The minor version in `Kubernetes v1.MINOR.PATCH...`.
+fn minor_version(text: &str) -> Option<u32> {
+    let rest = text.trim().strip_prefix("Kubernetes v1.")?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// The failing checks of a `/readyz` check list (`[-]name failed: ...` lines), or its text.
@@ -474,6 +526,13 @@ mod tests {
         let e = Assets::at(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no executable kube-apiserver"), "{e}");
         assert!(e.contains(&dir.path().display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn the_minor_version_is_read_from_version_output() {
+        assert_eq!(minor_version("Kubernetes v1.20.2\n"), Some(20));
+        assert_eq!(minor_version("Kubernetes v1.33.1-dirty"), Some(33));
+        assert_eq!(minor_version("kube-apiserver version unknown"), None);
     }
 
     #[test]

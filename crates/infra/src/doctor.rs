@@ -148,12 +148,13 @@ pub fn examine(registry: &Registry) -> Report {
         ),
     });
     if engine_ok {
-        for c in registry.all() {
-            let var = crate::session::image_env(c.name());
+        let names = registry.all().map(|c| c.name()).chain([crate::components::ETCD_IMAGE_KEY]);
+        for name in names {
+            let var = crate::session::image_env(name);
             let Ok(image) = std::env::var(&var) else { continue };
             let present = engine.image_exists(&image).unwrap_or(false);
             checks.push(Check {
-                what: format!("image for {} ({var})", c.name()),
+                what: format!("image for {name} ({var})"),
                 ok: present,
                 found: if present { image } else { format!("{image} is not present") },
                 hint: (!present).then(|| "build it (e.g. .ci/host-images) or unset the variable".into()),
@@ -166,10 +167,12 @@ pub fn examine(registry: &Registry) -> Report {
     checks.push(check(
         "images can be pulled (podman, kind, cluster; default images from Docker Hub)",
         pullable,
-        "on a machine without a registry: .ci/with-env (images built from this machine's binaries), or name local images in XTASK_IMAGE_POSTGRES and XTASK_IMAGE_REDIS",
+        "on a machine without a registry: .ci/with-env (images built from this machine's binaries), or name local images in XTASK_IMAGE_POSTGRES and XTASK_IMAGE_REDIS (and for kube-api on podman XTASK_IMAGE_ETCD and XTASK_IMAGE_KUBE_API)",
     ));
     let named = |c: &str| std::env::var(crate::session::image_env(c)).is_ok_and(|v| !v.is_empty());
     let images_ok = pull_ok || (named("postgres") && named("redis"));
+    // kube-api on podman runs etcd and kube-apiserver from images too.
+    let kube_images_ok = pull_ok || (named("kube-api") && named(crate::components::ETCD_IMAGE_KEY));
     let kind_binary = std::env::var(kind::KIND_VAR).ok().filter(|v| !v.trim().is_empty());
     let kind_found = match &kind_binary {
         Some(b) if std::path::Path::new(b).is_file() => Ok(b.clone()),
@@ -212,6 +215,12 @@ pub fn examine(registry: &Registry) -> Report {
         "images: none can be pulled and XTASK_IMAGE_POSTGRES/XTASK_IMAGE_REDIS name none".to_string();
     if !images_ok {
         podman.push(pull_what.clone());
+    }
+    if !kube_images_ok {
+        podman.push(
+            "kube-api's images: none can be pulled and XTASK_IMAGE_ETCD/XTASK_IMAGE_KUBE_API name none"
+                .into(),
+        );
     }
     let mut kind = Vec::new();
     if !kind_ok {

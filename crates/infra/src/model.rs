@@ -377,6 +377,10 @@ pub enum EndpointKind {
         /// DataStorage runs in that cluster and reviews them as its ServiceAccount.
         #[serde(default)]
         kubeconfig: Option<PathBuf>,
+        /// How DataStorage reaches it from inside the backend where it cannot read this
+        /// machine's files (a podman container): given to it as files of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inside: Option<KubeAccess>,
         /// Each client ServiceAccount's token file (0600).
         tokens: BTreeMap<String, PathBuf>,
     },
@@ -390,6 +394,18 @@ pub enum EndpointKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ca: Option<String>,
     },
+}
+
+/// A Kubernetes API as DataStorage reaches it from inside a backend: the server, the CA that
+/// signed it and DataStorage's token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KubeAccess {
+    /// The server's URL from inside, e.g. `https://kube-api:6443`.
+    pub server: String,
+    /// The CA (PEM, public).
+    pub ca: String,
+    /// DataStorage's ServiceAccount token.
+    pub token: Secret,
 }
 
 /// Which address of an endpoint to use.

@@ -113,19 +113,6 @@ impl Plan {
                 ));
                 continue;
             }
-            if let Workload::Service(s) = &workload
-                && s.program == crate::model::Program::KubeApi
-                && !backend.runs_kube_api()
-            {
-                skipped.push((
-                    name.clone(),
-                    format!(
-                        "runs on the local, kind and cluster backends so far, not {}: DataStorage runs without authentication here",
-                        backend.name()
-                    ),
-                ));
-                continue;
-            }
             // Prepare (and load) steps for an image, at once: only the start waits for them.
             let mut image_steps = |image: Option<&Image>, service: Option<&crate::model::Service>| {
                 let mut start_needs: Vec<String> = setup.iter().cloned().collect();

@@ -355,6 +355,7 @@ mod tests {
                 kind: EndpointKind::KubeApi {
                     namespace: "xtask-we-1".into(),
                     kubeconfig: None,
+                    inside: None,
                     tokens: Default::default(),
                 },
                 host: Addr { host: "10.0.0.1".into(), port: 6443 },

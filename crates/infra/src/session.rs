@@ -109,6 +109,13 @@ fn new_run(root: &Path, mut suite: Suite, registry: &Registry, options: &UpOptio
             images.insert(c.clone(), image);
         }
     }
+    // kube-api's second image (etcd) has no component of its own to be named by.
+    if suite.components.iter().any(|c| c == "kube-api")
+        && let Ok(image) = std::env::var(image_env(crate::components::ETCD_IMAGE_KEY))
+        && !image.is_empty()
+    {
+        images.insert(crate::components::ETCD_IMAGE_KEY.into(), image);
+    }
     images.extend(options.images.clone());
     let mut run = Run::new(root, suite, registry.clone(), images, state);
     run.cache = !options.no_cache;
@@ -139,11 +146,8 @@ pub fn plan(
 /// kube-apiserver for `kube-api`.
 fn preflight(plan: &Plan, backend: &dyn Backend) -> Result<(), InfraError> {
     for (name, service) in &plan.services {
-        // On Kubernetes the cluster is the API: nothing to find on this machine.
-        if service.program == crate::model::Program::KubeApi
-            && backend.runs_kube_api()
-            && !backend.kubernetes()
-        {
+        // On Kubernetes the cluster is the API, on podman images run it: nothing to find here.
+        if service.program == crate::model::Program::KubeApi && backend.kube_api_from_assets() {
             envtest::Assets::find().map_err(|e| InfraError::Backend {
                 backend: backend.name(),
                 message: format!("{name}: {e}"),

@@ -86,6 +86,22 @@ fn datastorage_is_one_definition_rendered_per_backend() {
     });
     let local = plan(Registry::builtin(), body, "local");
     insta::assert_snapshot!("local_plan", local.to_string());
+    // With authentication: kube-api as two containers from their images, and DataStorage given
+    // its kubeconfig, the API's CA and its token (a secret) as files of its own.
+    let body = "components: [postgres, redis, migrations, kube-api, datastorage]\nmigrations: all\n";
+    let authenticated = plan(Registry::builtin(), body, "podman").to_string();
+    let (mut keep, mut steps) = (false, Vec::new());
+    for line in authenticated.lines() {
+        if !line.starts_with("   ") {
+            keep = line.starts_with("  kube-api ") || line.starts_with("  datastorage ");
+        }
+        if keep {
+            steps.push(line);
+        }
+    }
+    insta::with_settings!({filters => vec![(r" --runtime \S+", ""), (r" --ulimit \S+", "")]}, {
+        insta::assert_snapshot!("podman_plan_kube_api", steps.join("\n"));
+    });
     // No per-run secret appears in any action.
     for p in [&podman, &local] {
         for s in &p.steps {

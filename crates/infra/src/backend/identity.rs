@@ -24,6 +24,25 @@ pub(crate) async fn put(client: &kube::Client, objects: &[Object]) -> Result<(),
     Ok(())
 }
 
+/// On an API server of the run's own (envtest, or its containers): namespace `namespace`,
+/// DataStorage's identity in it, a ServiceAccount bound to `data-storage-client` for each of
+/// `clients`, and a token for each of them and for DataStorage, in `dir/tokens`.
+pub(crate) async fn provision(
+    run: &crate::run::Run,
+    client: &kube::Client,
+    namespace: &str,
+    clients: &[String],
+    dir: &Path,
+) -> Result<BTreeMap<String, PathBuf>, StepFailure> {
+    let identity = datastorage::rbac::identity(namespace);
+    let mut objects = vec![crate::kubernetes::namespace(namespace, &run.id())];
+    objects.extend(crate::kubernetes::identity_objects(&run.id(), &identity, clients, None));
+    put(client, &objects).await?;
+    let everyone =
+        std::iter::once(datastorage::rbac::SERVICE_ACCOUNT.to_string()).chain(clients.iter().cloned());
+    tokens(client, namespace, everyone, &dir.join("tokens")).await
+}
+
 /// A TokenRequest token for each ServiceAccount of `names` in `namespace`, written 0600 into
 /// `dir` under the account's name; the value itself is never returned, printed or logged.
 pub(crate) async fn tokens(

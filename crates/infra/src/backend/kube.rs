@@ -222,7 +222,7 @@ impl Kube {
             .cloned()
             .ok_or_else(|| StepFailure::new("no API server address: the setup step did not run"))?;
         let endpoint = Endpoint {
-            kind: EndpointKind::KubeApi { namespace: ns.clone(), kubeconfig: None, tokens },
+            kind: EndpointKind::KubeApi { namespace: ns.clone(), kubeconfig: None, inside: None, tokens },
             host: api.clone(),
             inside: Addr { host: "kubernetes.default.svc".into(), port: 443 },
         };
@@ -483,14 +483,10 @@ impl Backend for Kube {
         true
     }
 
-    fn runs_kube_api(&self) -> bool {
-        true
-    }
-
     fn planned_endpoint(&self, run: &Run, component: &str, service: &Service) -> Endpoint {
         let (host, inside) = self.planned_addr(component, service);
         let mut planned = endpoint(&service.endpoint, host, inside, None);
-        if let EndpointKind::KubeApi { namespace, kubeconfig, tokens } = &mut planned.kind {
+        if let EndpointKind::KubeApi { namespace, kubeconfig, tokens, .. } = &mut planned.kind {
             *namespace = namespace_name(&run.id());
             *kubeconfig = None;
             tokens.retain(|name, _| *name == crate::components::tests_account(&run.suite.name));

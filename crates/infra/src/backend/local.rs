@@ -55,7 +55,7 @@ impl Backend for Local {
         "local"
     }
 
-    fn runs_kube_api(&self) -> bool {
+    fn kube_api_from_assets(&self) -> bool {
         true
     }
 
@@ -426,13 +426,7 @@ impl Local {
         }
         progress.say("identities and tokens");
         let client = plane.client().await.map_err(failure)?;
-        let identity = datastorage::rbac::identity(namespace);
-        let mut objects = vec![crate::kubernetes::namespace(namespace, &run.id())];
-        objects.extend(crate::kubernetes::identity_objects(&run.id(), &identity, clients, None));
-        super::identity::put(&client, &objects).await?;
-        let everyone =
-            std::iter::once(datastorage::rbac::SERVICE_ACCOUNT.to_string()).chain(clients.iter().cloned());
-        let tokens = super::identity::tokens(&client, namespace, everyone, &dir.join("tokens")).await?;
+        let tokens = super::identity::provision(run, &client, namespace, clients, &dir).await?;
         let kubeconfig = dir.join("datastorage.kubeconfig");
         let text = envtest::kubeconfig::render(
             "kube-api",
@@ -450,6 +444,7 @@ impl Local {
             kind: crate::model::EndpointKind::KubeApi {
                 namespace: namespace.clone(),
                 kubeconfig: Some(kubeconfig),
+                inside: None,
                 tokens,
             },
             host: loopback(port),

@@ -57,9 +57,10 @@ pub trait Backend: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// Whether it provides the `kube-api` component: an envtest-style API server on this
-    /// machine (local), or the cluster it runs everything in (kind, cluster).
-    fn runs_kube_api(&self) -> bool {
+    /// Whether its `kube-api` component runs etcd and kube-apiserver from `KUBEBUILDER_ASSETS`
+    /// on this machine (local), rather than from images (podman) or as the cluster it runs
+    /// everything in (kind, cluster).
+    fn kube_api_from_assets(&self) -> bool {
         false
     }
 
@@ -248,6 +249,7 @@ pub fn endpoint(spec: &EndpointSpec, host: Addr, inside: Addr, ready: Option<Add
         EndpointSpec::KubeApi { namespace, clients } => EndpointKind::KubeApi {
             namespace: namespace.clone(),
             kubeconfig: Some("<kube-api>/datastorage.kubeconfig".into()),
+            inside: None,
             tokens: clients.iter().map(|c| (c.clone(), format!("<kube-api>/tokens/{c}").into())).collect(),
         },
         EndpointSpec::Http { ready_path, ca, .. } => EndpointKind::Http {

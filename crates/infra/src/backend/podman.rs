@@ -12,7 +12,10 @@ use sha2::{Digest, Sha256};
 
 use super::{Backend, Blocking, Started, endpoint, probe_for};
 use crate::error::InfraError;
-use crate::model::{Addr, FileKind, Image, Placement, Production, Service, Workload};
+use crate::model::{
+    Addr, Endpoint, EndpointKind, EndpointSpec, FileKind, Image, KubeAccess, Placement, Production, Secret,
+    Service, Workload,
+};
 use crate::run::{Artifact, Run};
 use crate::runner::{BoxFuture, Progress, StepFailure};
 use crate::state::Resource;
@@ -147,6 +150,19 @@ impl Backend for Podman {
         super::container_addrs(component, service)
     }
 
+    fn planned_endpoint(&self, _run: &Run, component: &str, service: &Service) -> Endpoint {
+        let (host, inside) = self.planned_addr(component, service);
+        let mut planned = endpoint(&service.endpoint, host, inside, None);
+        if let EndpointKind::KubeApi { inside: access, .. } = &mut planned.kind {
+            *access = Some(KubeAccess {
+                server: format!("https://{component}:{}", service.port),
+                ca: "<the CA made when kube-api starts>".into(),
+                token: Secret::new("<DataStorage's token, requested when kube-api is ready>"),
+            });
+        }
+        planned
+    }
+
     fn setup(&self) -> Option<String> {
         Some(format!("{} network create, labelled {RUN_LABEL}=<run>", self.engine.program()))
     }
@@ -238,6 +254,24 @@ impl Backend for Podman {
                 )),
             }
         }
+        if service.program == crate::model::Program::KubeApi {
+            let (etcd, apiserver) = kube_api_specs(run, component, service);
+            lines.push(format!(
+                "certificates made in {} (a CA, kube-apiserver's serving pair, an administrator's client pair, the token signing key; keys 0600)",
+                kube_api_pki(run, component).display()
+            ));
+            lines.push(shell_words(&self.engine.run_argv(&etcd)));
+            lines.push(shell_words(&self.engine.run_argv(&apiserver)));
+            lines.push(format!(
+                "then, through the published port: namespace {ns}, DataStorage's identity and its clients', tokens 0600 in {}",
+                run.dir().join(component).join("tokens").display(),
+                ns = match &service.endpoint {
+                    EndpointSpec::KubeApi { namespace, .. } => namespace.as_str(),
+                    _ => "",
+                }
+            ));
+            return lines;
+        }
         lines.push(shell_words(&self.engine.run_argv(&spec(run, component, service))));
         lines
     }
@@ -256,6 +290,9 @@ impl Backend for Podman {
             let Workload::Service(service) = workload else {
                 return Err(StepFailure::new(format!("{component} is not a service")));
             };
+            if service.program == crate::model::Program::KubeApi {
+                return self.kube_api(&run, &component, &service, &progress).await;
+            }
             let id = run.id();
             let spec = spec(&run, &component, &service);
             let files_dir = run.dir().join(&component).join("files");
@@ -315,8 +352,14 @@ impl Backend for Podman {
 
     fn collect_logs(&self, run: &Run) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        let id = run.id();
         for r in run.state().resources {
             if let Resource::Container { component, name } = r {
+                // A component's second container (kube-api's etcd) gets a log named after it.
+                let file = match name.strip_prefix(&container_name(&id, &component)) {
+                    Some("") => "container.log".to_string(),
+                    _ => format!("{}.log", name.strip_prefix(&format!("xtask-{id}-")).unwrap_or(&name)),
+                };
                 let mut text = String::new();
                 if let Ok(Some(st)) = self.engine.inspect(&name) {
                     text.push_str(&format!(
@@ -329,11 +372,164 @@ impl Backend for Podman {
                     ));
                 }
                 text.push_str(&self.engine.logs(&name, None).unwrap_or_else(|e| format!("(no logs: {e})")));
-                out.push((format!("{component}/container.log"), text));
+                out.push((format!("{component}/{file}"), text));
             }
         }
         out
     }
+}
+
+impl Podman {
+    /// Runs etcd and kube-apiserver from their images on the run's network (the same flags as
+    /// on this machine, certificates made here and mounted read-only), waits until the API is
+    /// usable through its published port, then puts DataStorage's identity and its clients on
+    /// it and writes their tokens (0600). DataStorage's container gets the API's address on the
+    /// network, its CA and its own token through the endpoint.
+    async fn kube_api(
+        &self,
+        run: &Arc<Run>,
+        component: &str,
+        service: &Service,
+        progress: &Progress,
+    ) -> Result<Started, StepFailure> {
+        let EndpointSpec::KubeApi { namespace, clients } = &service.endpoint else {
+            return Err(StepFailure::new(format!("{component}: a Kubernetes API needs its endpoint spec")));
+        };
+        let dir = run.dir().join(component);
+        let pki = kube_api_pki(run, component);
+        envtest::pki::make(&pki, "kube-api-ca", &envtest::leaves(&[component])).map_err(failure)?;
+
+        let (etcd, apiserver) = kube_api_specs(run, component, service);
+        let (engine, image, p) = (self.engine.clone(), etcd.image.clone(), progress.clone());
+        self.blocking
+            .run("checking the etcd image", move || {
+                if !engine.image_exists(&image).map_err(failure)? {
+                    p.say(format!("pulling {image}"));
+                    engine.pull(&image).map_err(|e| {
+                        failure(format!(
+                            "{e}\nhint: name an etcd image this machine has with {}",
+                            crate::session::image_env(crate::components::ETCD_IMAGE_KEY)
+                        ))
+                    })?;
+                }
+                Ok(())
+            })
+            .await?;
+        progress.say(format!("starting containers {} and {}", etcd.name, apiserver.name));
+        for s in [&etcd, &apiserver] {
+            run.created(Resource::Container { component: component.into(), name: s.name.clone() })?;
+        }
+        let (engine, e, a) = (self.engine.clone(), etcd.clone(), apiserver.clone());
+        let host_port = self
+            .blocking
+            .run("starting the containers", move || {
+                engine.run(&e).map_err(failure)?;
+                engine.run(&a).map_err(failure)?;
+                engine.host_port(&a.name, service_port(&a)).map_err(failure)
+            })
+            .await?;
+
+        let admin = dir.join("admin.kubeconfig");
+        let server = format!("https://127.0.0.1:{host_port}");
+        let text = envtest::kubeconfig::render(
+            "kube-api",
+            &server,
+            &pki.join("ca.crt"),
+            "envtest-admin",
+            &envtest::kubeconfig::Auth::ClientCert {
+                cert: pki.join("admin.crt"),
+                key: pki.join("admin.key"),
+            },
+        );
+        procs::write_file(&admin, text.as_bytes(), 0o600).map_err(failure)?;
+        let client = envtest::kubeconfig::client(&admin).await.map_err(failure)?;
+        progress.say("waiting for kube-apiserver");
+        let mut usable = container::ContainerProbe::new(self.engine.clone(), apiserver.name.clone()).until(
+            container::ContainerProbe::new(self.engine.clone(), etcd.name.clone())
+                .until(envtest::Usable::new(client.clone())),
+        );
+        let say = progress.clone();
+        wait::Waiter::new(run.suite.ready_timeout)
+            .on_progress(move |p| say.say(p.to_string()))
+            .wait_for(&mut usable)
+            .await
+            .map_err(failure)?;
+
+        progress.say("identities and tokens");
+        let mut tokens = super::identity::provision(run, &client, namespace, clients, &dir).await?;
+        let own = tokens.remove(datastorage::rbac::SERVICE_ACCOUNT).unwrap_or_default();
+        let token = std::fs::read_to_string(&own).map_err(|e| failure(format!("{}: {e}", own.display())))?;
+        let ca = std::fs::read_to_string(pki.join("ca.crt")).map_err(failure)?;
+        let ep = Endpoint {
+            kind: EndpointKind::KubeApi {
+                namespace: namespace.clone(),
+                kubeconfig: None,
+                inside: Some(KubeAccess {
+                    server: format!("https://{component}:{}", service.port),
+                    ca,
+                    token: Secret::new(token),
+                }),
+                tokens,
+            },
+            host: Addr { host: "127.0.0.1".into(), port: host_port },
+            inside: Addr { host: component.into(), port: service.port },
+        };
+        let probe = container::ContainerProbe::new(self.engine.clone(), apiserver.name.clone()).until(
+            container::ContainerProbe::new(self.engine.clone(), etcd.name.clone())
+                .until(wait::TcpProbe::new(ep.host.to_string())),
+        );
+        Ok(Started {
+            endpoint: ep,
+            probe: Box::new(probe),
+            summary: format!("{} on {server} ({}), with {}", apiserver.name, apiserver.image, etcd.name),
+        })
+    }
+}
+
+/// kube-api's two containers, as data: etcd (reached on the network by its alias, not
+/// published) and kube-apiserver with the run's certificates mounted read-only, its port
+/// published on loopback. The flags are envtest's, shared with the local backend.
+fn kube_api_specs(run: &Run, component: &str, service: &Service) -> (ContainerSpec, ContainerSpec) {
+    let id = run.id();
+    let etcd_name = format!("{component}-etcd");
+    let etcd_url = format!("http://{etcd_name}:2379");
+    let etcd = ContainerSpec {
+        entrypoint: Some("/usr/local/bin/etcd".into()),
+        args: envtest::etcd_flags(
+            &etcd_name,
+            Path::new("/var/lib/etcd"),
+            "http://0.0.0.0:2379",
+            &etcd_url,
+            2380,
+        ),
+        aliases: vec![etcd_name.clone()],
+        network: Some(network(&id)),
+        labels: labels(run, Some(component)),
+        ..ContainerSpec::new(container_name(&id, &etcd_name), crate::components::etcd_image(&run.images))
+    };
+    let pki_inside = Path::new(PKI_INSIDE);
+    let mut args = envtest::apiserver_flags(&etcd_url, service.port, pki_inside);
+    args.push("--bind-address=0.0.0.0".into());
+    let apiserver = ContainerSpec {
+        entrypoint: Some("/usr/local/bin/kube-apiserver".into()),
+        args,
+        publish: vec![service.port],
+        mounts: vec![Mount {
+            source: kube_api_pki(run, component),
+            target: pki_inside.into(),
+            read_only: true,
+        }],
+        ..spec(run, component, service)
+    };
+    (etcd, apiserver)
+}
+
+/// Where kube-apiserver's container finds the certificates.
+const PKI_INSIDE: &str = "/etc/kubernetes/pki";
+
+/// Where the certificates of a run's kube-api are made on this machine.
+fn kube_api_pki(run: &Run, component: &str) -> std::path::PathBuf {
+    run.dir().join(component).join("pki")
 }
 
 fn service_port(spec: &ContainerSpec) -> u16 {

@@ -9,7 +9,7 @@
 //! `docker/data-storage.Dockerfile`) for the others. Only the reference server is given
 //! `--config`: the real service reads `CONFIG_PATH` alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::InfraError;
 use crate::model::{
@@ -21,6 +21,12 @@ use crate::model::{
 pub const PACKAGE: &str = "datastorage-reference-server";
 /// The Containerfile that puts the reference server into an image.
 pub const CONTAINERFILE: &str = "manifests/images/datastorage-reference.Containerfile";
+
+/// Where its container finds the Kubernetes API's kubeconfig, CA and its token (podman).
+pub const KUBE_API_DIR: &str = "/etc/kube-api";
+
+/// The group of those files (their names in the engine's store start with it).
+const KUBE_API_GROUP: &str = "kube-api";
 
 /// The DataStorage service.
 pub struct DataStorage;
@@ -67,8 +73,8 @@ impl Component for DataStorage {
         // With a Kubernetes API (a suite that lists `kube-api`), DataStorage reviews tokens with
         // it as itself; without one, the reference server serves without authentication.
         let reviews = match ctx.endpoints.get("kube-api").map(|e| &e.kind) {
-            Some(EndpointKind::KubeApi { namespace, kubeconfig, .. }) => {
-                Some((namespace, kubeconfig.as_ref()))
+            Some(EndpointKind::KubeApi { namespace, kubeconfig, inside, .. }) => {
+                Some((namespace, kubeconfig.as_ref(), inside.as_ref()))
             }
             _ => None,
         };
@@ -90,7 +96,7 @@ impl Component for DataStorage {
             // Every name clients reach it by: its Service (short, in its namespace, fully
             // qualified) and, through a port-forward or a published port, this machine.
             let service = datastorage::rbac::SERVICE_NAME;
-            let namespace = reviews.map_or(crate::components::KUBE_API_NAMESPACE, |(ns, _)| ns.as_str());
+            let namespace = reviews.map_or(crate::components::KUBE_API_NAMESPACE, |(ns, _, _)| ns.as_str());
             let names = vec![
                 service.to_string(),
                 format!("{service}.{namespace}"),
@@ -113,7 +119,7 @@ impl Component for DataStorage {
             tls: tls.as_ref().map(|t| t.server.clone()),
         };
         let bundle = ds.render(&layout).map_err(|e| InfraError::Model(format!("datastorage: {e}")))?;
-        let files = bundle
+        let mut files: Vec<File> = bundle
             .files
             .iter()
             .map(|f| File {
@@ -163,13 +169,36 @@ impl Component for DataStorage {
         let mut env = bundle.env;
         let mut account = None;
         match (reviews, &ctx.placement) {
-            (Some((namespace, Some(kubeconfig))), Placement::Host { .. }) => {
+            (Some((namespace, Some(kubeconfig), _)), Placement::Host { .. }) => {
                 env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+                env.push(("POD_NAMESPACE".into(), namespace.clone()));
+            }
+            // In a container beside the API (podman): its kubeconfig, the API's CA and its own
+            // token as files of its own, the token a secret.
+            (Some((namespace, _, Some(access))), Placement::Container) => {
+                let dir = Path::new(KUBE_API_DIR);
+                let file = |name: &str, contents: String, kind| File {
+                    path: dir.join(name),
+                    contents,
+                    kind,
+                    group: Some(KUBE_API_GROUP.into()),
+                };
+                let kubeconfig = envtest::kubeconfig::render(
+                    "kube-api",
+                    &access.server,
+                    &dir.join("ca.crt"),
+                    datastorage::rbac::SERVICE_ACCOUNT,
+                    &envtest::kubeconfig::Auth::TokenFile(dir.join("token")),
+                );
+                files.push(file("ca.crt", access.ca.clone(), FileKind::Config));
+                files.push(file("token", access.token.expose().to_string(), FileKind::Secret));
+                files.push(file("kubeconfig", kubeconfig, FileKind::Config));
+                env.push(("KUBECONFIG".into(), dir.join("kubeconfig").display().to_string()));
                 env.push(("POD_NAMESPACE".into(), namespace.clone()));
             }
             // In the cluster that reviews the tokens: as its own ServiceAccount, whose token the
             // pod mounts, and through the in-cluster configuration, as the monorepo deploys it.
-            (Some((namespace, None)), Placement::Container) => {
+            (Some((namespace, None, None)), Placement::Container) => {
                 env.push(("POD_NAMESPACE".into(), namespace.clone()));
                 account = Some(datastorage::rbac::SERVICE_ACCOUNT.to_string());
             }
@@ -181,8 +210,8 @@ impl Component for DataStorage {
                         .into(),
                 ));
             }
-            // Another DataStorage in a container without a Kubernetes API to review with (podman
-            // has none yet): it is run as given, and says itself why it cannot start.
+            // Another DataStorage in a container without a Kubernetes API to review with: it is
+            // run as given, and says itself why it cannot start.
             (_, Placement::Container) => {}
         }
         Ok(Workload::Service(Box::new(Service {

@@ -16,7 +16,10 @@ use crate::model::Component;
 
 pub use controller::Controller;
 pub use datastorage::{DataStorage, runnable};
-pub use kube_api::{KubeApi, NAMESPACE as KUBE_API_NAMESPACE, tests_account};
+pub use kube_api::{
+    CONTAINER_PORT as KUBE_API_PORT, ETCD_IMAGE_KEY, KubeApi, NAMESPACE as KUBE_API_NAMESPACE, etcd_image,
+    tests_account,
+};
 pub use migrations::Migrations;
 pub use postgres::Postgres;
 pub use redis::Redis;
