@@ -40,3 +40,14 @@ async fn the_schema_is_the_audit_subset_only() {
         "an audit-only subset must not create the workflow catalog: {tables:?}"
     );
 }
+
+/// The suite lists `kube-api`: DataStorage authenticates, so the environment hands the tests a
+/// token, and a call without one is refused with the service's own problem document.
+#[tokio::test]
+async fn a_call_without_a_token_is_refused() {
+    let ds = DataStorage::from_env();
+    assert!(ds.authenticates(), "the gateway suite lists kube-api: DATASTORAGE_TOKEN must be set");
+    let (status, body) = ds.get_without_token("/api/v1/audit/events?limit=1").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["detail"], "Missing Authorization header", "{body}");
+}
