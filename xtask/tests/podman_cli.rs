@@ -188,6 +188,32 @@ fn datastorage_in_a_container_reviews_tokens_with_the_runs_own_api() {
     assert_eq!(labelled(&id), Vec::<String>::new(), "nothing of run {id} is left");
 }
 
+/// An etcd image that is neither here nor pullable fails kube-api's step, naming the image and
+/// the variable that names another; nothing of the run is left.
+#[test]
+fn an_etcd_image_that_cannot_be_had_is_named_with_the_variable_to_change() {
+    if !podman_here() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(state.path());
+    let missing = "localhost/xtask-test/no-such-etcd:0";
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["infra", "up", "gateway", "--backend", "podman"])
+        .env("XTASK_STATE_DIR", state.path())
+        .env("XTASK_IMAGE_ETCD", missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("kube-api") && err.contains(missing), "{err}");
+    assert!(err.contains("hint: name an etcd image this machine has with XTASK_IMAGE_ETCD"), "{err}");
+    let runs: Vec<_> =
+        std::fs::read_dir(state.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let id = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(labelled(&id), Vec::<String>::new(), "nothing of run {id} is left");
+}
+
 /// A container that exits during start-up fails the step at once (not at the readiness
 /// deadline), names the exit code and the container's own last words, keeps its log in the run
 /// directory, and removes the containers.
