@@ -228,12 +228,12 @@ fn a_container_that_exits_is_diagnosed_and_its_log_kept() {
     // runs without capabilities (as its pod does), so the entrypoint's last words are its failed
     // switch to the postgres user.
     let wrong = format!("datastorage={}", std::env::var("XTASK_IMAGE_POSTGRES").unwrap());
-    let started = Instant::now();
     let out = xtask(state.path(), &["infra", "up", "gateway", "--backend", "podman", "--image", &wrong]);
-    let took = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(took < Duration::from_secs(60), "failed fast, not at a deadline: {took:?}\n{err}");
+    // Failed by the exit itself, not at the readiness deadline (how long that took depends on
+    // the machine's load, so it is not what is checked).
+    assert!(!err.contains("not ready after"), "failed at once, not at a deadline: {err}");
     assert!(err.contains("datastorage"), "{err}");
     assert!(err.contains("exited: exit code 1"), "{err}");
     let last_words = "su: can't set groups: Operation not permitted";

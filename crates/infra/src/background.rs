@@ -13,9 +13,14 @@ use crate::state::{Resource, RunState};
 /// The log of a run's detached background process, in its run directory.
 pub const LOG: &str = "background.log";
 
-/// How long teardown waits for a background process before stopping it: keeping a template
-/// takes seconds; a minute means it hangs, and the run must still go.
+/// How long teardown waits for a background process that says nothing before stopping it:
+/// keeping a template takes seconds and logs each stage and migration; a minute of silence
+/// means it hangs, and the run must still go. A keeper that keeps logging (a slow one, on a
+/// loaded machine) is waited for up to [`WAIT_AT_MOST`].
 const WAIT: Duration = Duration::from_secs(60);
+
+/// The longest teardown waits for a background process, however busy it says it is.
+const WAIT_AT_MOST: Duration = Duration::from_secs(600);
 
 /// Runs the background steps of the run recorded in `state` and says what they did; `progress`
 /// hears what each is doing. A template that cannot be kept is said, not an error: the run
@@ -58,18 +63,25 @@ pub fn detach(dir: &Path, program: &Path, args: &[&str]) -> Result<(u32, PathBuf
     Ok((child.id(), log))
 }
 
-/// Waits (up to a minute) for a background process to finish its work, then stops it if it
-/// has not: a hung keeper must not keep the run's teardown waiting.
+/// Waits for a background process to finish its work while it keeps logging (a minute of
+/// silence, or ten minutes in all, and it is stopped): a hung keeper must not keep the run's
+/// teardown waiting, and a slow one on a loaded machine still finishes.
 pub(crate) fn finish(resource: &Resource) -> Result<(), InfraError> {
-    let Resource::Background { pid, program, .. } = resource else {
+    let Resource::Background { pid, program, log, .. } = resource else {
         return Err(InfraError::Invalid(format!("{resource} is not a background process")));
     };
     if !crate::backend::local::ours(*pid, program) {
         return Ok(());
     }
-    let until = Instant::now() + WAIT;
-    while procs::pid_alive(*pid) && Instant::now() < until {
+    let written = || std::fs::metadata(log).and_then(|m| m.modified()).ok();
+    let started = Instant::now();
+    let (mut seen, mut heard) = (written(), started);
+    while procs::pid_alive(*pid) && heard.elapsed() < WAIT && started.elapsed() < WAIT_AT_MOST {
         std::thread::sleep(Duration::from_millis(20));
+        let now = written();
+        if now != seen {
+            (seen, heard) = (now, Instant::now());
+        }
     }
     let policy =
         procs::StopPolicy { signal: nix::sys::signal::Signal::SIGTERM, deadline: Duration::from_secs(5) };

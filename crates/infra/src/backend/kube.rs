@@ -1093,13 +1093,12 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
                     let client = client_for(&kubeconfig, context.as_deref())
                         .await
                         .map_err(|e| format!("deleting namespace {name}: {e}"))?;
-                    let api: Api<Namespace> = Api::all(client);
-                    match tokio::time::timeout(
-                        Duration::from_secs(30),
-                        api.delete(&name, &DeleteParams::background()),
-                    )
-                    .await
-                    {
+                    let api: Api<Namespace> = Api::all(client.clone());
+                    let deleted = async {
+                        gone(api.delete(&name, &DeleteParams::background()).await)?;
+                        delete_owned_by_namespace(&client, &name).await
+                    };
+                    match tokio::time::timeout(Duration::from_secs(30), deleted).await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
                         Ok(Err(e)) => Err(format!(
@@ -1119,6 +1118,40 @@ pub fn remove(resource: &Resource) -> Result<(), InfraError> {
             .map_err(err)
         }
         other => Err(InfraError::Invalid(format!("the kind and cluster backends did not create {other}"))),
+    }
+}
+
+/// Deletes the run's cluster-wide objects owned by namespace `name` (the ClusterRoles and their
+/// binding): the garbage collector would remove them once the namespace is gone, but on a busy
+/// cluster that can take minutes, and `down` leaves nothing behind when it returns. The owner
+/// reference stays the safety net for a namespace deleted by hand.
+async fn delete_owned_by_namespace(client: &Client, name: &str) -> Result<(), kube::Error> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let owned = |refs: &Option<Vec<OwnerReference>>| {
+        refs.iter().flatten().any(|o| o.kind == "Namespace" && o.name == name)
+    };
+    let ours = ListParams::default().labels(crate::kubernetes::RUN_LABEL);
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    for b in bindings.list(&ours).await? {
+        if owned(&b.metadata.owner_references) {
+            gone(bindings.delete(&b.metadata.name.unwrap_or_default(), &DeleteParams::default()).await)?;
+        }
+    }
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    for r in roles.list(&ours).await? {
+        if owned(&r.metadata.owner_references) {
+            gone(roles.delete(&r.metadata.name.unwrap_or_default(), &DeleteParams::default()).await)?;
+        }
+    }
+    Ok(())
+}
+
+/// A deletion's result, where an object already gone counts as deleted.
+fn gone<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -550,7 +550,7 @@ pub(crate) async fn keep_template(
         return format!("template {id} is already kept{fresh}");
     }
     progress(format!("migrating a private cluster into template {id}"));
-    let kept = make_template(state, wanted, &cache, &blocking).await;
+    let kept = make_template(state, wanted, &cache, &blocking, progress).await;
     match kept {
         Ok(cache::Stored::New(bytes)) => {
             format!("kept template {id} ({:.1} MB) for later runs{fresh}", bytes as f64 / 1e6)
@@ -566,6 +566,7 @@ async fn make_template(
     wanted: &TemplateWanted,
     cache: &Cache,
     blocking: &Blocking,
+    progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<cache::Stored, StepFailure> {
     let key = wanted.key.clone();
     let selection = wanted.selection();
@@ -576,7 +577,7 @@ async fn make_template(
         return Err(failure("the migrations, the selection or the day changed since the run started"));
     }
     let work = cache.workdir(&key.id()).map_err(failure)?;
-    let made = migrate_and_store(state, wanted, cache, blocking, &work).await;
+    let made = migrate_and_store(state, wanted, cache, blocking, &work, progress).await;
     let _ = cache.remove_workdir(&work);
     made
 }
@@ -588,6 +589,7 @@ async fn migrate_and_store(
     cache: &Cache,
     blocking: &Blocking,
     work: &Path,
+    progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<cache::Stored, StepFailure> {
     let (key, selection) = (wanted.key.clone(), wanted.selection());
     let dir = work.join(&wanted.component);
@@ -611,10 +613,16 @@ async fn migrate_and_store(
     let set = migrations::MigrationSet::load(&wanted.migrations).map_err(failure)?;
     let url = format!("postgres://{}:{password}@127.0.0.1:{}/{}", key.user, pg.port(), key.database);
     let client = migrations::connect(&url).await.map_err(failure)?;
-    let applied =
-        migrations::up(&client, &set, &selection, &migrations::Options::default(), &mut |_| {}).await;
+    // A line per migration: teardown waits for a keeper as long as it keeps saying something.
+    let mut said = |e: migrations::Event| {
+        if let migrations::Event::Started { name, .. } = e {
+            progress(format!("applying {name}"));
+        }
+    };
+    let applied = migrations::up(&client, &set, &selection, &migrations::Options::default(), &mut said).await;
     client.explained(applied).await.map_err(failure)?;
     drop(client);
+    progress("storing the template".into());
     let (cache, meta) = (cache.clone(), cache::Meta::new(key, &state.id));
     blocking
         .run("keeping a template", move || {
