@@ -251,15 +251,17 @@ fn a_container_that_exits_is_diagnosed_and_its_log_kept() {
     assert_eq!(containers, Vec::<String>::new(), "the failed run's containers are removed");
 }
 
-/// The host port podman published for the running DataStorage container of a
-/// `workflowexecution` run, once it exists.
-fn datastorage_port() -> Option<u16> {
+/// The host port podman published for the running DataStorage container of the run under
+/// `state`, once it exists.
+fn datastorage_port(state: &Path) -> Option<u16> {
+    // Only this test's own run: its runs directory is in every resource's home label.
+    let home = std::fs::canonicalize(state.join("runs")).ok()?;
     let ports = podman(&[
         "ps",
         "--filter",
         "label=xtask.component=datastorage",
         "--filter",
-        "name=^xtask-workflowexecution-",
+        &format!("label=xtask.home={}", home.display()),
         "--format",
         "{{.Ports}}",
     ]);
@@ -316,6 +318,7 @@ fn seed_002_datastorage_starts_only_after_migrations_and_no_write_fails() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
+        let state = state.path().to_path_buf();
         std::thread::spawn(move || {
             let correlation = format!("seed-002-{}", std::process::id());
             let body = serde_json::json!([{
@@ -339,8 +342,12 @@ fn seed_002_datastorage_starts_only_after_migrations_and_no_write_fails() {
             .to_string();
             let (mut statuses, mut port) = (Vec::new(), None);
             let until = Instant::now() + Duration::from_secs(300);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
-                port = port.or_else(datastorage_port);
+            // Until told to stop, and then until one write was answered (a loaded machine may
+            // not have let this thread run since DataStorage came up).
+            while (!stop.load(std::sync::atomic::Ordering::Relaxed) || statuses.is_empty())
+                && Instant::now() < until
+            {
+                port = port.or_else(|| datastorage_port(&state));
                 if let Some(status) = port.and_then(|p| post_batch(p, &body)) {
                     statuses.push(status);
                 }

@@ -5,20 +5,36 @@ use crate::error::run_hint;
 use crate::parse::{Inspected, json_list, merge_logs};
 use crate::{ContainerSpec, ContainerState, Engine, Error};
 
+/// How many times [`Engine::run`] tries a container whose published port was taken first.
+pub const PORT_ATTEMPTS: usize = 3;
+
 impl Engine {
     /// Starts the container described by `spec`, detached, and returns its id.
     ///
     /// A `run` that fails after creating the container leaves it behind (status `created`):
     /// remove it by name with [`Engine::remove_container`].
+    ///
+    /// The engine chooses the host side of each published port itself, and another process can
+    /// take it before the container binds it ("address already in use", seen with two test
+    /// runs at once): the half-made container is removed and the run tried again, up to
+    /// [`PORT_ATTEMPTS`] times in all, each with ports chosen afresh.
     pub fn run(&self, spec: &ContainerSpec) -> Result<String, Error> {
         if let Some(reason) = spec.problem() {
             return Err(Error::InvalidSpec { name: spec.name.clone(), reason });
         }
         let argv = self.run_argv(spec);
-        let out = self.exec(&argv[1..], None)?;
-        if out.status.success() {
-            return Ok(out.stdout.trim().to_string());
-        }
+        let mut attempts = PORT_ATTEMPTS;
+        let out = loop {
+            let out = self.exec(&argv[1..], None)?;
+            if out.status.success() {
+                return Ok(out.stdout.trim().to_string());
+            }
+            attempts -= 1;
+            if attempts == 0 || spec.publish.is_empty() || !out.stderr.contains("address already in use") {
+                break out;
+            }
+            self.remove_container(&spec.name)?;
+        };
         let hint = run_hint(&out.stderr, &spec.image, || self.image_exists(&spec.image).ok());
         Err(Error::Run {
             name: spec.name.clone(),

@@ -43,6 +43,31 @@ static FAKES: LazyLock<Fakes> = LazyLock::new(|| {
              localhost: connection refused' >&2\nexit 125"
                 .to_string(),
         ),
+        // `run` loses its published port to another process once, then succeeds; every `run`
+        // and `rm` leaves a line in `portrace.log`.
+        (
+            "portrace",
+            format!(
+                "echo \"$1\" >> {0}/portrace.log\n\
+                 if [ \"$1\" = run ] && [ ! -e {0}/portrace.once ]; then : > {0}/portrace.once; \
+                 echo 'Error: cannot listen on the TCP port: listen tcp4 127.0.0.1:43559: bind: address already in use' >&2; \
+                 exit 126; fi\n\
+                 echo id",
+                record.display()
+            ),
+        ),
+        // `run` loses its published port every time.
+        (
+            "portbusy",
+            format!(
+                "echo \"$1\" >> {0}/portbusy.log\n\
+                 if [ \"$1\" = run ]; then \
+                 echo 'Error: cannot listen on the TCP port: listen tcp4 127.0.0.1:43559: bind: address already in use' >&2; \
+                 exit 126; fi\n\
+                 echo x",
+                record.display()
+            ),
+        ),
         // Records its arguments and stdin, then succeeds.
         (
             "recorder",
@@ -85,6 +110,22 @@ fn a_failed_command_names_its_argv_and_the_end_of_stderr() {
     let err = engine.create_network("xtask-net", &BTreeMap::from([("a".into(), "b c".into())])).unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err:?}");
     insta::assert_snapshot!(redacted(&err, &dir), @"`[fakes]/broken network create --label 'a=b c' xtask-net` failed (exit status: 125): Error: something is broken");
+}
+
+#[test]
+fn a_published_port_taken_first_is_tried_again_with_the_half_made_container_removed() {
+    let (engine, dir) = fake("portrace");
+    let mut spec = ContainerSpec::new("c", "img");
+    spec.publish = vec![5432];
+    assert_eq!(engine.run(&spec).unwrap(), "id");
+    let log = std::fs::read_to_string(dir.join("record/portrace.log")).unwrap();
+    assert_eq!(log, "run\nrm\nrun\n");
+
+    let (engine, dir) = fake("portbusy");
+    let e = engine.run(&spec).unwrap_err().to_string();
+    assert!(e.contains("address already in use"), "{e}");
+    let log = std::fs::read_to_string(dir.join("record/portbusy.log")).unwrap();
+    assert_eq!(log, "run\nrm\nrun\nrm\nrun\n", "three tries, then the error");
 }
 
 #[test]

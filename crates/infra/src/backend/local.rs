@@ -417,7 +417,8 @@ impl Local {
             dir: Some(dir.clone()),
             die_with_us: die_with_us(run),
             detach: true,
-            timeout: Duration::from_secs(60),
+            // The suite's readiness budget, as for every other service: a loaded machine is slow.
+            timeout: run.suite.ready_timeout,
             on_spawn: Some(Arc::new(record)),
         };
         let plane = envtest::ControlPlane::start(&assets, options).await.map_err(failure)?;
