@@ -145,15 +145,16 @@ mod tests {
     }
 
     #[test]
-    fn ports_chosen_together_are_distinct_and_free() {
+    fn ports_chosen_together_are_distinct() {
+        // Each was free when chosen (bound by us then); binding them again here would race
+        // every other process on the machine, the race `with_free_port` exists for (two test
+        // runs at once lost it), so it is not what is checked.
         let ports = free_ports(8).unwrap();
         let mut unique = ports.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 8, "{ports:?}");
-        for port in ports {
-            TcpListener::bind(("127.0.0.1", port)).unwrap();
-        }
+        assert!(ports.iter().all(|p| *p != 0), "{ports:?}");
     }
 
     #[test]
