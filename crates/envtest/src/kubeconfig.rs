@@ -35,6 +35,13 @@ pub fn render(name: &str, server: &str, ca: &Path, user: &str, auth: &Auth) -> S
     )
 }
 
+/// The administrator's kubeconfig of a control plane at `server` whose certificates
+/// [`crate::pki::make`] made in `pki` with [`crate::leaves`]: client pair `admin`, CA `ca.crt`.
+pub fn admin(name: &str, server: &str, pki: &Path) -> String {
+    let auth = Auth::ClientCert { cert: pki.join("admin.crt"), key: pki.join("admin.key") };
+    render(name, server, &pki.join("ca.crt"), "envtest-admin", &auth)
+}
+
 /// A client for the kubeconfig at `path`.
 pub async fn client(path: &Path) -> Result<kube::Client, crate::Error> {
     let bad = |e: &dyn std::fmt::Display| crate::Error::Kubeconfig {

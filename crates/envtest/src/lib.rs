@@ -267,17 +267,7 @@ impl ControlPlane {
         }
         procs::write_file(
             &self.kubeconfig(),
-            kubeconfig::render(
-                "envtest",
-                &self.url(),
-                &self.pki().join("ca.crt"),
-                "envtest-admin",
-                &kubeconfig::Auth::ClientCert {
-                    cert: self.pki().join("admin.crt"),
-                    key: self.pki().join("admin.key"),
-                },
-            )
-            .as_bytes(),
+            kubeconfig::admin("envtest", &self.url(), &self.pki()).as_bytes(),
             0o600,
         )?;
         let client = self.client().await?;

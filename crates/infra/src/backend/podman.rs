@@ -155,7 +155,7 @@ impl Backend for Podman {
         let mut planned = endpoint(&service.endpoint, host, inside, None);
         if let EndpointKind::KubeApi { inside: access, .. } = &mut planned.kind {
             *access = Some(KubeAccess {
-                server: format!("https://{component}:{}", service.port),
+                server: inside_server(component, service),
                 ca: "<the CA made when kube-api starts>".into(),
                 token: Secret::new("<DataStorage's token, requested when kube-api is ready>"),
             });
@@ -211,26 +211,11 @@ impl Backend for Podman {
                     format!("{tag} (unchanged, not rebuilt)")
                 });
             };
-            let engine = self.engine.clone();
-            let r = reference.clone();
-            let p = progress.clone();
-            let c = component.clone();
-            let summary = self
-                .blocking
-                .run("checking the image", move || {
-                    if engine.image_exists(&r).map_err(failure)? {
-                        return Ok(format!("{r} (present)"));
-                    }
-                    p.say(format!("pulling {r}"));
-                    engine.pull(&r).map_err(|e| {
-                        failure(format!(
-                            "{e}\nhint: name an image this machine has with `images: {{{c}: REF}}` in the suite file, `--image {c}=REF` or {}",
-                            crate::session::image_env(&c)
-                        ))
-                    })?;
-                    Ok(format!("{r} (pulled)"))
-                })
-                .await?;
+            let hint = format!(
+                "name an image this machine has with `images: {{{component}: REF}}` in the suite file, `--image {component}=REF` or {}",
+                crate::session::image_env(&component)
+            );
+            let summary = self.ensure_image(&reference, &progress, hint).await?;
             run.set_artifact(&component, Artifact::Image(reference));
             Ok(summary)
         })
@@ -380,6 +365,27 @@ impl Backend for Podman {
 }
 
 impl Podman {
+    /// Makes sure the engine has image `reference`, pulling it if not; a failed pull ends with
+    /// `hint: <hint>`. Says whether it was present or pulled.
+    async fn ensure_image(
+        &self,
+        reference: &str,
+        progress: &Progress,
+        hint: String,
+    ) -> Result<String, StepFailure> {
+        let (engine, r, p) = (self.engine.clone(), reference.to_string(), progress.clone());
+        self.blocking
+            .run("checking the image", move || {
+                if engine.image_exists(&r).map_err(failure)? {
+                    return Ok(format!("{r} (present)"));
+                }
+                p.say(format!("pulling {r}"));
+                engine.pull(&r).map_err(|e| failure(format!("{e}\nhint: {hint}")))?;
+                Ok(format!("{r} (pulled)"))
+            })
+            .await
+    }
+
     /// Runs etcd and kube-apiserver from their images on the run's network (the same flags as
     /// on this machine, certificates made here and mounted read-only), waits until the API is
     /// usable through its published port, then puts DataStorage's identity and its clients on
@@ -400,21 +406,11 @@ impl Podman {
         envtest::pki::make(&pki, "kube-api-ca", &envtest::leaves(&[component])).map_err(failure)?;
 
         let (etcd, apiserver) = kube_api_specs(run, component, service);
-        let (engine, image, p) = (self.engine.clone(), etcd.image.clone(), progress.clone());
-        self.blocking
-            .run("checking the etcd image", move || {
-                if !engine.image_exists(&image).map_err(failure)? {
-                    p.say(format!("pulling {image}"));
-                    engine.pull(&image).map_err(|e| {
-                        failure(format!(
-                            "{e}\nhint: name an etcd image this machine has with {}",
-                            crate::session::image_env(crate::components::ETCD_IMAGE_KEY)
-                        ))
-                    })?;
-                }
-                Ok(())
-            })
-            .await?;
+        let hint = format!(
+            "name an etcd image this machine has with {}",
+            crate::session::image_env(crate::components::ETCD_IMAGE_KEY)
+        );
+        self.ensure_image(&etcd.image, progress, hint).await?;
         progress.say(format!("starting containers {} and {}", etcd.name, apiserver.name));
         for s in [&etcd, &apiserver] {
             run.created(Resource::Container { component: component.into(), name: s.name.clone() })?;
@@ -431,23 +427,16 @@ impl Podman {
 
         let admin = dir.join("admin.kubeconfig");
         let server = format!("https://127.0.0.1:{host_port}");
-        let text = envtest::kubeconfig::render(
-            "kube-api",
-            &server,
-            &pki.join("ca.crt"),
-            "envtest-admin",
-            &envtest::kubeconfig::Auth::ClientCert {
-                cert: pki.join("admin.crt"),
-                key: pki.join("admin.key"),
-            },
-        );
+        let text = envtest::kubeconfig::admin("kube-api", &server, &pki);
         procs::write_file(&admin, text.as_bytes(), 0o600).map_err(failure)?;
         let client = envtest::kubeconfig::client(&admin).await.map_err(failure)?;
         progress.say("waiting for kube-apiserver");
-        let mut usable = container::ContainerProbe::new(self.engine.clone(), apiserver.name.clone()).until(
-            container::ContainerProbe::new(self.engine.clone(), etcd.name.clone())
-                .until(envtest::Usable::new(client.clone())),
-        );
+        // Both containers running, and then `ready` of the API itself.
+        let running = |ready: Box<dyn wait::Probe>| {
+            container::ContainerProbe::new(self.engine.clone(), apiserver.name.clone())
+                .until(container::ContainerProbe::new(self.engine.clone(), etcd.name.clone()).until(ready))
+        };
+        let mut usable = running(Box::new(envtest::Usable::new(client.clone())));
         let say = progress.clone();
         wait::Waiter::new(run.suite.ready_timeout)
             .on_progress(move |p| say.say(p.to_string()))
@@ -465,7 +454,7 @@ impl Podman {
                 namespace: namespace.clone(),
                 kubeconfig: None,
                 inside: Some(KubeAccess {
-                    server: format!("https://{component}:{}", service.port),
+                    server: inside_server(component, service),
                     ca,
                     token: Secret::new(token),
                 }),
@@ -474,10 +463,7 @@ impl Podman {
             host: Addr { host: "127.0.0.1".into(), port: host_port },
             inside: Addr { host: component.into(), port: service.port },
         };
-        let probe = container::ContainerProbe::new(self.engine.clone(), apiserver.name.clone()).until(
-            container::ContainerProbe::new(self.engine.clone(), etcd.name.clone())
-                .until(wait::TcpProbe::new(ep.host.to_string())),
-        );
+        let probe = running(Box::new(wait::TcpProbe::new(ep.host.to_string())));
         Ok(Started {
             endpoint: ep,
             probe: Box::new(probe),
@@ -522,6 +508,11 @@ fn kube_api_specs(run: &Run, component: &str, service: &Service) -> (ContainerSp
         ..spec(run, component, service)
     };
     (etcd, apiserver)
+}
+
+/// kube-api's address on the run's network, as DataStorage's container reaches it.
+fn inside_server(component: &str, service: &Service) -> String {
+    format!("https://{component}:{}", service.port)
 }
 
 /// Where kube-apiserver's container finds the certificates.
